@@ -1,0 +1,202 @@
+/**
+ * The EPP config schema. One schema, three users: `kvroute-epp serve --config`, the flags (which
+ * build the same object), and the cdk8s constructs that render the EPP ConfigMap.
+ * Only zod is imported, so the cdk8s app can depend on this module without the EPP runtime.
+ */
+import { z } from 'zod';
+import { EppPorts, HashAlgos, KvEventsTopic, RedisPasswordEnv } from './names.js';
+
+const isPowerOfTwo = (n: number): boolean => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+
+const port = z.number().int().min(1).max(65535);
+
+/** `ip:port` (IPv6 in brackets). */
+export const EndpointAddressSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]@,=]+):\d{1,5}$/, 'expected "ip:port" (IPv6 as "[addr]:port")');
+
+export const StaticEndpointSchema = z.object({
+  /** `ip:port` the gateway sends traffic to; also the pod id in the KV-event topic. */
+  address: EndpointAddressSchema,
+  /** Human-readable name (pod name). */
+  name: z.string().min(1),
+  /** `decode`, `prefill` or `both`. */
+  role: z.enum(['decode', 'prefill', 'both']).default('both'),
+  /** URL of the pod's vLLM `/metrics`; defaults to `http://<address>/metrics`. */
+  metricsUrl: z.string().url().optional(),
+});
+export type StaticEndpoint = z.infer<typeof StaticEndpointSchema>;
+
+export const DiscoverySchema = z.discriminatedUnion('mode', [
+  z.object({
+    mode: z.literal('static'),
+    endpoints: z.array(StaticEndpointSchema).default([]),
+  }),
+  z.object({
+    mode: z.literal('kubernetes'),
+    /** InferencePool (inference.networking.k8s.io/v1) to watch. */
+    poolName: z.string().min(1),
+    /** Namespace of the pool and its pods; defaults to the EPP's own namespace. */
+    poolNamespace: z.string().min(1).optional(),
+  }),
+]);
+
+export const EventsSchema = z.object({
+  /** `bind`: the EPP binds and vLLM connects (default). `connect`: the EPP connects to each discovered pod. */
+  mode: z.enum(['bind', 'connect']).default('bind'),
+  /** Bind address in `bind` mode. */
+  zmqBind: z.string().default(`tcp://*:${EppPorts.zmq}`),
+  /** Port vLLM binds its PUB socket on, in `connect` mode. */
+  podPublisherPort: port.default(EppPorts.zmq),
+  /** Port of the pod's replay (ROUTER) socket; unset = no replay, gaps mark the pod stale. */
+  podReplayPort: port.optional(),
+  /** ZMQ subscription prefix. */
+  topicFilter: z.string().default(KvEventsTopic.prefix),
+  /** Number of pods whose events are applied concurrently (per-pod order is always kept). */
+  concurrency: z.number().int().min(1).max(1024).default(8),
+});
+
+export const IndexSchema = z.discriminatedUnion('backend', [
+  z.object({
+    backend: z.literal('memory'),
+    /** Memory budget of the in-memory index in bytes; least recently used keys are evicted past it. */
+    memoryBudgetBytes: z.number().int().min(1 << 20).default(512 * 1024 * 1024),
+  }),
+  z.object({
+    backend: z.literal('redis'),
+    /** `redis://host:port[/db]` without a password; the password comes from `passwordEnv`. */
+    url: z.string().regex(/^rediss?:\/\/[^@\s]+$/, 'expected redis://host:port[/db] with no credentials in the URL'),
+    /** Environment variable holding the password (set from a Secret). */
+    passwordEnv: z.string().default(RedisPasswordEnv),
+    /** Key prefix, so several models or fleets can share one Redis. */
+    keyPrefix: z.string().default('kvroute:'),
+    /** Per-command timeout; past it a lookup counts as "no hits". */
+    commandTimeoutMs: z.number().int().min(1).default(50),
+  }),
+]);
+
+export const TokenizerSchema = z.object({
+  /** Directory with `tokenizer.json` (and `tokenizer_config.json` for the chat template). */
+  path: z.string().optional(),
+  /** Hugging Face repo to download from when `path` is unset (token from HF_TOKEN). */
+  hfRepo: z.string().optional(),
+  /** Cache directory for downloaded tokenizer files. */
+  cacheDir: z.string().default('/tmp/kvroute-tokenizers'),
+  /** Worker threads that tokenize off the event loop. */
+  workers: z.number().int().min(1).max(64).default(2),
+  /** Memory budget of the prefix store (text prefix → token ids) in bytes. */
+  prefixStoreBytes: z.number().int().min(0).default(64 * 1024 * 1024),
+});
+
+export const ScorerWeightsSchema = z.object({
+  /** Precise prefix-cache scorer (KV-event index). */
+  prefix: z.number().min(0).default(3),
+  /** Waiting-queue depth scorer. */
+  queue: z.number().min(0).default(2),
+  /** KV-cache utilization scorer. */
+  kvCacheUtilization: z.number().min(0).default(2),
+  /** The EPP's own in-flight requests per pod. */
+  activeRequests: z.number().min(0).default(1),
+  /** Session affinity (`x-session-id`). */
+  sessionAffinity: z.number().min(0).default(0),
+});
+
+export const SchedulingSchema = z.object({
+  weights: ScorerWeightsSchema.default({}),
+  /** Device-tier weights for the prefix scorer. */
+  tierWeights: z.record(z.string(), z.number().min(0)).default({ gpu: 1.0, cpu: 0.8 }),
+  /** Metrics scrape interval per pod. */
+  scrapeIntervalMs: z.number().int().min(5).default(50),
+  /** Scrape timeout. */
+  scrapeTimeoutMs: z.number().int().min(1).default(200),
+  /** Metrics older than this are treated as unknown, not as zero load. */
+  metricsStalenessMs: z.number().int().min(1).default(500),
+  /** P/D disaggregation: prefill profile when the uncached suffix exceeds the threshold. */
+  pd: z
+    .object({
+      enabled: z.boolean().default(false),
+      nonCachedTokensThreshold: z.number().int().min(0).default(256),
+    })
+    .default({}),
+});
+
+export const ServerSchema = z.object({
+  grpcPort: port.default(EppPorts.grpc),
+  healthPort: port.default(EppPorts.grpcHealth),
+  httpPort: port.default(EppPorts.http),
+  /** Bind host for all listeners. */
+  host: z.string().default('0.0.0.0'),
+  /** TLS on the ext_proc port: off, self-signed, or a given certificate. */
+  tls: z
+    .discriminatedUnion('mode', [
+      z.object({ mode: z.literal('off') }),
+      z.object({ mode: z.literal('self-signed') }),
+      z.object({ mode: z.literal('files'), certFile: z.string(), keyFile: z.string() }),
+    ])
+    .default({ mode: 'off' }),
+  /** Largest request body accepted (413 beyond). */
+  maxBodyBytes: z.number().int().min(1024).default(8 * 1024 * 1024),
+});
+
+export const EppConfigSchema = z
+  .object({
+    apiVersion: z.literal('kvroute.dev/v1alpha1').default('kvroute.dev/v1alpha1'),
+    kind: z.literal('EppConfig').default('EppConfig'),
+    /** Served model name (vLLM `--served-model-name`). */
+    model: z.string().min(1, 'model must be the served model name, e.g. "meta-llama/Llama-3.2-1B"'),
+    /** vLLM `--block-size`: tokens per KV block. */
+    blockSize: z
+      .number()
+      .int()
+      .refine(isPowerOfTwo, (v) => ({ message: `blockSize ${v} is not a power of two; use vLLM's --block-size (e.g. 16)` }))
+      .default(16),
+    /** vLLM `--prefix-caching-hash-algo`. */
+    hashAlgo: z.enum(HashAlgos).default('sha256_cbor'),
+    /** vLLM's PYTHONHASHSEED (a string, used verbatim). */
+    hashSeed: z.string().default('42'),
+    server: ServerSchema.default({}),
+    discovery: DiscoverySchema.default({ mode: 'static', endpoints: [] }),
+    events: EventsSchema.default({}),
+    index: IndexSchema.default({ backend: 'memory' }),
+    tokenizer: TokenizerSchema.default({}),
+    scheduling: SchedulingSchema.default({}),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+  })
+  .strict();
+
+/** A fully defaulted EPP config. */
+export type EppConfig = z.infer<typeof EppConfigSchema>;
+/** What a user may write (defaults optional). */
+export type EppConfigInput = z.input<typeof EppConfigSchema>;
+
+/** Thrown for an invalid config; the message lists every problem with its path and value. */
+export class EppConfigError extends Error {
+  constructor(
+    message: string,
+    readonly issues: readonly string[],
+  ) {
+    super(message);
+    this.name = 'EppConfigError';
+  }
+}
+
+function valueAt(input: unknown, path: readonly (string | number)[]): unknown {
+  let cur: unknown = input;
+  for (const k of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string | number, unknown>)[k];
+  }
+  return cur;
+}
+
+/** Parse and default an EPP config; throws EppConfigError naming field, value and fix. */
+export function parseEppConfig(input: unknown, source = 'EPP config'): EppConfig {
+  const r = EppConfigSchema.safeParse(input);
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => {
+    const path = i.path.join('.') || '(root)';
+    const v = valueAt(input, i.path);
+    return `${path}: ${i.message} (got ${v === undefined ? 'nothing' : JSON.stringify(v)})`;
+  });
+  throw new EppConfigError(`${source} is invalid:\n  - ${issues.join('\n  - ')}`, issues);
+}

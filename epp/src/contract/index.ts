@@ -1,0 +1,3 @@
+/** The contract shared by the EPP and the cdk8s constructs: names, ports and the config schema. */
+export * from './names.js';
+export * from './config.js';

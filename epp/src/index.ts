@@ -1,0 +1,2 @@
+/** Public entry of the EPP package. */
+export * from './contract/index.js';
