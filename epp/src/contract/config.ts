@@ -13,7 +13,7 @@ const port = z.number().int().min(1).max(65535);
 /** `ip:port` (IPv6 in brackets). */
 export const EndpointAddressSchema = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:\[\]@,=]+):\d{1,5}$/, 'expected "ip:port" (IPv6 as "[addr]:port")');
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]@,=]+):\d{1,5}$/, 'expected "ip:port" (IPv6 as "[addr]:port")');
 
 export const StaticEndpointSchema = z.object({
   /** `ip:port` the gateway sends traffic to; also the pod id in the KV-event topic. */
