@@ -37,6 +37,23 @@ export interface TokenProcessor {
    * `parent` continues a chain (write path); without it the chain starts at the seed root.
    */
   blockKeys(tokens: ArrayLike<number>, extra?: BlockExtraKeys, parent?: ChainState): BlockKey[];
+  /** Like blockKeys, and also the chain state after the last full block (to continue hashing). */
+  blockChain(tokens: ArrayLike<number>, extra?: BlockExtraKeys, parent?: ChainState): { keys: BlockKey[]; last: ChainState };
+  /**
+   * Chain state whose parent is the 64-bit `key`: possible for the 64-bit chains (`fast`,
+   * `sha256_cbor_64bit`); undefined for `sha256_cbor`, whose 32-byte parent a u64 cannot restore.
+   */
+  chainFromKey(key: BlockKey): ChainState | undefined;
+}
+
+/** Options of `createTokenProcessor` (in `token-processor.ts`). */
+export interface TokenProcessorOptions {
+  readonly algo: KeyAlgo;
+  readonly blockSize: number;
+  /** PYTHONHASHSEED for the vLLM modes; any string for `fast`. */
+  readonly hashSeed: string;
+  /** For `fast` request keys: the model name folded into the root, so models never share keys. */
+  readonly model?: string;
 }
 
 /** Opaque chain position, so a caller can continue hashing after a known block. */
