@@ -1,0 +1,353 @@
+/**
+ * The deployment config: one typed, validated object that drives the whole chart.
+ *
+ * `main.ts` builds it from a YAML file (`KVROUTE_CONFIG`) or from the defaults, which reproduce the
+ * seed deployment (meta-llama/Llama-3.2-1B in namespace llm-d, 3 decode + 2 prefill pods, block
+ * size 16, hash algorithm sha256_cbor, PYTHONHASHSEED "42"). Constructs never read files or the
+ * environment: they get this object (or parts of it) as props.
+ */
+import { readFileSync } from 'node:fs';
+import { HashAlgos } from '@kvroute/epp/contract';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { eppPackageVersion } from './epp-version.js';
+
+const isPowerOfTwo = (n: number): boolean => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+
+/** RFC 1123 label: lower-case alphanumerics and '-', at most 63 characters. */
+const dnsLabel = z
+  .string()
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be an RFC 1123 label (lower-case letters, digits, "-"; e.g. "llm-d")');
+
+/** A Kubernetes resource quantity such as "500m", "4", "16Gi". */
+const quantity = z
+  .string()
+  .regex(/^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$/, 'must be a Kubernetes quantity such as "500m", "2", "512Mi" or "16Gi"');
+
+const image = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._\-/:]*(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})$/, 'must be "registry/repository:tag" or "...@sha256:<digest>" (pin a tag)');
+
+const ResourcesSchema = z.object({
+  cpu: quantity,
+  memory: quantity,
+});
+
+const SecretKeyRefSchema = z.object({
+  /** Secret name (created outside this repo: values never enter dist/). */
+  name: dnsLabel.or(z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Secret name')),
+  /** Key inside the Secret. */
+  key: z.string().min(1),
+});
+
+const TolerationSchema = z.object({
+  key: z.string().min(1),
+  operator: z.enum(['Exists', 'Equal']).default('Exists'),
+  value: z.string().optional(),
+  effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).default('NoSchedule'),
+});
+
+const AcceleratorSchema = z.object({
+  /** Extended resource requested (requests = limits). */
+  resourceName: z.string().min(1).default('nvidia.com/gpu'),
+  /** Node label key the pods require (node affinity). */
+  nodeLabelKey: z.string().min(1).default('nvidia.com/gpu.present'),
+  /** Accepted values of `nodeLabelKey`. */
+  nodeLabelValues: z.array(z.string().min(1)).min(1).default(['true']),
+  /** Tolerations for the GPU node taints. */
+  tolerations: z.array(TolerationSchema).default([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]),
+});
+
+const ModelCacheSchema = z.discriminatedUnion('type', [
+  z.object({
+    /** A per-pod emptyDir (model downloaded at every start). */
+    type: z.literal('emptyDir'),
+    sizeLimit: quantity.default('50Gi'),
+  }),
+  z.object({
+    /** An existing PersistentVolumeClaim (ReadWriteMany/ReadOnlyMany for several pods). */
+    type: z.literal('pvc'),
+    claimName: dnsLabel,
+  }),
+]);
+
+const ModelSchema = z.object({
+  /** Hugging Face repo id; also vLLM's `--served-model-name` and the OpenAI `model` field. */
+  name: z.string().default('meta-llama/Llama-3.2-1B'),
+  /** vLLM `--max-model-len`. */
+  maxModelLen: z.number().int().min(16).default(8192),
+  /** vLLM `--max-num-seqs`. */
+  maxNumSeqs: z.number().int().min(1).default(256),
+  /** vLLM `--gpu-memory-utilization` in (0, 1]. */
+  gpuMemoryUtilization: z.number().gt(0).max(1).default(0.9),
+  /** vLLM `--tensor-parallel-size`; must equal the GPUs per pod. */
+  tensorParallelSize: z.number().int().min(1).default(1),
+  /** Secret holding the Hugging Face token (referenced, never copied). */
+  hfTokenSecret: SecretKeyRefSchema.default({ name: 'llm-d-hf-token', key: 'HF_TOKEN' }),
+  /** Where model weights are cached inside the pod. */
+  cache: ModelCacheSchema.default({ type: 'emptyDir', sizeLimit: '50Gi' }),
+  /** Extra vLLM flags appended verbatim. */
+  extraArgs: z.array(z.string()).default([]),
+});
+
+const KvCacheSchema = z.object({
+  /** vLLM `--block-size` = EPP `blockSize` (tokens per KV block, power of two). */
+  blockSize: z.number().int().default(16),
+  /** vLLM `--prefix-caching-hash-algo` = EPP `hashAlgo`. */
+  hashAlgo: z.enum(HashAlgos).default('sha256_cbor'),
+  /** vLLM PYTHONHASHSEED = EPP `hashSeed`. */
+  hashSeed: z.string().min(1).default('42'),
+});
+
+const ServerPoolSchema = (replicas: number) =>
+  z.object({
+    replicas: z.number().int().min(0).default(replicas),
+    /** GPUs per pod (requests = limits); must equal model.tensorParallelSize. */
+    gpusPerPod: z.number().int().min(1).default(1),
+    /** CPU / memory requests (= limits for memory). */
+    resources: ResourcesSchema.default({ cpu: '4', memory: '16Gi' }),
+    /** /dev/shm size (NCCL, tensor parallelism). */
+    shmSize: quantity.default('2Gi'),
+  });
+
+const ImagesSchema = z.object({
+  vllm: image.default('vllm/vllm-openai:v0.11.0'),
+  routingSidecar: image.default('ghcr.io/llm-d/llm-d-routing-sidecar:v0.3.0'),
+  /** Defaults to the EPP package version (epp/package.json). */
+  epp: image.default(`ghcr.io/kvroute/kvroute-epp:${eppPackageVersion()}`),
+  redis: image.default('redis:7.4.2-alpine'),
+});
+
+const GatewaySchema = z.object({
+  /**
+   * `inferencepool`: HTTPRoute → InferencePool, Istio programs ext_proc natively.
+   * `envoyfilter`: explicit Istio EnvoyFilter (ext_proc + ORIGINAL_DST cluster) and an HTTPRoute.
+   */
+  mode: z.enum(['inferencepool', 'envoyfilter']).default('inferencepool'),
+  /** Gateway name (parentRef of the HTTPRoute, EnvoyFilter target). */
+  name: dnsLabel.default('kvroute-gateway'),
+  /** Emit the Gateway itself (false: it exists already). */
+  create: z.boolean().default(true),
+  /** GatewayClass of the emitted Gateway. */
+  className: z.string().min(1).default('istio'),
+  /** Listener port of the emitted Gateway. */
+  listenerPort: z.number().int().min(1).max(65535).default(80),
+  /** HTTPRoute hostnames (empty: any). */
+  hostnames: z.array(z.string().min(1)).default([]),
+  /** Path prefix routed to the model. */
+  pathPrefix: z.string().startsWith('/').default('/v1'),
+  /** ext_proc request/response body mode (EnvoyFilter mode). NONE is not allowed: the EPP needs the body. */
+  bodyMode: z.enum(['FULL_DUPLEX_STREAMED', 'BUFFERED']).default('FULL_DUPLEX_STREAMED'),
+  /** What the gateway does when the EPP is unreachable. */
+  failureMode: z.enum(['FailOpen', 'FailClose']).default('FailOpen'),
+  /** Labels of the gateway pods (NetworkPolicy source for EPP 9002); Istio labels them with the Gateway name. */
+  podLabels: z.record(z.string(), z.string()).optional(),
+  /** Namespace the gateway pods run in (NetworkPolicy); defaults to the deployment namespace. */
+  podNamespace: dnsLabel.optional(),
+});
+
+const EppSchema = z.object({
+  replicas: z.number().int().min(1).default(1),
+  /**
+   * `bind`: the EPP binds ZMQ 5557 and every vLLM pod connects to the EPP Service (one replica per pod).
+   * `connect`: each vLLM pod binds, every EPP replica connects to every pod (discovery mode).
+   */
+  eventsMode: z.enum(['bind', 'connect']).default('bind'),
+  resources: ResourcesSchema.default({ cpu: '2', memory: '2Gi' }),
+  /** In-memory index budget in MiB (memory backend). */
+  indexMemoryMiB: z.number().int().min(1).default(512),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+});
+
+const RedisSchema = z.object({
+  enabled: z.boolean().default(false),
+  /** Secret holding the Redis password (created outside this repo). */
+  passwordSecret: SecretKeyRefSchema.default({ name: 'kvroute-redis', key: 'password' }),
+  resources: ResourcesSchema.default({ cpu: '500m', memory: '1Gi' }),
+  /** Redis maxmemory in MiB (allkeys-lru beyond). */
+  maxMemoryMiB: z.number().int().min(16).default(768),
+});
+
+const MonitoringSchema = z.object({
+  /** Emit PodMonitors/ServiceMonitors (needs the prometheus-operator CRDs). */
+  enabled: z.boolean().default(true),
+  /** Labels the Prometheus instance selects monitors by. */
+  monitorLabels: z.record(z.string(), z.string()).default({ release: 'prometheus' }),
+  /** Namespace Prometheus runs in (NetworkPolicy source for metrics ports). */
+  prometheusNamespace: dnsLabel.default('monitoring'),
+  /** Emit the Grafana dashboard ConfigMap. */
+  dashboard: z.boolean().default(true),
+});
+
+const ArgoCdSchema = z.object({
+  enabled: z.boolean().default(true),
+  /** Git repository holding dist/. */
+  repoURL: z.string().min(1).default('https://github.com/kvroute/kvroute.git'),
+  /** Branch, tag or commit. */
+  targetRevision: z.string().min(1).default('main'),
+  /** Path of the synthesized manifests in the repo. */
+  path: z.string().min(1).default('dist'),
+  /** Namespace of Argo CD. */
+  namespace: dnsLabel.default('argocd'),
+  /** Argo CD project. */
+  project: z.string().min(1).default('default'),
+  /** Automated sync with prune and self-heal. */
+  automated: z.boolean().default(true),
+});
+
+export const DeploymentConfigSchema = z
+  .object({
+    /** Base of every object name (`<name>-epp`, `<name>-decode`, ...). */
+    name: dnsLabel.default('kvroute'),
+    namespace: dnsLabel.default('llm-d'),
+    model: ModelSchema.default({}),
+    kvCache: KvCacheSchema.default({}),
+    /** `deployments` (plain Deployments) or `modelservice` (one llm-d ModelService CR; operator deprecated upstream). */
+    workloadMode: z.enum(['deployments', 'modelservice']).default('deployments'),
+    decode: ServerPoolSchema(3).default({ replicas: 3 }),
+    prefill: ServerPoolSchema(2).default({ replicas: 2 }),
+    /** Prefill/decode disaggregation (NIXL, routing sidecar). */
+    pd: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Uncached prompt tokens above which a request is prefilled remotely. */
+        nonCachedTokensThreshold: z.number().int().min(0).default(256),
+      })
+      .default({}),
+    accelerator: AcceleratorSchema.default({}),
+    images: ImagesSchema.default({}),
+    gateway: GatewaySchema.default({}),
+    epp: EppSchema.default({}),
+    redis: RedisSchema.default({}),
+    monitoring: MonitoringSchema.default({}),
+    argocd: ArgoCdSchema.default({}),
+  })
+  .strict();
+
+/** A fully defaulted deployment config. */
+export type DeploymentConfig = z.infer<typeof DeploymentConfigSchema>;
+/** What a user writes (every field optional). */
+export type DeploymentConfigInput = z.input<typeof DeploymentConfigSchema>;
+
+/** Thrown for an invalid deployment config; `issues` lists each problem as "path: message (got value)". */
+export class DeploymentConfigError extends Error {
+  constructor(
+    message: string,
+    readonly issues: readonly string[],
+  ) {
+    super(message);
+    this.name = 'DeploymentConfigError';
+  }
+}
+
+interface Problem {
+  path: string;
+  value: unknown;
+  message: string;
+}
+
+/** Cross-field rules the schema alone cannot express. Each names the field, its value and the fix. */
+function crossFieldProblems(c: DeploymentConfig): Problem[] {
+  const p: Problem[] = [];
+  if (c.model.name.trim() === '') {
+    p.push({ path: 'model.name', value: c.model.name, message: 'model name is empty; set the Hugging Face repo id, e.g. "meta-llama/Llama-3.2-1B"' });
+  }
+  if (!isPowerOfTwo(c.kvCache.blockSize)) {
+    p.push({
+      path: 'kvCache.blockSize',
+      value: c.kvCache.blockSize,
+      message: 'block size must be a power of two (vLLM --block-size); use 16, 32 or 64',
+    });
+  }
+  if (c.decode.replicas < 1) {
+    p.push({ path: 'decode.replicas', value: c.decode.replicas, message: 'at least one decode pod is needed to serve traffic; set decode.replicas to 1 or more' });
+  }
+  if (c.pd.enabled && c.prefill.replicas < 1) {
+    p.push({
+      path: 'prefill.replicas',
+      value: c.prefill.replicas,
+      message: 'P/D disaggregation is on (pd.enabled: true) but there are no prefill pods; set prefill.replicas ≥ 1 or pd.enabled: false',
+    });
+  }
+  for (const role of ['decode', 'prefill'] as const) {
+    if (role === 'prefill' && !c.pd.enabled) continue;
+    if (c[role].gpusPerPod !== c.model.tensorParallelSize) {
+      p.push({
+        path: `${role}.gpusPerPod`,
+        value: c[role].gpusPerPod,
+        message: `GPUs per pod must equal model.tensorParallelSize (${c.model.tensorParallelSize}): vLLM shards the model over exactly that many GPUs; set ${role}.gpusPerPod: ${c.model.tensorParallelSize} or model.tensorParallelSize: ${c[role].gpusPerPod}`,
+      });
+    }
+  }
+  if (c.epp.replicas > 1 && !c.redis.enabled && c.epp.eventsMode === 'bind') {
+    p.push({
+      path: 'epp.replicas',
+      value: c.epp.replicas,
+      message:
+        'several EPP replicas with the in-memory index and eventsMode "bind" would each see the KV events of only some pods; set redis.enabled: true (shared index), or epp.eventsMode: "connect" (every replica subscribes to every pod), or epp.replicas: 1',
+    });
+  }
+  if (c.model.cache.type === 'pvc' && c.workloadMode === 'modelservice') {
+    p.push({
+      path: 'model.cache.type',
+      value: c.model.cache.type,
+      message: 'the ModelService CRD has no volumes field, so a PVC model cache cannot be expressed; use model.cache.type: "emptyDir" or workloadMode: "deployments"',
+    });
+  }
+  if (c.workloadMode === 'modelservice' && c.model.extraArgs.some((a) => a.includes('{{'))) {
+    p.push({ path: 'model.extraArgs', value: c.model.extraArgs, message: 'ModelService treats "{{" as a template; remove template markers from model.extraArgs' });
+  }
+  return p;
+}
+
+function valueAt(input: unknown, path: readonly (string | number)[]): unknown {
+  let cur: unknown = input;
+  for (const k of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string | number, unknown>)[k];
+  }
+  return cur;
+}
+
+const show = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v));
+
+/**
+ * Parse, default and cross-check a deployment config.
+ * @param source what the input came from (file name), used in the error message
+ * @throws DeploymentConfigError naming every bad field with its value and the fix
+ */
+export function parseDeploymentConfig(input: unknown, source = 'deployment config'): DeploymentConfig {
+  const r = DeploymentConfigSchema.safeParse(input ?? {});
+  let issues: string[];
+  if (r.success) {
+    issues = crossFieldProblems(r.data).map((q) => `${q.path}: ${q.message} (got ${show(q.value)})`);
+    if (issues.length === 0) return r.data;
+  } else {
+    issues = r.error.issues.map((i) => {
+      const path = i.path.join('.') || '(root)';
+      const extra = i.code === 'unrecognized_keys' ? `; remove ${i.keys.map((k) => JSON.stringify(k)).join(', ')} or fix the spelling` : '';
+      return `${path}: ${i.message}${extra} (got ${show(valueAt(input, i.path))})`;
+    });
+  }
+  throw new DeploymentConfigError(`${source} is invalid:\n  - ${issues.join('\n  - ')}`, issues);
+}
+
+/** Read a YAML deployment config file and validate it with {@link parseDeploymentConfig}. */
+export function loadDeploymentConfig(file: string): DeploymentConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new DeploymentConfigError(`cannot read deployment config ${file}: ${(e as Error).message}; check the KVROUTE_CONFIG path`, [
+      `(file): cannot read ${file}`,
+    ]);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new DeploymentConfigError(`${file} is not valid YAML: ${(e as Error).message}`, [`(file): YAML syntax error`]);
+  }
+  return parseDeploymentConfig(doc, file);
+}
