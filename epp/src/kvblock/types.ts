@@ -19,6 +19,12 @@ export interface PodEntry {
 export interface BlockExtraKeys {
   /** LoRA adapter name; part of every block's preimage. */
   readonly loraName?: string;
+  /**
+   * LoRA adapter integer id (vLLM `lora_int_id`), which vLLM hashed instead of the name before
+   * PR #27211 (~v0.11.1): required for LoRA blocks in `sha256_cbor_64bit`; used by the other
+   * modes only when `loraName` is unset.
+   */
+  readonly loraId?: number;
   /** `cache_salt`; part of block 0's preimage only. */
   readonly cacheSalt?: string;
   /** Multimodal inputs: identifier and token offset range [start, start+length). */

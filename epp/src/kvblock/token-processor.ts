@@ -1,0 +1,436 @@
+/**
+ * Block keys: token ids → one 64-bit key per full block, chained from a seed root.
+ *
+ * Modes (vllm-kv-spec.md §1):
+ * - `sha256_cbor` — vLLM ≥ 0.10.2. NONE_HASH = sha256(CBOR text(PYTHONHASHSEED)); block i =
+ *   sha256(canonical CBOR [parent 32-byte bstr, [tokens], extra keys | null]); the key is the
+ *   event value: digest bytes 24..31 read big-endian (`VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES=1`).
+ * - `sha256_cbor_64bit` — vLLM 0.10.0–0.10.1.x. The chain itself is the u64 low 64 bits of each
+ *   digest: NONE_HASH = low64(sha256(CBOR text(seed))), parent is a CBOR uint, and a parent of 0
+ *   (falsy in Python) is replaced by NONE_HASH as vLLM did.
+ * - `fast` — the index's own request keys: XXH64 over [parent u64 LE ‖ tokens u32 LE ‖
+ *   XXH64(CBOR extra keys) when the block has extra keys], root = XXH64(CBOR ["kvroute-fast-v1",
+ *   hashSeed, model | null]), so different seeds or models never share keys.
+ *
+ *   Why XXH64: `npx tsx bench/keys.bench.ts` hashes the same 2,000-token prompt (125 blocks of 16)
+ *   with both candidates implemented in 32-bit limbs (hash-fast.ts):
+ *   FAST_DECISION_PLACEHOLDER
+ *   Both are non-cryptographic; XXH64 also mixes far better than FNV-1a (full avalanche), which
+ *   matters because consecutive blocks differ only in a few token bytes.
+ *
+ * Extra keys (vLLM `generate_block_hash_extra_keys`, spec §1.6), in this order:
+ *   LoRA (`loraName`, or `loraId` where vLLM used `lora_int_id`), then every multimodal item that
+ *   overlaps the block as `[identifier, offset - blockStart]` (negative when the item began in an
+ *   earlier block; `sha256_cbor_64bit` uses the identifier alone, as vLLM 0.10 did), then
+ *   `cacheSalt` on block 0 of the request only. No key → CBOR null.
+ *
+ * With a `parent` chain state the tokens continue an earlier sequence: block and multimodal
+ * offsets are relative to `tokens[0]`, and `cacheSalt` is not applied (block 0 came before).
+ */
+import { createHash } from 'node:crypto';
+import { CborWriter, encodeCanonical } from './cbor.js';
+import { toBigInt, u64Out, xxh64 } from './hash-fast.js';
+import type { BlockExtraKeys, BlockKey, ChainState, KeyAlgo, TokenProcessor, TokenProcessorOptions } from './types.js';
+
+/** Key algorithms accepted by `createTokenProcessor`. */
+export const KEY_ALGOS: readonly KeyAlgo[] = ['sha256_cbor', 'sha256_cbor_64bit', 'fast'];
+
+/** Largest block size accepted (vLLM block sizes are 1..256 in practice). */
+export const MAX_BLOCK_SIZE = 1 << 20;
+
+const MAX_TOKEN_ID = 0xffffffff;
+const UTF8 = new TextEncoder();
+
+/** Bad options, tokens or extra keys. `field` names the input that was wrong. */
+export class TokenProcessorError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+    this.name = 'TokenProcessorError';
+  }
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  return String(v);
+}
+
+function validateOptions(opts: TokenProcessorOptions): void {
+  if (opts === null || typeof opts !== 'object') {
+    throw new TokenProcessorError('options', `${show(opts)} is not an object; pass { algo, blockSize, hashSeed }`);
+  }
+  if (!KEY_ALGOS.includes(opts.algo)) {
+    throw new TokenProcessorError('algo', `${show(opts.algo)} is not a key algorithm; use one of ${KEY_ALGOS.join(', ')}`);
+  }
+  const bs = opts.blockSize;
+  if (typeof bs !== 'number' || !Number.isInteger(bs) || bs < 1 || bs > MAX_BLOCK_SIZE || (bs & (bs - 1)) !== 0) {
+    throw new TokenProcessorError(
+      'blockSize',
+      `${show(bs)} is not a power of two in [1, ${MAX_BLOCK_SIZE}]; use the block size of the vLLM pods (vLLM's default is 16)`,
+    );
+  }
+  if (typeof opts.hashSeed !== 'string') {
+    throw new TokenProcessorError(
+      'hashSeed',
+      `${show(opts.hashSeed)} is not a string; pass the PYTHONHASHSEED value of the vLLM pods as a string, e.g. "42"`,
+    );
+  }
+  if (opts.model !== undefined && typeof opts.model !== 'string') {
+    throw new TokenProcessorError('model', `${show(opts.model)} is not a string; pass the served model name or leave it undefined`);
+  }
+}
+
+interface MmItem {
+  readonly id: Uint8Array;
+  readonly offset: number;
+  readonly end: number;
+}
+
+/** Extra keys validated and pre-encoded once per call. */
+interface PreparedExtra {
+  readonly lora: number | Uint8Array | undefined;
+  readonly salt: Uint8Array | undefined;
+  readonly mm: readonly MmItem[];
+}
+
+function prepareExtra(algo: KeyAlgo, extra: BlockExtraKeys | undefined): PreparedExtra | undefined {
+  if (extra === undefined || extra === null) return undefined;
+  if (typeof extra !== 'object') {
+    throw new TokenProcessorError('extra', `${show(extra)} is not an object; pass { loraName?, cacheSalt?, mmInputs? } or undefined`);
+  }
+  const { loraName, loraId, cacheSalt, mmInputs } = extra;
+  if (loraName !== undefined && typeof loraName !== 'string') {
+    throw new TokenProcessorError('extra.loraName', `${show(loraName)} is not a string; pass the LoRA adapter name (vLLM lora_name)`);
+  }
+  if (loraId !== undefined && (!Number.isSafeInteger(loraId) || loraId < 0)) {
+    throw new TokenProcessorError('extra.loraId', `${show(loraId)} is not a non-negative integer; pass vLLM's lora_int_id`);
+  }
+  if (cacheSalt !== undefined && typeof cacheSalt !== 'string') {
+    throw new TokenProcessorError('extra.cacheSalt', `${show(cacheSalt)} is not a string; pass the request's cache_salt`);
+  }
+  let lora: number | Uint8Array | undefined;
+  if (algo === 'sha256_cbor_64bit') {
+    if (loraName !== undefined && loraId === undefined) {
+      throw new TokenProcessorError(
+        'extra.loraName',
+        `${show(loraName)} cannot key a sha256_cbor_64bit block: vLLM 0.10.0–0.10.1 hashed the adapter's integer lora_int_id; pass extra.loraId (CLI --lora-id)`,
+      );
+    }
+    lora = loraId;
+  } else {
+    lora = loraName !== undefined ? UTF8.encode(loraName) : loraId;
+  }
+  const mm: MmItem[] = [];
+  if (mmInputs !== undefined) {
+    if (!Array.isArray(mmInputs)) {
+      throw new TokenProcessorError('extra.mmInputs', `${show(mmInputs)} is not an array; pass [{ identifier, offset, length }, ...]`);
+    }
+    mmInputs.forEach((item, i) => {
+      const where = `extra.mmInputs[${i}]`;
+      if (item === null || typeof item !== 'object') {
+        throw new TokenProcessorError(where, `${show(item)} is not an object; pass { identifier, offset, length }`);
+      }
+      if (typeof item.identifier !== 'string') {
+        throw new TokenProcessorError(`${where}.identifier`, `${show(item.identifier)} is not a string; pass the mm hash (vLLM MultiModalFeatureSpec.identifier)`);
+      }
+      if (!Number.isSafeInteger(item.offset)) {
+        throw new TokenProcessorError(`${where}.offset`, `${show(item.offset)} is not an integer; pass the index of the item's first placeholder token`);
+      }
+      if (!Number.isSafeInteger(item.length) || item.length < 1) {
+        throw new TokenProcessorError(`${where}.length`, `${show(item.length)} is not a positive integer; pass the number of placeholder tokens of the item`);
+      }
+      mm.push({ id: UTF8.encode(item.identifier), offset: item.offset, end: item.offset + item.length });
+    });
+    // vLLM walks the items in placeholder order (its mm_features are sorted by offset).
+    mm.sort((a, b) => a.offset - b.offset);
+  }
+  const salt = cacheSalt !== undefined && cacheSalt !== '' ? UTF8.encode(cacheSalt) : undefined; // Python: `and request.cache_salt`
+  if (lora === undefined && salt === undefined && mm.length === 0) return undefined;
+  return { lora, salt, mm };
+}
+
+/**
+ * Writes the extra keys of block [start, end) (or null) and returns whether any key was written.
+ * `first` is true for the request's block 0.
+ */
+function writeExtra(w: CborWriter, algo: KeyAlgo, ex: PreparedExtra | undefined, start: number, end: number, first: boolean): boolean {
+  if (ex === undefined) {
+    w.null();
+    return false;
+  }
+  // MM items overlapping [start, end); they are sorted by offset, so stop at the first one past the block.
+  let mmCount = 0;
+  for (let j = 0; j < ex.mm.length && ex.mm[j].offset < end; j++) if (ex.mm[j].end > start) mmCount++;
+  const withSalt = first && ex.salt !== undefined;
+  const n = (ex.lora !== undefined ? 1 : 0) + mmCount + (withSalt ? 1 : 0);
+  if (n === 0) {
+    w.null();
+    return false;
+  }
+  w.array(n);
+  if (ex.lora !== undefined) {
+    if (typeof ex.lora === 'number') w.uint(ex.lora);
+    else w.utf8(ex.lora);
+  }
+  for (let j = 0; mmCount > 0 && j < ex.mm.length && ex.mm[j].offset < end; j++) {
+    const it = ex.mm[j];
+    if (it.end <= start) continue;
+    if (algo === 'sha256_cbor_64bit') w.utf8(it.id);
+    else w.array(2).utf8(it.id).int(it.offset - start);
+  }
+  if (withSalt) w.utf8(ex.salt as Uint8Array);
+  return true;
+}
+
+function checkTokens(tokens: ArrayLike<number>, n: number): void {
+  if (tokens === null || typeof tokens !== 'object' || typeof tokens.length !== 'number') {
+    throw new TokenProcessorError('tokens', `${show(tokens)} is not an array of token ids; pass number[] or Uint32Array`);
+  }
+  for (let i = 0; i < n; i++) {
+    const v = tokens[i];
+    if (v >>> 0 !== v) {
+      throw new TokenProcessorError(`tokens[${i}]`, `${show(v)} is not a token id; token ids are integers in [0, ${MAX_TOKEN_ID}]`);
+    }
+  }
+}
+
+function u64ToBytes(v: bigint): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, v, false);
+  return b;
+}
+
+function bytesToU64(b: Uint8Array, at = 0): bigint {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(at, false);
+}
+
+function sha256(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+abstract class BaseProcessor implements TokenProcessor {
+  protected readonly w = new CborWriter(512);
+  abstract readonly algo: KeyAlgo;
+
+  constructor(readonly blockSize: number) {}
+
+  blockKeys(tokens: ArrayLike<number>, extra?: BlockExtraKeys, parent?: ChainState): BlockKey[] {
+    return this.blockChain(tokens, extra, parent).keys;
+  }
+
+  blockChain(tokens: ArrayLike<number>, extra?: BlockExtraKeys, parent?: ChainState): { keys: BlockKey[]; last: ChainState } {
+    if (tokens === null || tokens === undefined || typeof tokens.length !== 'number') checkTokens(tokens, 0);
+    const nBlocks = Math.floor(tokens.length / this.blockSize);
+    const n = nBlocks * this.blockSize;
+    checkTokens(tokens, n);
+    if (parent !== undefined) this.checkParent(parent);
+    const ex = prepareExtra(this.algo, extra);
+    return this.run(tokens, nBlocks, ex, parent);
+  }
+
+  private checkParent(p: ChainState): void {
+    const want = this.algo === 'sha256_cbor' ? 32 : 8;
+    if (p === null || typeof p !== 'object' || p.algo !== this.algo || !(p.parent instanceof Uint8Array) || p.parent.length !== want) {
+      const got = p !== null && typeof p === 'object' ? `algo ${show(p.algo)}, ${p.parent instanceof Uint8Array ? p.parent.length : 'no'} parent bytes` : show(p);
+      throw new TokenProcessorError(
+        'parent',
+        `chain state (${got}) does not belong to a ${this.algo} processor (needs ${want} parent bytes); pass the "last" state returned by this processor or chainFromKey()`,
+      );
+    }
+  }
+
+  protected abstract run(
+    tokens: ArrayLike<number>,
+    nBlocks: number,
+    ex: PreparedExtra | undefined,
+    parent: ChainState | undefined,
+  ): { keys: BlockKey[]; last: ChainState };
+
+  abstract chainFromKey(key: BlockKey): ChainState | undefined;
+
+  protected checkKey(key: BlockKey): void {
+    if (typeof key !== 'bigint' || key < 0n || key > 0xffffffffffffffffn) {
+      throw new TokenProcessorError('key', `${show(key)} is not a u64 block key; pass a bigint in [0, 2^64)`);
+    }
+  }
+}
+
+/** vLLM ≥ 0.10.2: 32-byte digest chain, key = low 64 bits. */
+class Sha256CborProcessor extends BaseProcessor {
+  readonly algo = 'sha256_cbor' as const;
+  private readonly root: Uint8Array;
+
+  constructor(blockSize: number, seed: string) {
+    super(blockSize);
+    this.root = new Uint8Array(sha256(encodeCanonical(seed)));
+  }
+
+  protected run(tokens: ArrayLike<number>, nBlocks: number, ex: PreparedExtra | undefined, parent: ChainState | undefined) {
+    const keys: BlockKey[] = new Array<BlockKey>(nBlocks);
+    let prev: Uint8Array = parent !== undefined ? parent.parent : this.root;
+    const bs = this.blockSize;
+    const w = this.w;
+    for (let b = 0; b < nBlocks; b++) {
+      const start = b * bs;
+      w.reset().array(3).bytes(prev).uintArray(tokens, start, start + bs);
+      writeExtra(w, this.algo, ex, start, start + bs, b === 0 && parent === undefined);
+      const d = sha256(w.view());
+      keys[b] = d.readBigUInt64BE(24);
+      prev = d;
+    }
+    return { keys, last: { algo: this.algo, parent: new Uint8Array(prev) } };
+  }
+
+  chainFromKey(key: BlockKey): undefined {
+    this.checkKey(key);
+    return undefined;
+  }
+}
+
+/** vLLM 0.10.0–0.10.1.x: the chain is the u64 itself. */
+class Sha256Cbor64Processor extends BaseProcessor {
+  readonly algo = 'sha256_cbor_64bit' as const;
+  private readonly root: bigint;
+
+  constructor(blockSize: number, seed: string) {
+    super(blockSize);
+    this.root = sha256(encodeCanonical(seed)).readBigUInt64BE(24);
+  }
+
+  protected run(tokens: ArrayLike<number>, nBlocks: number, ex: PreparedExtra | undefined, parent: ChainState | undefined) {
+    const keys: BlockKey[] = new Array<BlockKey>(nBlocks);
+    let prev = parent !== undefined ? bytesToU64(parent.parent) : this.root;
+    const bs = this.blockSize;
+    const w = this.w;
+    for (let b = 0; b < nBlocks; b++) {
+      const start = b * bs;
+      // hash_block_tokens: `if not parent_block_hash: parent_block_hash = NONE_HASH`.
+      w.reset().array(3).int(prev === 0n ? this.root : prev).uintArray(tokens, start, start + bs);
+      writeExtra(w, this.algo, ex, start, start + bs, b === 0 && parent === undefined);
+      prev = sha256(w.view()).readBigUInt64BE(24);
+      keys[b] = prev;
+    }
+    return { keys, last: { algo: this.algo, parent: u64ToBytes(prev) } };
+  }
+
+  chainFromKey(key: BlockKey): ChainState {
+    this.checkKey(key);
+    return { algo: this.algo, parent: u64ToBytes(key) };
+  }
+}
+
+/** The index's own request keys (XXH64 chain, see the header comment). */
+class FastProcessor extends BaseProcessor {
+  readonly algo = 'fast' as const;
+  private readonly rootHi: number;
+  private readonly rootLo: number;
+  private buf: Uint8Array;
+  private readonly out = u64Out();
+  private readonly exOut = u64Out();
+
+  constructor(blockSize: number, seed: string, model: string | undefined) {
+    super(blockSize);
+    const r = encodeCanonical(['kvroute-fast-v1', seed, model ?? null]);
+    xxh64(r, r.length, this.out);
+    this.rootHi = this.out[0];
+    this.rootLo = this.out[1];
+    this.buf = new Uint8Array(8 + 4 * blockSize + 8);
+  }
+
+  protected run(tokens: ArrayLike<number>, nBlocks: number, ex: PreparedExtra | undefined, parent: ChainState | undefined) {
+    const keys: BlockKey[] = new Array<BlockKey>(nBlocks);
+    let hi = this.rootHi;
+    let lo = this.rootLo;
+    if (parent !== undefined) {
+      const p = parent.parent;
+      hi = ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
+      lo = ((p[4] << 24) | (p[5] << 16) | (p[6] << 8) | p[7]) >>> 0;
+    }
+    const bs = this.blockSize;
+    const buf = this.buf;
+    const out = this.out;
+    const tokenBytes = 8 + 4 * bs;
+    for (let b = 0; b < nBlocks; b++) {
+      const start = b * bs;
+      buf[0] = lo;
+      buf[1] = lo >>> 8;
+      buf[2] = lo >>> 16;
+      buf[3] = lo >>> 24;
+      buf[4] = hi;
+      buf[5] = hi >>> 8;
+      buf[6] = hi >>> 16;
+      buf[7] = hi >>> 24;
+      let p = 8;
+      for (let i = start, e = start + bs; i < e; i++) {
+        const t = tokens[i];
+        buf[p] = t;
+        buf[p + 1] = t >>> 8;
+        buf[p + 2] = t >>> 16;
+        buf[p + 3] = t >>> 24;
+        p += 4;
+      }
+      let len = tokenBytes;
+      if (ex !== undefined) {
+        const w = this.w.reset();
+        if (writeExtra(w, this.algo, ex, start, start + bs, b === 0 && parent === undefined)) {
+          const v = w.view();
+          xxh64(v, v.length, this.exOut);
+          const eh = this.exOut[0];
+          const el = this.exOut[1];
+          buf[p] = el;
+          buf[p + 1] = el >>> 8;
+          buf[p + 2] = el >>> 16;
+          buf[p + 3] = el >>> 24;
+          buf[p + 4] = eh;
+          buf[p + 5] = eh >>> 8;
+          buf[p + 6] = eh >>> 16;
+          buf[p + 7] = eh >>> 24;
+          len += 8;
+        }
+      }
+      xxh64(buf, len, out);
+      hi = out[0];
+      lo = out[1];
+      keys[b] = toBigInt(out);
+    }
+    const last = new Uint8Array(8);
+    last[0] = hi >>> 24;
+    last[1] = hi >>> 16;
+    last[2] = hi >>> 8;
+    last[3] = hi;
+    last[4] = lo >>> 24;
+    last[5] = lo >>> 16;
+    last[6] = lo >>> 8;
+    last[7] = lo;
+    return { keys, last: { algo: this.algo, parent: last } };
+  }
+
+  chainFromKey(key: BlockKey): ChainState {
+    this.checkKey(key);
+    return { algo: this.algo, parent: u64ToBytes(key) };
+  }
+}
+
+/**
+ * A TokenProcessor for `opts.algo`. Throws TokenProcessorError (naming the field, the value and
+ * the fix) on bad options; `blockKeys` throws the same for bad token ids, extra keys or chain state.
+ */
+export function createTokenProcessor(opts: TokenProcessorOptions): TokenProcessor {
+  validateOptions(opts);
+  switch (opts.algo) {
+    case 'sha256_cbor':
+      return new Sha256CborProcessor(opts.blockSize, opts.hashSeed);
+    case 'sha256_cbor_64bit':
+      return new Sha256Cbor64Processor(opts.blockSize, opts.hashSeed);
+    case 'fast':
+      return new FastProcessor(opts.blockSize, opts.hashSeed, opts.model);
+  }
+}
+
+/** NONE_HASH of `sha256_cbor` for a PYTHONHASHSEED value (32 bytes), e.g. for diagnostics. */
+export function noneHash(hashSeed: string): Uint8Array {
+  return new Uint8Array(sha256(encodeCanonical(hashSeed)));
+}
