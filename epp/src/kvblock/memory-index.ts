@@ -1,0 +1,840 @@
+/**
+ * In-memory KV-block index, bounded by a memory budget in bytes, with LRU eviction of request keys.
+ *
+ * Layout (struct-of-arrays in typed arrays, so an entry costs a few dozen bytes and no GC objects):
+ *
+ * - Request keys: a pool of slots. Per slot the key (two u32 halves), LRU prev/next links, the head
+ *   of its holder list and the head of its engine-edge list. An open-addressing table (linear
+ *   probing, backward-shift deletion, load ≤ 1/2) maps a key to its slot.
+ * - Holders: one record per (request key, pod, tier) with its reference count. Records of a key
+ *   form a singly linked list; records of a (pod, tier) form a doubly linked list, the per-pod
+ *   reverse index that makes `clear(pod)` O(entries of the pod) instead of a scan.
+ * - Engine edges: one record per (engine key, request key) pair. A table maps an engine key to its
+ *   newest edge; edges of an engine key are chained newest first (so `requestKeyFor` is the head),
+ *   edges of a request key are chained so that freeing a request key drops the mappings onto it.
+ *   An engine key therefore lives exactly as long as one of its request keys is held (Go keeps the
+ *   mapping while the CPU tier still holds the block; so do we).
+ * - (pod, tier) pairs are interned to small ids with a shared frozen `PodEntry`, so lookups
+ *   allocate only their result arrays.
+ *
+ * Byte accounting (`approxBytes`): the byteLength of every typed array actually allocated (pools
+ * and tables, including free capacity), plus the interned strings (2 bytes per UTF-16 unit + 64
+ * bytes of object overhead per string/entry). This is what the index holds on the heap apart from
+ * a fixed few KB of JS objects. Pools grow by doubling (or by what still fits), never past the
+ * budget minus a reserve for the interned strings (max(4 KiB, budget/64)); when a pool is full and
+ * cannot grow, the least recently used request key (with its holders and edges) is evicted. Per live record the arrays cost: request key 24 B + 8 B of table, holder 24 B, edge
+ * 20 B + 8 B of table. One block on one pod with a 1:1 engine mapping: ~84 B; a block shared by
+ * 16 pods: ~28 B per (block, pod) entry.
+ *
+ * Recency: `lookup` touches every key it returns and `add` touches every key it writes; `evict`,
+ * `clear` and `requestKeyFor` do not.
+ */
+import type { Registry } from 'prom-client';
+import type { BlockKey, Index, PodEntry } from './types.js';
+import { assertBlockKey, engineGroups } from './engine-mapping.js';
+import { registerMemoryIndexMetrics } from './index-metrics.js';
+
+export interface MemoryIndexOptions {
+  /** Memory budget in bytes (`index.memoryBudgetBytes` of the EPP config). @default 536870912 (512 MiB) */
+  readonly memoryBudgetBytes?: number;
+  /**
+   * Initial capacity of each pool (request keys, holders, edges) in records; pools double from
+   * here while the budget allows. @default 1024
+   */
+  readonly initialCapacity?: number;
+  /**
+   * Registry for the kvroute_index_memory_* gauges and counters (keys, entries, bytes, budget, LRU
+   * evictions), read at scrape time. @default undefined (no metrics)
+   */
+  readonly registry?: Registry;
+}
+
+/** Smallest budget accepted: room for the pools at a small initial capacity. */
+export const MIN_MEMORY_BUDGET_BYTES = 16 * 1024;
+/** @see MemoryIndexOptions.memoryBudgetBytes */
+export const DEFAULT_MEMORY_BUDGET_BYTES = 512 * 1024 * 1024;
+const DEFAULT_INITIAL_CAPACITY = 1024;
+
+/** Bytes per record of each pool (arrays) and per slot of each table. */
+const KEY_RECORD_BYTES = 6 * 4;
+const HOLDER_RECORD_BYTES = 6 * 4;
+const EDGE_RECORD_BYTES = 5 * 4;
+const TABLE_SLOT_BYTES = 4;
+/** Tables have 2 slots per pool record (load factor ≤ 1/2). */
+const TABLE_SLOTS_PER_RECORD = 2;
+const STRING_OVERHEAD_BYTES = 64;
+
+const NIL = -1;
+
+// Scratch for splitting a bigint into u32 halves without allocating.
+const scratch64 = new BigUint64Array(1);
+const scratch32 = new Uint32Array(scratch64.buffer);
+const LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const LO = LE ? 0 : 1;
+const HI = LE ? 1 : 0;
+
+function hash32(lo: number, hi: number): number {
+  let h = Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
+}
+
+/** Table slots for a pool of `cap` records: a power of two, at least 2 per record. */
+function tableSlotsFor(cap: number): number {
+  return 2 ** Math.ceil(Math.log2(cap * TABLE_SLOTS_PER_RECORD));
+}
+
+function toBigKey(lo: number, hi: number): BlockKey {
+  return (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+function grownInt32(a: Int32Array, cap: number): Int32Array {
+  const b = new Int32Array(cap);
+  b.set(a);
+  return b;
+}
+function grownUint32(a: Uint32Array, cap: number): Uint32Array {
+  const b = new Uint32Array(cap);
+  b.set(a);
+  return b;
+}
+
+/**
+ * Open-addressing map from a u64 (stored by the owner as lo/hi u32 arrays) to a record index.
+ * Linear probing with backward-shift deletion, so there are no tombstones.
+ */
+class SlotTable {
+  table: Int32Array;
+  mask: number;
+
+  constructor(size: number) {
+    this.table = new Int32Array(size).fill(NIL);
+    this.mask = size - 1;
+  }
+
+  get byteLength(): number {
+    return this.table.byteLength;
+  }
+
+  find(lo: number, hi: number, keyLo: Uint32Array, keyHi: Uint32Array): number {
+    const t = this.table;
+    const mask = this.mask;
+    let i = hash32(lo, hi) & mask;
+    for (;;) {
+      const s = t[i] as number;
+      if (s === NIL) return NIL;
+      if (keyLo[s] === lo && keyHi[s] === hi) return s;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Position of record `rec` (which must be present). */
+  position(rec: number, keyLo: Uint32Array, keyHi: Uint32Array): number {
+    const t = this.table;
+    const mask = this.mask;
+    let i = hash32(keyLo[rec] as number, keyHi[rec] as number) & mask;
+    while (t[i] !== rec) i = (i + 1) & mask;
+    return i;
+  }
+
+  insert(rec: number, keyLo: Uint32Array, keyHi: Uint32Array): void {
+    const t = this.table;
+    const mask = this.mask;
+    let i = hash32(keyLo[rec] as number, keyHi[rec] as number) & mask;
+    while (t[i] !== NIL) i = (i + 1) & mask;
+    t[i] = rec;
+  }
+
+  removeAt(pos: number, keyLo: Uint32Array, keyHi: Uint32Array): void {
+    const t = this.table;
+    const mask = this.mask;
+    let hole = pos;
+    let i = pos;
+    for (;;) {
+      i = (i + 1) & mask;
+      const s = t[i] as number;
+      if (s === NIL) break;
+      const home = hash32(keyLo[s] as number, keyHi[s] as number) & mask;
+      // Move s into the hole unless its home lies cyclically in (hole, i].
+      const inRange = hole <= i ? home > hole && home <= i : home > hole || home <= i;
+      if (!inRange) {
+        t[hole] = s;
+        hole = i;
+      }
+    }
+    t[hole] = NIL;
+  }
+
+  /** Rebuild at `size` slots with the records currently present. */
+  rehash(size: number, keyLo: Uint32Array, keyHi: Uint32Array): void {
+    const old = this.table;
+    this.table = new Int32Array(size).fill(NIL);
+    this.mask = size - 1;
+    for (let i = 0; i < old.length; i++) {
+      const s = old[i] as number;
+      if (s !== NIL) this.insert(s, keyLo, keyHi);
+    }
+  }
+}
+
+/** Live statistics of a MemoryIndex (also what its metrics report). */
+export interface MemoryIndexStats {
+  /** Request keys held. */
+  readonly keys: number;
+  /** (request key, pod, tier) holder records. */
+  readonly entries: number;
+  /** Engine key → request key edges. */
+  readonly engineEdges: number;
+  /** Allocated bytes (see the file header for the accounting). */
+  readonly approxBytes: number;
+  readonly budgetBytes: number;
+  /** Request keys evicted because the budget was reached. */
+  readonly lruEvictions: number;
+  /** Holder entries that could not be stored even after eviction (budget smaller than one add). */
+  readonly droppedEntries: number;
+}
+
+/** The in-memory `Index`. Single-threaded; every method completes synchronously under its promise. */
+export class MemoryIndex implements Index {
+  readonly budgetBytes: number;
+
+  // Request-key pool.
+  private kCap: number;
+  private kUsed = 0;
+  private kFree = NIL;
+  private kLo: Uint32Array;
+  private kHi: Uint32Array;
+  private kPrev: Int32Array;
+  private kNext: Int32Array;
+  private kHolders: Int32Array;
+  private kEdges: Int32Array;
+  private readonly kTable: SlotTable;
+  private lruHead = NIL; // most recently used
+  private lruTail = NIL; // least recently used
+  private liveKeys = 0;
+
+  // Holder pool.
+  private hCap: number;
+  private hUsed = 0;
+  private hFree = NIL;
+  private hPt: Int32Array;
+  private hCount: Int32Array;
+  private hNextK: Int32Array;
+  private hKey: Int32Array;
+  private hPrevP: Int32Array;
+  private hNextP: Int32Array;
+  private liveHolders = 0;
+
+  // Engine-edge pool.
+  private eCap: number;
+  private eUsed = 0;
+  private eFree = NIL;
+  private eLo: Uint32Array;
+  private eHi: Uint32Array;
+  private eReq: Int32Array;
+  private eNextE: Int32Array;
+  private eNextR: Int32Array;
+  private readonly eTable: SlotTable;
+  private liveEdges = 0;
+
+  // Interned (pod, tier) pairs.
+  private readonly ptIds = new Map<string, Map<string, number>>();
+  private readonly ptEntry: PodEntry[] = [];
+  private ptHead: Int32Array = new Int32Array(16).fill(NIL);
+  private readonly podPts = new Map<string, number[]>();
+  private stringBytes = 0;
+
+  /** Budget bytes kept for interned pod/tier strings (not used by the pools). */
+  private readonly stringReserve: number;
+  private evictedCount = 0;
+  private droppedCount = 0;
+  private closed = false;
+
+  constructor(opts: MemoryIndexOptions = {}) {
+    const budget = opts.memoryBudgetBytes ?? DEFAULT_MEMORY_BUDGET_BYTES;
+    if (!Number.isSafeInteger(budget) || budget < MIN_MEMORY_BUDGET_BYTES) {
+      throw new RangeError(
+        `MemoryIndex memoryBudgetBytes: ${String(budget)} is too small or not an integer; use an integer ≥ ${MIN_MEMORY_BUDGET_BYTES} (the EPP default is ${DEFAULT_MEMORY_BUDGET_BYTES})`,
+      );
+    }
+    const init = opts.initialCapacity ?? DEFAULT_INITIAL_CAPACITY;
+    if (!Number.isSafeInteger(init) || init < 4) {
+      throw new RangeError(`MemoryIndex initialCapacity: ${String(init)} is invalid; use an integer ≥ 4 (default ${DEFAULT_INITIAL_CAPACITY})`);
+    }
+    this.budgetBytes = budget;
+    this.stringReserve = Math.max(4096, Math.floor(budget / 64));
+    // Shrink the initial capacity (a power of two) until the three pools fit in a quarter of the budget.
+    let cap = 1 << Math.ceil(Math.log2(init));
+    const perRecord = KEY_RECORD_BYTES + HOLDER_RECORD_BYTES + EDGE_RECORD_BYTES + 2 * TABLE_SLOTS_PER_RECORD * TABLE_SLOT_BYTES;
+    while (cap > 4 && cap * perRecord > budget / 4) cap >>= 1;
+    this.kCap = cap;
+    this.kLo = new Uint32Array(cap);
+    this.kHi = new Uint32Array(cap);
+    this.kPrev = new Int32Array(cap);
+    this.kNext = new Int32Array(cap);
+    this.kHolders = new Int32Array(cap);
+    this.kEdges = new Int32Array(cap);
+    this.kTable = new SlotTable(tableSlotsFor(cap));
+    this.hCap = cap;
+    this.hPt = new Int32Array(cap);
+    this.hCount = new Int32Array(cap);
+    this.hNextK = new Int32Array(cap);
+    this.hKey = new Int32Array(cap);
+    this.hPrevP = new Int32Array(cap);
+    this.hNextP = new Int32Array(cap);
+    this.eCap = cap;
+    this.eLo = new Uint32Array(cap);
+    this.eHi = new Uint32Array(cap);
+    this.eReq = new Int32Array(cap);
+    this.eNextE = new Int32Array(cap);
+    this.eNextR = new Int32Array(cap);
+    this.eTable = new SlotTable(tableSlotsFor(cap));
+    if (opts.registry !== undefined) registerMemoryIndexMetrics(opts.registry, this);
+  }
+
+  /** Request keys held. */
+  get size(): number {
+    return this.liveKeys;
+  }
+
+  /** Bytes allocated by the index (see the file header). Never exceeds `budgetBytes`. */
+  get approxBytes(): number {
+    return (
+      this.kCap * KEY_RECORD_BYTES +
+      this.kTable.byteLength +
+      this.hCap * HOLDER_RECORD_BYTES +
+      this.eCap * EDGE_RECORD_BYTES +
+      this.eTable.byteLength +
+      this.ptHead.byteLength +
+      this.stringBytes
+    );
+  }
+
+  get stats(): MemoryIndexStats {
+    return {
+      keys: this.liveKeys,
+      entries: this.liveHolders,
+      engineEdges: this.liveEdges,
+      approxBytes: this.approxBytes,
+      budgetBytes: this.budgetBytes,
+      lruEvictions: this.evictedCount,
+      droppedEntries: this.droppedCount,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Index
+
+  async lookup(requestKeys: readonly BlockKey[], pods?: ReadonlySet<string>): Promise<Map<BlockKey, PodEntry[]>> {
+    return this.lookupSync(requestKeys, pods);
+  }
+
+  /** `lookup` without the promise (for callers on a hot synchronous path). */
+  lookupSync(requestKeys: readonly BlockKey[], pods?: ReadonlySet<string>): Map<BlockKey, PodEntry[]> {
+    const out = new Map<BlockKey, PodEntry[]>();
+    const filter = pods !== undefined && pods.size > 0 ? pods : undefined;
+    // Per (pod, tier) id: 0 unknown, 1 allowed, 2 filtered out.
+    const allowed = filter === undefined ? undefined : new Uint8Array(this.ptEntry.length);
+    const kLo = this.kLo;
+    const kHi = this.kHi;
+    for (let i = 0; i < requestKeys.length; i++) {
+      const key = requestKeys[i] as BlockKey;
+      scratch64[0] = key;
+      const slot = this.kTable.find(scratch32[LO] as number, scratch32[HI] as number, kLo, kHi);
+      if (slot === NIL) break;
+      const holders: PodEntry[] = [];
+      for (let h = this.kHolders[slot] as number; h !== NIL; h = this.hNextK[h] as number) {
+        const pt = this.hPt[h] as number;
+        if (allowed !== undefined) {
+          let a = allowed[pt] as number;
+          if (a === 0) {
+            a = filter?.has((this.ptEntry[pt] as PodEntry).pod) === true ? 1 : 2;
+            allowed[pt] = a;
+          }
+          if (a !== 1) continue;
+        }
+        holders.push(this.ptEntry[pt] as PodEntry);
+      }
+      if (holders.length === 0) break;
+      this.touch(slot);
+      out.set(key, holders);
+    }
+    return out;
+  }
+
+  async add(engineKeys: readonly BlockKey[], requestKeys: readonly BlockKey[], entries: readonly PodEntry[]): Promise<void> {
+    this.addSync(engineKeys, requestKeys, entries);
+  }
+
+  /** `add` without the promise. */
+  addSync(engineKeys: readonly BlockKey[], requestKeys: readonly BlockKey[], entries: readonly PodEntry[]): void {
+    this.assertOpen('add');
+    for (let i = 0; i < requestKeys.length; i++) assertBlockKey(requestKeys[i], `MemoryIndex.add requestKeys[${i}]`);
+    for (let i = 0; i < engineKeys.length; i++) assertBlockKey(engineKeys[i], `MemoryIndex.add engineKeys[${i}]`);
+    const pts = entries.map((e, i) => this.internPt(e, `MemoryIndex.add entries[${i}]`));
+    if (pts.length > 0) {
+      for (let i = 0; i < requestKeys.length; i++) {
+        const slot = this.upsertKey(requestKeys[i] as BlockKey);
+        for (const pt of pts) this.addHolder(slot, pt);
+        // A key whose holders could not be stored (budget below one add) is not kept empty.
+        if (this.kHolders[slot] === NIL) this.freeKey(slot);
+      }
+    }
+    for (const g of engineGroups(engineKeys, requestKeys)) this.mapEngine(g.engineKey, g.requestKeys);
+  }
+
+  async evict(engineKey: BlockKey, entries: readonly PodEntry[]): Promise<void> {
+    this.evictSync(engineKey, entries);
+  }
+
+  /** `evict` without the promise. */
+  evictSync(engineKey: BlockKey, entries: readonly PodEntry[]): void {
+    this.assertOpen('evict');
+    assertBlockKey(engineKey, 'MemoryIndex.evict engineKey');
+    scratch64[0] = engineKey;
+    let e = this.eTable.find(scratch32[LO] as number, scratch32[HI] as number, this.eLo, this.eHi);
+    if (e === NIL || entries.length === 0) return;
+    const slots: number[] = [];
+    for (; e !== NIL; e = this.eNextE[e] as number) slots.push(this.eReq[e] as number);
+    const pts: number[] = [];
+    for (const entry of entries) {
+      const pt = this.ptIds.get(entry.pod)?.get(entry.tier);
+      if (pt !== undefined) pts.push(pt);
+    }
+    for (const slot of slots) {
+      // A slot can only disappear (freeKey) once its last holder is gone; re-check before each use.
+      if (this.kHolders[slot] === NIL) continue;
+      for (const pt of pts) this.removeHolderRef(slot, pt);
+      if (this.kHolders[slot] === NIL) this.freeKey(slot);
+    }
+  }
+
+  async requestKeyFor(engineKey: BlockKey): Promise<BlockKey | undefined> {
+    return this.requestKeyForSync(engineKey);
+  }
+
+  /** `requestKeyFor` without the promise. */
+  requestKeyForSync(engineKey: BlockKey): BlockKey | undefined {
+    assertBlockKey(engineKey, 'MemoryIndex.requestKeyFor engineKey');
+    scratch64[0] = engineKey;
+    const e = this.eTable.find(scratch32[LO] as number, scratch32[HI] as number, this.eLo, this.eHi);
+    if (e === NIL) return undefined;
+    const slot = this.eReq[e] as number;
+    return toBigKey(this.kLo[slot] as number, this.kHi[slot] as number);
+  }
+
+  async clear(pod: string): Promise<void> {
+    this.clearSync(pod);
+  }
+
+  /** `clear` without the promise. O(entries of the pod). */
+  clearSync(pod: string): void {
+    const pts = this.podPts.get(pod);
+    if (pts === undefined) return;
+    for (const pt of pts) {
+      let h = this.ptHead[pt] as number;
+      while (h !== NIL) {
+        const next = this.hNextP[h] as number;
+        const slot = this.hKey[h] as number;
+        this.unlinkHolderFromKey(slot, h);
+        this.freeHolder(h);
+        if (this.kHolders[slot] === NIL) this.freeKey(slot);
+        h = next;
+      }
+      this.ptHead[pt] = NIL;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Internals
+
+  private assertOpen(op: string): void {
+    if (this.closed) throw new Error(`MemoryIndex.${op}: the index is closed; create a new MemoryIndex`);
+  }
+
+  private internPt(e: PodEntry, what: string): number {
+    if (e === null || typeof e !== 'object' || typeof e.pod !== 'string' || typeof e.tier !== 'string' || e.pod === '') {
+      throw new TypeError(`${what}: ${JSON.stringify(e)} is not a pod entry; pass { pod: 'ip:port', tier: 'gpu' | 'cpu' | ... } with a non-empty pod`);
+    }
+    let byTier = this.ptIds.get(e.pod);
+    if (byTier === undefined) {
+      byTier = new Map();
+      this.ptIds.set(e.pod, byTier);
+      this.podPts.set(e.pod, []);
+      this.stringBytes += 2 * e.pod.length + 2 * STRING_OVERHEAD_BYTES;
+    }
+    let id = byTier.get(e.tier);
+    if (id === undefined) {
+      id = this.ptEntry.length;
+      byTier.set(e.tier, id);
+      this.ptEntry.push(Object.freeze({ pod: e.pod, tier: e.tier }));
+      (this.podPts.get(e.pod) as number[]).push(id);
+      this.stringBytes += 2 * e.tier.length + 2 * STRING_OVERHEAD_BYTES;
+      if (id >= this.ptHead.length) {
+        const grown = new Int32Array(this.ptHead.length * 2).fill(NIL);
+        grown.set(this.ptHead);
+        this.ptHead = grown;
+      }
+    }
+    return id;
+  }
+
+  /** Move `slot` to the MRU end. */
+  private touch(slot: number): void {
+    if (this.lruHead === slot) return;
+    const prev = this.kPrev[slot] as number;
+    const next = this.kNext[slot] as number;
+    // Unlink (slot is not the head, so prev !== NIL).
+    this.kNext[prev] = next;
+    if (next !== NIL) this.kPrev[next] = prev;
+    else this.lruTail = prev;
+    // Link at head.
+    this.kPrev[slot] = NIL;
+    this.kNext[slot] = this.lruHead;
+    this.kPrev[this.lruHead] = slot;
+    this.lruHead = slot;
+  }
+
+  /** Slot of `key`, created (at the MRU end) if missing; touched either way. */
+  private upsertKey(key: BlockKey): number {
+    scratch64[0] = key;
+    const lo = scratch32[LO] as number;
+    const hi = scratch32[HI] as number;
+    const found = this.kTable.find(lo, hi, this.kLo, this.kHi);
+    if (found !== NIL) {
+      this.touch(found);
+      return found;
+    }
+    const slot = this.allocKey();
+    this.kLo[slot] = lo;
+    this.kHi[slot] = hi;
+    this.kHolders[slot] = NIL;
+    this.kEdges[slot] = NIL;
+    this.kTable.insert(slot, this.kLo, this.kHi);
+    this.kPrev[slot] = NIL;
+    this.kNext[slot] = this.lruHead;
+    if (this.lruHead !== NIL) this.kPrev[this.lruHead] = slot;
+    else this.lruTail = slot;
+    this.lruHead = slot;
+    this.liveKeys++;
+    return slot;
+  }
+
+  private addHolder(slot: number, pt: number): void {
+    for (let h = this.kHolders[slot] as number; h !== NIL; h = this.hNextK[h] as number) {
+      if (this.hPt[h] === pt) {
+        this.hCount[h] = (this.hCount[h] as number) + 1;
+        return;
+      }
+    }
+    const h = this.allocHolder(slot);
+    if (h === NIL) {
+      this.droppedCount++;
+      return;
+    }
+    this.hPt[h] = pt;
+    this.hCount[h] = 1;
+    this.hKey[h] = slot;
+    this.hNextK[h] = this.kHolders[slot] as number;
+    this.kHolders[slot] = h;
+    const head = this.ptHead[pt] as number;
+    this.hPrevP[h] = NIL;
+    this.hNextP[h] = head;
+    if (head !== NIL) this.hPrevP[head] = h;
+    this.ptHead[pt] = h;
+    this.liveHolders++;
+  }
+
+  /** Drop one reference of (slot, pt); unlink the holder at zero. */
+  private removeHolderRef(slot: number, pt: number): void {
+    let prev = NIL;
+    for (let h = this.kHolders[slot] as number; h !== NIL; prev = h, h = this.hNextK[h] as number) {
+      if (this.hPt[h] !== pt) continue;
+      const c = (this.hCount[h] as number) - 1;
+      if (c > 0) {
+        this.hCount[h] = c;
+        return;
+      }
+      if (prev === NIL) this.kHolders[slot] = this.hNextK[h] as number;
+      else this.hNextK[prev] = this.hNextK[h] as number;
+      this.freeHolder(h);
+      return;
+    }
+  }
+
+  private unlinkHolderFromKey(slot: number, target: number): void {
+    let prev = NIL;
+    for (let h = this.kHolders[slot] as number; h !== NIL; prev = h, h = this.hNextK[h] as number) {
+      if (h !== target) continue;
+      if (prev === NIL) this.kHolders[slot] = this.hNextK[h] as number;
+      else this.hNextK[prev] = this.hNextK[h] as number;
+      return;
+    }
+  }
+
+  /** Return holder `h` to the free list after unlinking it from its (pod, tier) list. */
+  private freeHolder(h: number): void {
+    const prev = this.hPrevP[h] as number;
+    const next = this.hNextP[h] as number;
+    if (prev !== NIL) this.hNextP[prev] = next;
+    else this.ptHead[this.hPt[h] as number] = next;
+    if (next !== NIL) this.hPrevP[next] = prev;
+    this.hNextK[h] = this.hFree;
+    this.hFree = h;
+    this.liveHolders--;
+  }
+
+  /** Free a request key: its holders, the engine edges onto it, its LRU and table places. */
+  private freeKey(slot: number): void {
+    for (let h = this.kHolders[slot] as number; h !== NIL; ) {
+      const next = this.hNextK[h] as number;
+      this.freeHolder(h);
+      h = next;
+    }
+    this.kHolders[slot] = NIL;
+    for (let e = this.kEdges[slot] as number; e !== NIL; ) {
+      const next = this.eNextR[e] as number;
+      this.unlinkEdgeFromEngine(e);
+      this.freeEdge(e);
+      e = next;
+    }
+    this.kEdges[slot] = NIL;
+    const prev = this.kPrev[slot] as number;
+    const next = this.kNext[slot] as number;
+    if (prev !== NIL) this.kNext[prev] = next;
+    else this.lruHead = next;
+    if (next !== NIL) this.kPrev[next] = prev;
+    else this.lruTail = prev;
+    this.kTable.removeAt(this.kTable.position(slot, this.kLo, this.kHi), this.kLo, this.kHi);
+    this.kNext[slot] = this.kFree;
+    this.kFree = slot;
+    this.liveKeys--;
+  }
+
+  /** Remove edge `e` from its engine key's chain (updating the table when it is the head). */
+  private unlinkEdgeFromEngine(e: number): void {
+    const lo = this.eLo[e] as number;
+    const hi = this.eHi[e] as number;
+    const head = this.eTable.find(lo, hi, this.eLo, this.eHi);
+    if (head === e) {
+      const pos = this.eTable.position(e, this.eLo, this.eHi);
+      const next = this.eNextE[e] as number;
+      // The successor has the same key, so it can take the head's table position as is.
+      if (next !== NIL) this.eTable.table[pos] = next;
+      else this.eTable.removeAt(pos, this.eLo, this.eHi);
+      return;
+    }
+    for (let p = head; p !== NIL; p = this.eNextE[p] as number) {
+      if (this.eNextE[p] === e) {
+        this.eNextE[p] = this.eNextE[e] as number;
+        return;
+      }
+    }
+  }
+
+  /** Remove edge `e` from its request key's chain. */
+  private unlinkEdgeFromRequest(e: number): void {
+    const slot = this.eReq[e] as number;
+    let prev = NIL;
+    for (let p = this.kEdges[slot] as number; p !== NIL; prev = p, p = this.eNextR[p] as number) {
+      if (p !== e) continue;
+      if (prev === NIL) this.kEdges[slot] = this.eNextR[p] as number;
+      else this.eNextR[prev] = this.eNextR[p] as number;
+      return;
+    }
+  }
+
+  private freeEdge(e: number): void {
+    this.eNextE[e] = this.eFree;
+    this.eFree = e;
+    this.liveEdges--;
+  }
+
+  /** Replace the request keys of `engineKey` by `requestKeys` (in order; the last is the newest). */
+  private mapEngine(engineKey: BlockKey, requestKeys: readonly BlockKey[]): void {
+    // Resolve the request slots; keys not held (no entries, or evicted) are not mapped.
+    const keys: BlockKey[] = [];
+    const slots: number[] = [];
+    for (const rk of requestKeys) {
+      scratch64[0] = rk;
+      const s = this.kTable.find(scratch32[LO] as number, scratch32[HI] as number, this.kLo, this.kHi);
+      if (s !== NIL) {
+        keys.push(rk);
+        slots.push(s);
+      }
+    }
+    scratch64[0] = engineKey;
+    const lo = scratch32[LO] as number;
+    const hi = scratch32[HI] as number;
+    let head = this.eTable.find(lo, hi, this.eLo, this.eHi);
+    if (head !== NIL) {
+      // Fast path: the same mapping again (every pod that stores a block sends the same pair).
+      let e = head;
+      let i = slots.length - 1;
+      while (e !== NIL && i >= 0 && this.eReq[e] === slots[i]) {
+        e = this.eNextE[e] as number;
+        i--;
+      }
+      if (e === NIL && i < 0) return;
+      // Drop the old mapping.
+      while (head !== NIL) {
+        const next = this.eNextE[head] as number;
+        this.unlinkEdgeFromRequest(head);
+        this.unlinkEdgeFromEngine(head);
+        this.freeEdge(head);
+        head = next;
+      }
+    }
+    for (let i = 0; i < slots.length; i++) {
+      const e = this.allocEdge();
+      if (e === NIL) return;
+      // Allocation may have evicted LRU keys, possibly this one: re-resolve it.
+      scratch64[0] = keys[i] as BlockKey;
+      const rlo = scratch32[LO] as number;
+      const rhi = scratch32[HI] as number;
+      let slot = slots[i] as number;
+      if (this.kHolders[slot] === NIL || this.kLo[slot] !== rlo || this.kHi[slot] !== rhi) {
+        slot = this.kTable.find(rlo, rhi, this.kLo, this.kHi);
+      }
+      if (slot === NIL) {
+        this.eNextE[e] = this.eFree;
+        this.eFree = e;
+        continue;
+      }
+      this.liveEdges++;
+      this.eLo[e] = lo;
+      this.eHi[e] = hi;
+      this.eReq[e] = slot;
+      this.eNextR[e] = this.kEdges[slot] as number;
+      this.kEdges[slot] = e;
+      const cur = this.eTable.find(lo, hi, this.eLo, this.eHi);
+      if (cur === NIL) {
+        this.eNextE[e] = NIL;
+        this.eTable.insert(e, this.eLo, this.eHi);
+      } else {
+        this.eNextE[e] = cur;
+        this.eTable.table[this.eTable.position(cur, this.eLo, this.eHi)] = e;
+      }
+    }
+  }
+
+  // --- allocation: free list, else grow within the budget, else evict the LRU key ---------------
+
+  private evictLru(): boolean {
+    const victim = this.lruTail;
+    if (victim === NIL) return false;
+    this.freeKey(victim);
+    this.evictedCount++;
+    return true;
+  }
+
+  /** Bytes the pools may still grow by: the budget minus what is allocated and the string reserve. */
+  private headroom(): number {
+    return this.budgetBytes - this.stringReserve - this.approxBytes;
+  }
+
+  private allocKey(): number {
+    for (;;) {
+      if (this.kFree !== NIL) {
+        const s = this.kFree;
+        this.kFree = this.kNext[s] as number;
+        return s;
+      }
+      if (this.kUsed < this.kCap) return this.kUsed++;
+      if (this.growKeys()) continue;
+      if (!this.evictLru()) throw new Error('MemoryIndex: internal error, no request-key slot and nothing to evict');
+    }
+  }
+
+  /** A free holder slot, or NIL when only `protect` (the key being written) is left to evict. */
+  private allocHolder(protect: number): number {
+    for (;;) {
+      if (this.hFree !== NIL) {
+        const h = this.hFree;
+        this.hFree = this.hNextK[h] as number;
+        return h;
+      }
+      if (this.hUsed < this.hCap) return this.hUsed++;
+      if (this.growHolders()) continue;
+      if (this.lruTail === protect) return NIL;
+      this.evictLru();
+    }
+  }
+
+  private allocEdge(): number {
+    for (;;) {
+      if (this.eFree !== NIL) {
+        const e = this.eFree;
+        this.eFree = this.eNextE[e] as number;
+        return e;
+      }
+      if (this.eUsed < this.eCap) return this.eUsed++;
+      if (this.growEdges()) continue;
+      if (!this.evictLru()) return NIL;
+    }
+  }
+
+  /**
+   * New capacity for a pool of `cap` records costing `perRecord` bytes (plus its table, if any):
+   * double, or as much as the headroom allows; 0 when less than 1/16 more fits.
+   */
+  private grownCap(cap: number, perRecord: number, table: SlotTable | undefined): number {
+    const head = this.headroom();
+    const oldTable = table === undefined ? 0 : table.table.length;
+    const cost = (c: number): number => (c - cap) * perRecord + (table === undefined ? 0 : (tableSlotsFor(c) - oldTable) * TABLE_SLOT_BYTES);
+    if (cost(cap * 2) <= head) return cap * 2;
+    let lo = cap;
+    let hi = cap * 2;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (cost(mid) <= head) lo = mid;
+      else hi = mid;
+    }
+    return lo - cap >= Math.max(4, cap >> 4) ? lo : 0;
+  }
+
+  private growKeys(): boolean {
+    const cap = this.grownCap(this.kCap, KEY_RECORD_BYTES, this.kTable);
+    if (cap === 0) return false;
+    this.kLo = grownUint32(this.kLo, cap);
+    this.kHi = grownUint32(this.kHi, cap);
+    this.kPrev = grownInt32(this.kPrev, cap);
+    this.kNext = grownInt32(this.kNext, cap);
+    this.kHolders = grownInt32(this.kHolders, cap);
+    this.kEdges = grownInt32(this.kEdges, cap);
+    this.kCap = cap;
+    if (tableSlotsFor(cap) !== this.kTable.table.length) this.kTable.rehash(tableSlotsFor(cap), this.kLo, this.kHi);
+    return true;
+  }
+
+  private growHolders(): boolean {
+    const cap = this.grownCap(this.hCap, HOLDER_RECORD_BYTES, undefined);
+    if (cap === 0) return false;
+    this.hPt = grownInt32(this.hPt, cap);
+    this.hCount = grownInt32(this.hCount, cap);
+    this.hNextK = grownInt32(this.hNextK, cap);
+    this.hKey = grownInt32(this.hKey, cap);
+    this.hPrevP = grownInt32(this.hPrevP, cap);
+    this.hNextP = grownInt32(this.hNextP, cap);
+    this.hCap = cap;
+    return true;
+  }
+
+  private growEdges(): boolean {
+    const cap = this.grownCap(this.eCap, EDGE_RECORD_BYTES, this.eTable);
+    if (cap === 0) return false;
+    this.eLo = grownUint32(this.eLo, cap);
+    this.eHi = grownUint32(this.eHi, cap);
+    this.eReq = grownInt32(this.eReq, cap);
+    this.eNextE = grownInt32(this.eNextE, cap);
+    this.eNextR = grownInt32(this.eNextR, cap);
+    this.eCap = cap;
+    if (tableSlotsFor(cap) !== this.eTable.table.length) this.eTable.rehash(tableSlotsFor(cap), this.eLo, this.eHi);
+    return true;
+  }
+}
