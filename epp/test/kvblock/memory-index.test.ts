@@ -212,6 +212,28 @@ class ModelIndex {
   }
 }
 
+/** Every way `idx` disagrees with `model` (holders of every key, newest mapping, counts). */
+function disagreements(step: number, idx: MemoryIndex, model: ModelIndex, R: number, E: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < R; i++) {
+    const got = (idx.lookupSync([key(i)]).get(key(i)) ?? []).map((p) => `${p.pod}|${p.tier}`).sort();
+    const want = [...(model.holders.get(key(i))?.keys() ?? [])].sort();
+    if (got.join() !== want.join()) out.push(`step ${step} key ${i}: got [${got.join()}], want [${want.join()}]`);
+  }
+  for (let j = 0; j < E; j++) {
+    const ek = key(100_000 + j);
+    const list = model.engine.get(ek);
+    const want = list === undefined ? undefined : list[list.length - 1];
+    const got = idx.requestKeyForSync(ek);
+    if (got !== want) out.push(`step ${step} engine ${j}: got ${String(got)}, want ${String(want)}`);
+  }
+  let entries = 0;
+  for (const m of model.holders.values()) entries += m.size;
+  const s = idx.stats;
+  if (s.keys !== model.holders.size || s.entries !== entries) out.push(`step ${step}: stats ${s.keys}/${s.entries}, want ${model.holders.size}/${entries}`);
+  return out;
+}
+
 describe('MemoryIndex against a reference model (random operations)', () => {
   it.each([1, 2, 3])('seed %i: 3000 operations agree on holders, counts and mappings', (seed) => {
     const rand = rng(seed);
@@ -222,6 +244,7 @@ describe('MemoryIndex against a reference model (random operations)', () => {
     const tiers = ['gpu', 'cpu'];
     const R = 60;
     const E = 80;
+    const problems: string[] = [];
     for (let step = 0; step < 3000; step++) {
       const op = rand();
       if (op < 0.55) {
@@ -245,22 +268,9 @@ describe('MemoryIndex against a reference model (random operations)', () => {
         idx.clearSync(pod);
         model.clear(pod);
       }
-      if (step % 50 === 49 || step === 2999) {
-        // Holders of every key (counts are checked through the evict sequence itself).
-        for (let i = 0; i < R; i++) {
-          const got = (idx.lookupSync([key(i)]).get(key(i)) ?? []).map((p) => `${p.pod}|${p.tier}`).sort();
-          const want = [...(model.holders.get(key(i))?.keys() ?? [])].sort();
-          expect([i, got]).toEqual([i, want]);
-        }
-        for (let j = 0; j < E; j++) {
-          const ek = key(100_000 + j);
-          const list = model.engine.get(ek);
-          expect([j, idx.requestKeyForSync(ek)]).toEqual([j, list === undefined ? undefined : list[list.length - 1]]);
-        }
-        let entries = 0;
-        for (const m of model.holders.values()) entries += m.size;
-        expect(idx.stats).toMatchObject({ keys: model.holders.size, entries });
-      }
+      if (step % 50 === 49 || step === 2999) problems.push(...disagreements(step, idx, model, R, E));
     }
+    expect(problems).toEqual([]);
+    expect(idx.size).toBe(model.holders.size);
   });
 });
