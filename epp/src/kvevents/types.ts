@@ -15,12 +15,23 @@ export interface BlockStoredEvent {
   readonly loraName?: string;
   /** `GPU`/`CPU`/...; normalised to lower case (`gpu` when absent). */
   readonly medium: string;
+  /**
+   * Per-block extra keys as vLLM sent them (≥ v0.17; one entry per hash, `null` for a block
+   * without keys), or undefined when the field is absent. Kept raw: only the hash check reads it.
+   */
+  readonly extraKeys?: readonly unknown[];
+  /** KV-cache group (hybrid models, ≥ v0.21); undefined when absent. */
+  readonly groupIdx?: number;
+  /** `full_attention`, `sliding_window`, `mamba`, ... (≥ v0.22); undefined when absent. */
+  readonly kvCacheSpecKind?: string;
 }
 
 export interface BlockRemovedEvent {
   readonly type: 'BlockRemoved';
   readonly blockHashes: readonly BlockKey[];
   readonly medium: string;
+  /** KV-cache group (hybrid models, ≥ v0.21); undefined when absent. */
+  readonly groupIdx?: number;
 }
 
 export interface AllBlocksClearedEvent {
