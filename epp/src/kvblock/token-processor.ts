@@ -230,8 +230,7 @@ abstract class BaseProcessor implements TokenProcessor {
   blockChain(tokens: ArrayLike<number>, extra?: BlockExtraKeys, parent?: ChainState): { keys: BlockKey[]; last: ChainState } {
     if (tokens === null || tokens === undefined || typeof tokens.length !== 'number') checkTokens(tokens, 0);
     const nBlocks = Math.floor(tokens.length / this.blockSize);
-    const n = nBlocks * this.blockSize;
-    checkTokens(tokens, n);
+    checkTokens(tokens, tokens.length); // the unhashed tail too: bad input is bad input
     if (parent !== undefined) this.checkParent(parent);
     const ex = prepareExtra(this.algo, extra);
     return this.run(tokens, nBlocks, ex, parent);
