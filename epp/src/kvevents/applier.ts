@@ -31,6 +31,7 @@
  * `kvroute_kv_events_hash_mismatch_total` and logs a rate-limited warning naming the likely cause.
  */
 import type { HashAlgo } from '../contract/names.js';
+import { createTokenProcessor } from '../kvblock/token-processor.js';
 import type { BlockExtraKeys, BlockKey, ChainState, Index, PodEntry, TokenProcessor, TokenProcessorOptions } from '../kvblock/types.js';
 import { type DropReason, type KvEventsMetrics, type Logger, RateLimitedLog, noopMetrics, silentLogger } from './observe.js';
 import type { BlockRemovedEvent, BlockStoredEvent, KvEvent, KvEventBatch } from './types.js';
@@ -56,8 +57,11 @@ export interface EventApplierOptions {
   readonly blockSize: number;
   /** vLLM's PYTHONHASHSEED (also seeds the fast request keys). */
   readonly hashSeed: string;
-  /** Builds the `fast` request-key processors and the engine-hash processors of the check. */
-  readonly createTokenProcessor: TokenProcessorFactory;
+  /**
+   * Builds the `fast` request-key processors and the engine-hash processors of the check.
+   * @default createTokenProcessor (kvblock/token-processor)
+   */
+  readonly createTokenProcessor?: TokenProcessorFactory;
   /**
    * vLLM's `--prefix-caching-hash-algo`, used by the hash check.
    * @default 'sha256_cbor'
@@ -109,7 +113,7 @@ export class EventApplier {
     this.index = opts.index;
     this.blockSize = opts.blockSize;
     this.hashSeed = opts.hashSeed;
-    this.factory = opts.createTokenProcessor;
+    this.factory = opts.createTokenProcessor ?? createTokenProcessor;
     this.hashAlgo = opts.hashAlgo ?? 'sha256_cbor';
     this.checkEnabled = opts.hashCheck?.enabled ?? true;
     this.sampleEvery = Math.max(1, Math.floor(opts.hashCheck?.sampleEvery ?? 8));

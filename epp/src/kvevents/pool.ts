@@ -35,6 +35,7 @@
 import { Subscriber } from 'zeromq';
 import type { Registry } from 'prom-client';
 import { EppPorts, type HashAlgo, KvEventsTopic } from '../contract/names.js';
+import { createTokenProcessor } from '../kvblock/token-processor.js';
 import type { Index } from '../kvblock/types.js';
 import { EventApplier, type HashCheckOptions, type TokenProcessorFactory } from './applier.js';
 import { decodeKvEventBatch } from './decoder.js';
@@ -70,8 +71,11 @@ export interface KvEventPoolOptions {
   readonly blockSize: number;
   /** vLLM PYTHONHASHSEED; the EPP config `hashSeed`. */
   readonly hashSeed: string;
-  /** Builds TokenProcessors (`fast` request keys, and the engine algo for the hash check). */
-  readonly createTokenProcessor: TokenProcessorFactory;
+  /**
+   * Builds TokenProcessors (`fast` request keys, and the engine algo for the hash check).
+   * @default createTokenProcessor (kvblock/token-processor)
+   */
+  readonly createTokenProcessor?: TokenProcessorFactory;
   /**
    * vLLM `--prefix-caching-hash-algo` (hash check).
    * @default 'sha256_cbor'
@@ -239,7 +243,7 @@ export class KvEventPool {
       index: opts.index,
       blockSize: opts.blockSize,
       hashSeed: opts.hashSeed,
-      createTokenProcessor: opts.createTokenProcessor,
+      createTokenProcessor: opts.createTokenProcessor ?? createTokenProcessor,
       metrics: this.metrics,
       logger: this.logger,
       ...(opts.hashAlgo !== undefined ? { hashAlgo: opts.hashAlgo } : {}),

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decodeEvent, decodeKvEventBatch, normaliseBlockHash } from '../../src/kvevents/decoder.js';
+import { type EventProblem, decodeEvent, decodeKvEventBatch, normaliseBlockHash } from '../../src/kvevents/decoder.js';
 import type { BlockRemovedEvent, BlockStoredEvent, KvEventBatch } from '../../src/kvevents/types.js';
 import { F64, MsgMap, encodeBatch, packMsgspec, type PubEvent } from '../support/vllm-publisher.js';
 
@@ -21,7 +21,7 @@ const H0 = 2863503375995570957n; // 0x27bd352623590b0d, from the vectors
 const H1 = 13957787785847563040n; // 0xc1b4060a29bae320 (≥ 2^63: msgpack uint64)
 const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
 
-function ok(buf: Uint8Array): { batch: KvEventBatch; problems: readonly { reason: string; detail: string }[] } {
+function ok(buf: Uint8Array): { batch: KvEventBatch; problems: readonly EventProblem[] } {
   const r = decodeKvEventBatch(buf);
   if (!r.ok) throw new Error(`expected ok, got ${r.reason}: ${r.detail}`);
   return r;
