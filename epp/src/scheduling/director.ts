@@ -1,0 +1,211 @@
+/**
+ * The scheduler behind the ext_proc protocol layer: turns an InferenceRequest into tokens,
+ * schedules it over the current endpoints (subset hint applied), and tracks in-flight requests.
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { ApiError } from '../api/errors.js';
+import type { ChatMessage as ScoreChatMessage, PromptTokenizer } from '../api/score.js';
+import { Headers } from '../contract/names.js';
+import type { EndpointState, EndpointStore } from '../datalayer/endpoint-store.js';
+import type { InferenceRequest, PickResult, RequestDirector, ResponseInfo } from '../extproc/director.js';
+import type { Logger } from '../util/logger.js';
+import type { Scheduler } from './scheduler.js';
+import type { SessionAffinityScorer } from './scorers.js';
+
+export interface SchedulingDirectorOptions {
+  readonly scheduler: Scheduler;
+  readonly store: EndpointStore;
+  readonly logger: Logger;
+  /** Base model the pool serves. */
+  readonly model: string;
+  /**
+   * Other accepted model names (LoRA adapters). Empty accepts any model name.
+   * @default [] (any)
+   */
+  readonly allowedModels?: readonly string[];
+  /**
+   * Tokenizer for prompts and chats; without one only `prompt: [token ids]` requests get prefix scores.
+   * @default undefined
+   */
+  readonly tokenizer?: PromptTokenizer;
+  readonly sessions?: SessionAffinityScorer;
+  /**
+   * Registry for scheduler metrics.
+   * @default undefined (no metrics)
+   */
+  readonly registry?: Registry;
+  /** Name of the InferencePool, for `inference_pool_*` metrics. @default "kvroute" */
+  readonly poolName?: string;
+}
+
+/** IP part of `ip:port` / `[v6]:port`, without brackets. */
+export function hostOf(endpoint: string): string {
+  const i = endpoint.lastIndexOf(':');
+  const host = i === -1 ? endpoint : endpoint.slice(0, i);
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+export class SchedulingDirector implements RequestDirector {
+  private readonly releases = new Map<InferenceRequest, () => void>();
+  private readonly metrics?: {
+    e2e: Histogram;
+    attempts: Counter<'status'>;
+    tokenizeFailures: Counter<'reason'>;
+    prefixBlocks: Histogram;
+    cachedRatio: Histogram;
+  };
+
+  constructor(private readonly opts: SchedulingDirectorOptions) {
+    const r = opts.registry;
+    if (r) {
+      const poolName = opts.poolName ?? 'kvroute';
+      const store = opts.store;
+      this.metrics = {
+        e2e: new Histogram({
+          name: 'inference_extension_scheduler_e2e_duration_seconds',
+          help: 'End-to-end scheduling latency: tokenization, index lookup, scoring and picking.',
+          buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1],
+          registers: [r],
+        }),
+        attempts: new Counter({
+          name: 'inference_extension_scheduler_attempts_total',
+          help: 'Scheduling attempts by status (success, failure).',
+          labelNames: ['status'],
+          registers: [r],
+        }),
+        tokenizeFailures: new Counter({
+          name: 'kvroute_tokenize_failures_total',
+          help: 'Requests scheduled without prefix scores because their prompt could not be tokenized.',
+          labelNames: ['reason'],
+          registers: [r],
+        }),
+        prefixBlocks: new Histogram({
+          name: 'kvroute_request_prompt_blocks',
+          help: 'Full KV blocks in scheduled prompts.',
+          buckets: [0, 1, 4, 16, 64, 256, 1024, 4096],
+          registers: [r],
+        }),
+        cachedRatio: new Histogram({
+          name: 'kvroute_request_cached_prefix_ratio',
+          help: 'Share of the prompt blocks the picked pod already holds, per scheduled request.',
+          buckets: [0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1],
+          registers: [r],
+        }),
+      };
+      new Gauge({
+        name: 'inference_pool_ready_pods',
+        help: 'Pods of the pool with fresh metrics.',
+        labelNames: ['name'],
+        registers: [r],
+        collect() {
+          this.set({ name: poolName }, store.countFresh());
+        },
+      });
+      new Gauge({
+        name: 'inference_pool_average_queue_size',
+        help: 'Average waiting-queue size over pods with fresh metrics.',
+        labelNames: ['name'],
+        registers: [r],
+        collect() {
+          const s = store.snapshot().filter((e) => e.metrics);
+          this.set({ name: poolName }, s.length ? s.reduce((a, e) => a + (e.metrics?.waiting ?? 0), 0) / s.length : 0);
+        },
+      });
+      new Gauge({
+        name: 'inference_pool_average_kv_cache_utilization',
+        help: 'Average KV-cache utilization over pods with fresh metrics.',
+        labelNames: ['name'],
+        registers: [r],
+        collect() {
+          const s = store.snapshot().filter((e) => e.metrics?.kvCacheUsage !== undefined);
+          this.set({ name: poolName }, s.length ? s.reduce((a, e) => a + (e.metrics?.kvCacheUsage ?? 0), 0) / s.length : 0);
+        },
+      });
+      new Gauge({
+        name: 'kvroute_endpoint_in_flight_requests',
+        help: 'Requests the EPP sent to each endpoint that have not finished.',
+        labelNames: ['endpoint'],
+        registers: [r],
+        collect() {
+          this.reset();
+          for (const e of store.list()) this.set({ endpoint: e.address }, store.inFlightOf(e.address));
+        },
+      });
+    }
+  }
+
+  private checkModel(model: string | undefined): string {
+    if (model === undefined) return this.opts.model;
+    const allowed = this.opts.allowedModels ?? [];
+    if (model !== this.opts.model && allowed.length > 0 && !allowed.includes(model)) {
+      throw new ApiError('unknown_model', `model "${model}" is not served by this pool; known models: ${[this.opts.model, ...allowed].join(', ')}`);
+    }
+    return model;
+  }
+
+  private async tokens(req: InferenceRequest, model: string): Promise<ArrayLike<number> | undefined> {
+    if (req.tokenIds) return req.tokenIds;
+    const tk = this.opts.tokenizer;
+    if (!tk) return undefined;
+    try {
+      if (req.messages) return await tk.tokenizeChat(model, req.messages as unknown as ScoreChatMessage[]);
+      if (typeof req.prompt === 'string') return await tk.tokenizeCompletion(model, req.prompt);
+      if (Array.isArray(req.prompt) && req.prompt.length > 0) return await tk.tokenizeCompletion(model, req.prompt[0] as string);
+    } catch (err) {
+      this.metrics?.tokenizeFailures.inc({ reason: 'error' });
+      this.opts.logger.warn({ err, requestId: req.requestId }, 'tokenization failed; scheduling by load only');
+    }
+    return undefined;
+  }
+
+  private candidates(req: InferenceRequest): EndpointState[] {
+    const all = this.opts.store.snapshot();
+    if (!req.subsetCandidates) return all;
+    const hosts = new Set(req.subsetCandidates.map(hostOf));
+    return all.filter((c) => hosts.has(hostOf(c.endpoint.address)));
+  }
+
+  async pick(req: InferenceRequest): Promise<PickResult> {
+    const started = performance.now();
+    try {
+      const model = this.checkModel(req.targetModel ?? req.model);
+      const candidates = this.candidates(req);
+      if (candidates.length === 0) {
+        throw new ApiError('no_endpoint', req.subsetCandidates ? 'no pool endpoint matches the gateway subset hint' : 'the pool has no endpoints');
+      }
+      const tokens = req.apiKind === 'none' ? undefined : await this.tokens(req, model);
+      const result = await this.opts.scheduler.schedule({ model, tokens, sessionId: req.sessionId }, candidates);
+      const endpoints = result.primary.picked.map((p) => p.state.endpoint.address);
+      const headers: Record<string, string> = {};
+      if (result.prefill) headers[Headers.prefillerHostPort] = result.prefill.picked[0].state.endpoint.address;
+      this.releases.set(req, this.opts.store.acquire(endpoints[0]));
+      if (req.sessionId !== undefined) this.opts.sessions?.record(req.sessionId, endpoints[0]);
+      if (this.metrics) {
+        this.metrics.attempts.inc({ status: 'success' });
+        this.metrics.e2e.observe((performance.now() - started) / 1000);
+        this.metrics.prefixBlocks.observe(result.totalBlocks);
+        if (result.totalBlocks > 0) {
+          this.metrics.cachedRatio.observe(Math.min(1, result.cachedTokens / Math.max(1, tokens?.length ?? 1)));
+        }
+      }
+      this.opts.logger.debug(
+        { requestId: req.requestId, model, endpoint: endpoints[0], prefill: headers[Headers.prefillerHostPort], blocks: result.totalBlocks, scores: result.primary.picked[0].parts },
+        'scheduled',
+      );
+      return Object.keys(headers).length > 0 ? { endpoints, headers } : { endpoints };
+    } catch (err) {
+      this.metrics?.attempts.inc({ status: 'failure' });
+      throw err;
+    }
+  }
+
+  onResponse(_req: InferenceRequest, _info: ResponseInfo): void {}
+
+  onDone(req: InferenceRequest): void {
+    const release = this.releases.get(req);
+    if (release) {
+      release();
+      this.releases.delete(req);
+    }
+  }
+}

@@ -1,0 +1,42 @@
+/** Max-score picker with a random tie-break (seedable, so simulations are reproducible). */
+import type { Picker, ScoredEndpoint } from './types.js';
+
+/** A [0, 1) random source. */
+export type Random = () => number;
+
+/** mulberry32: a small seeded PRNG. */
+export function seededRandom(seed: number): Random {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const EPSILON = 1e-9;
+
+export class MaxScorePicker implements Picker {
+  readonly name = 'max-score-picker';
+  /**
+   * @param maxEndpoints how many endpoints to return (failover order). @default 1
+   * @param random tie-break source. @default Math.random
+   */
+  constructor(
+    private readonly maxEndpoints = 1,
+    private readonly random: Random = Math.random,
+  ) {}
+
+  pick(scored: readonly ScoredEndpoint[]): ScoredEndpoint[] {
+    // Shuffle first (Fisher–Yates), then a stable sort by score: equal scores end up in random order.
+    const arr = [...scored];
+    for (let i = arr.length - 1; i > 0; i--) {
+      const j = Math.floor(this.random() * (i + 1));
+      [arr[i], arr[j]] = [arr[j], arr[i]];
+    }
+    arr.sort((a, b) => (Math.abs(b.total - a.total) < EPSILON ? 0 : b.total - a.total));
+    return arr.slice(0, this.maxEndpoints);
+  }
+}

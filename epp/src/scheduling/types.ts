@@ -1,0 +1,62 @@
+/**
+ * The scheduling framework, llm-d style: a profile runs filters, then scorers whose [0, 1] scores
+ * are summed with absolute weights, then a picker. Plugins are small interfaces; the config picks
+ * and weights them.
+ */
+import type { EndpointState } from '../datalayer/endpoint-store.js';
+import type { PodPrefixScore } from '../kvblock/scorer.js';
+
+/** What scheduling knows about a request. */
+export interface SchedulingRequest {
+  /** Model (or LoRA adapter) the request targets. */
+  readonly model: string;
+  /** Prompt token ids, when the prompt could be tokenized. */
+  readonly tokens?: ArrayLike<number>;
+  /** Session affinity key (`x-session-id`). */
+  readonly sessionId?: string;
+}
+
+/** Per-cycle scratch space plugins share (e.g. the prefix scorer's result for the P/D decider). */
+export class CycleState {
+  /** Prefix scores by pod for the request, once the prefix scorer ran. */
+  prefix: Map<string, PodPrefixScore> | undefined;
+  /** Number of full blocks of the prompt (0 when not tokenized). */
+  totalBlocks = 0;
+}
+
+export interface Filter {
+  readonly name: string;
+  filter(req: SchedulingRequest, candidates: readonly EndpointState[], state: CycleState): EndpointState[];
+}
+
+export interface Scorer {
+  readonly name: string;
+  /** Score in [0, 1] per candidate address (missing = 0). */
+  score(req: SchedulingRequest, candidates: readonly EndpointState[], state: CycleState): Promise<Map<string, number>> | Map<string, number>;
+}
+
+export interface ScoredEndpoint {
+  readonly state: EndpointState;
+  /** Weighted sum of the scorers' clamped scores. */
+  readonly total: number;
+  /** Each scorer's clamped score, by scorer name (for logs and /v1/score-style debugging). */
+  readonly parts: Readonly<Record<string, number>>;
+}
+
+export interface Picker {
+  readonly name: string;
+  pick(scored: readonly ScoredEndpoint[]): ScoredEndpoint[];
+}
+
+export interface WeightedScorer {
+  readonly scorer: Scorer;
+  readonly weight: number;
+}
+
+export interface ProfileResult {
+  readonly profile: string;
+  /** Picked endpoints, best first (empty when filters left nothing). */
+  readonly picked: readonly ScoredEndpoint[];
+  /** Every candidate that passed the filters, scored, best first. */
+  readonly scored: readonly ScoredEndpoint[];
+}
