@@ -62,7 +62,7 @@ export type ContentFormat = 'string' | 'openai';
 
 /** vLLM's content-format detection: does the template iterate over a message's content? */
 export function detectContentFormat(template: string): ContentFormat {
-  return /\{%-?\s*for\s+\w+\s+in\s+\w+(\[\s*['"]content['"]\s*\]|\.content)\b/.test(template) ? 'openai' : 'string';
+  return /\{%-?\s*for\s+\w+\s+in\s+\w+(\[\s*['"]content['"]\s*\]|\.content)(?!\w)/.test(template) ? 'openai' : 'string';
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
