@@ -88,7 +88,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   let stderr = '';
 
   const launch = async (): Promise<void> => {
-    const args = ['--port', String(port), '--bind', host, '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'];
+    const args = ['--port', String(port), '--bind', host, '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning', '--enable-debug-command', 'local'];
     if (opts.password !== undefined) args.push('--requirepass', opts.password);
     const proc = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
