@@ -87,6 +87,8 @@ const ModelSchema = z.object({
   hfTokenSecret: SecretKeyRefSchema.default({ name: 'llm-d-hf-token', key: 'HF_TOKEN' }),
   /** Where model weights are cached inside the pod. */
   cache: ModelCacheSchema.default({ type: 'emptyDir', sizeLimit: '50Gi' }),
+  /** Seconds the startup probe allows for downloading and loading the weights. */
+  startupTimeoutSeconds: z.number().int().min(60).default(1800),
   /** Extra vLLM flags appended verbatim. */
   extraArgs: z.array(z.string()).default([]),
 });

@@ -1,0 +1,32 @@
+/** Something an HTTPRoute can send traffic to: an InferencePool or a plain Service port. */
+export interface HttpBackendRef {
+  readonly group?: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly port?: number;
+}
+
+/** Capability interface of route backends. */
+export interface HttpBackend {
+  /** The `backendRefs[]` entry. */
+  toBackendRef(): HttpBackendRef;
+}
+
+/** A core Service port as a route backend. */
+export class ServiceBackend implements HttpBackend {
+  /** The Service `name` on `port`. */
+  static of(name: string, port: number): ServiceBackend {
+    return new ServiceBackend(name, port);
+  }
+
+  private constructor(
+    readonly name: string,
+    readonly port: number,
+  ) {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`ServiceBackend ${name}: port ${port} is not a TCP port`);
+  }
+
+  toBackendRef(): HttpBackendRef {
+    return { group: '', kind: 'Service', name: this.name, port: this.port };
+  }
+}
