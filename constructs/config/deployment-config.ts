@@ -297,6 +297,13 @@ function crossFieldProblems(c: DeploymentConfig): Problem[] {
       message: 'the ModelService CRD has no volumes field, so a PVC model cache cannot be expressed; use model.cache.type: "emptyDir" or workloadMode: "deployments"',
     });
   }
+  if (c.workloadMode === 'modelservice' && c.model.hfTokenSecret.key !== 'HF_TOKEN') {
+    p.push({
+      path: 'model.hfTokenSecret.key',
+      value: c.model.hfTokenSecret.key,
+      message: 'the ModelService operator reads the token from key "HF_TOKEN" of modelArtifacts.authSecretName; store the token under HF_TOKEN or use workloadMode: "deployments"',
+    });
+  }
   if (c.workloadMode === 'modelservice' && c.model.extraArgs.some((a) => a.includes('{{'))) {
     p.push({ path: 'model.extraArgs', value: c.model.extraArgs, message: 'ModelService treats "{{" as a template; remove template markers from model.extraArgs' });
   }

@@ -4,6 +4,7 @@
  * still run it. The CRD's container type has no ports, probes or volume mounts: the operator's
  * BaseConfig templates add those, and `mountModelVolume` asks for the model volume.
  */
+import { HfTokenEnv } from '@kvroute/epp/contract';
 import { Construct } from 'constructs';
 import {
   ModelService as ModelServiceL1,
@@ -63,7 +64,8 @@ function msContainer<L, R>(c: ContainerSpec, q: Quantities<L, R>) {
   const j = toModelServiceContainer(c);
   const map = <T>(rec: Record<string, string>, f: (s: string) => T): Record<string, T> =>
     Object.fromEntries(Object.entries(rec).map(([k, v]) => [k, f(v)]));
-  const env: ModelServiceEnvJson[] = j.env;
+  // For hf:// artifacts the operator injects HF_TOKEN into containers that mount the model volume.
+  const env: ModelServiceEnvJson[] = j.mountModelVolume ? j.env.filter((e) => e.name !== HfTokenEnv) : j.env;
   return {
     name: j.name,
     image: j.image,

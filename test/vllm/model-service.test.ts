@@ -1,0 +1,72 @@
+import { HfTokenEnv } from '@kvroute/epp/contract';
+import { parseDeploymentConfig } from '../../constructs/config/deployment-config.js';
+import { findObject, objectsOfKind, synthObjects } from '../support/synth.js';
+
+interface MsContainer {
+  name: string;
+  image: string;
+  args: string[];
+  env: { name: string; value?: string }[];
+  resources: { requests: Record<string, string>; limits: Record<string, string> };
+  mountModelVolume: boolean;
+}
+interface MsRole {
+  replicas: number;
+  parallelism: { tensor: number };
+  acceleratorTypes: { labelKey: string; labelValues: string[] };
+  containers: MsContainer[];
+  initContainers?: MsContainer[];
+}
+interface MsSpec {
+  modelArtifacts: { uri: string; authSecretName: string };
+  routing: { modelName: string; ports: { name: string; port: number }[] };
+  decode: MsRole;
+  prefill?: MsRole;
+}
+
+describe('ModelService mode', () => {
+  const objects = synthObjects(parseDeploymentConfig({ workloadMode: 'modelservice' }));
+  const ms = findObject(objects, 'ModelService', 'kvroute');
+  const spec = ms.spec as MsSpec;
+
+  it('replaces the model-server Deployments', () => {
+    expect(ms.apiVersion).toBe('llm-d.ai/v1alpha1');
+    expect(objectsOfKind(objects, 'Deployment').map((d) => d.metadata.name)).toEqual(['kvroute-epp']);
+  });
+
+  it('model artifacts from Hugging Face with the token Secret', () => {
+    expect(spec.modelArtifacts).toEqual({ uri: 'hf://meta-llama/Llama-3.2-1B', authSecretName: 'llm-d-hf-token' });
+    expect(spec.routing.modelName).toBe('meta-llama/Llama-3.2-1B');
+    expect(spec.routing.ports).toEqual([
+      { name: 'app_port', port: 8000 },
+      { name: 'internal_port', port: 8200 },
+    ]);
+  });
+
+  it('carries the same vLLM container (flags, GPUs) as Deployment mode, minus the HF_TOKEN the operator injects', () => {
+    const deploymentObjects = synthObjects(parseDeploymentConfig({}));
+    const dep = findObject(deploymentObjects, 'Deployment', 'kvroute-decode');
+    const depArgs = (dep.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0].args;
+    const c = spec.decode.containers[0];
+    expect(c.args).toEqual(depArgs);
+    expect(c.resources.limits['nvidia.com/gpu']).toBe('1');
+    expect(c.resources.requests['nvidia.com/gpu']).toBe('1');
+    expect(c.mountModelVolume).toBe(true);
+    expect(c.env.map((e) => e.name)).not.toContain(HfTokenEnv);
+    expect(c.env).toContainEqual({ name: 'PYTHONHASHSEED', value: '42' });
+  });
+
+  it('decode 3 with the routing sidecar, prefill 2, accelerator types and TP', () => {
+    expect(spec.decode.replicas).toBe(3);
+    expect(spec.decode.initContainers?.[0].name).toBe('routing-proxy');
+    expect(spec.prefill?.replicas).toBe(2);
+    expect(spec.decode.parallelism).toEqual({ tensor: 1 });
+    expect(spec.decode.acceleratorTypes).toEqual({ labelKey: 'nvidia.com/gpu.present', labelValues: ['true'] });
+  });
+
+  it('rejects a token Secret key the operator cannot read', () => {
+    expect(() => parseDeploymentConfig({ workloadMode: 'modelservice', model: { hfTokenSecret: { name: 'x', key: 'token' } } })).toThrow(
+      /model\.hfTokenSecret\.key.*"HF_TOKEN"/,
+    );
+  });
+});
