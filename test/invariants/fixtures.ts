@@ -4,14 +4,10 @@
  * constructs/ on purpose: it checks the checkers, not the chart.
  */
 import { EppPortNames, EppPorts, Labels, VllmPorts } from '../../epp/src/contract/index.js';
+import type { Manifest } from './model.js';
 
 /** A Kubernetes object as plain JSON. */
-export interface Obj {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  [field: string]: unknown;
-}
+export type Obj = Manifest;
 
 export const NS = 'llm-d';
 export const MODEL = 'meta-llama/Llama-3.2-1B';
@@ -28,6 +24,16 @@ export const eppLabels = { 'app.kubernetes.io/name': 'kvroute-epp', 'app.kuberne
 export const redisLabels = { 'app.kubernetes.io/name': 'redis', 'app.kubernetes.io/instance': 'kv' };
 export const poolSelector = { [Labels.inferenceServing]: 'true', [Labels.model]: MODEL_LABEL };
 
+/** The vLLM --kv-events-config JSON: connect to the EPP Service's ZMQ port, topic kv@$(POD_IP):8000@model. */
+export function kvEventsJson(): string {
+  return JSON.stringify({
+    enable_kv_cache_events: true,
+    publisher: 'zmq',
+    endpoint: `tcp://kv-epp.${NS}.svc.cluster.local:${EppPorts.zmq}`,
+    topic: `kv@$(POD_IP):${VllmPorts.serving}@${MODEL}`,
+  });
+}
+
 function vllmContainer(role: 'decode' | 'prefill', port: number): Record<string, unknown> {
   return {
     name: 'vllm',
@@ -41,7 +47,7 @@ function vllmContainer(role: 'decode' | 'prefill', port: number): Record<string,
       '--block-size=16',
       '--prefix-caching-hash-algo=sha256_cbor',
       '--kv-events-config',
-      `{"enable_kv_cache_events":true,"publisher":"zmq","endpoint":"tcp://kv-epp.${NS}.svc.cluster.local:${EppPorts.zmq}","topic":"kv@$(POD_IP):${VllmPorts.serving}@${MODEL}"}`,
+      kvEventsJson(),
       '--kv-transfer-config',
       '{"kv_connector":"NixlConnector","kv_role":"kv_both"}',
     ],
@@ -181,7 +187,7 @@ export function miniDeployment(): Obj[] {
     {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: { name: 'kv-epp', namespace: NS },
+      metadata: { name: 'kv-epp', namespace: NS, labels: eppLabels },
       spec: {
         selector: eppLabels,
         ports: [
@@ -293,6 +299,25 @@ export function miniDeployment(): Obj[] {
         workloadSelector: { labels: { 'gateway.networking.k8s.io/gateway-name': 'kv-gateway' } },
         configPatches: [
           {
+            applyTo: 'CLUSTER',
+            match: { context: 'GATEWAY' },
+            patch: {
+              operation: 'ADD',
+              value: {
+                name: 'kv-original-dst',
+                type: 'ORIGINAL_DST',
+                lb_policy: 'CLUSTER_PROVIDED',
+                connect_timeout: '1000s',
+                original_dst_lb_config: { use_http_header: true, http_header_name: 'x-gateway-destination-endpoint' },
+              },
+            },
+          },
+          {
+            applyTo: 'HTTP_ROUTE',
+            match: { context: 'GATEWAY', routeConfiguration: { portNumber: 80, vhost: { name: '*:80' } } },
+            patch: { operation: 'MERGE', value: { route: { cluster: 'kv-original-dst', timeout: '0s' } } },
+          },
+          {
             applyTo: 'HTTP_FILTER',
             match: { context: 'GATEWAY', listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager' } } } },
             patch: {
@@ -361,8 +386,11 @@ export function miniDeployment(): Obj[] {
             {
               name: 'vllm',
               image: 'vllm/vllm-openai:v0.11.0',
-              args: ['--block-size=16', '--prefix-caching-hash-algo=sha256_cbor'],
-              env: [{ name: 'PYTHONHASHSEED', value: '42' }],
+              args: ['--block-size=16', '--prefix-caching-hash-algo=sha256_cbor', '--kv-events-config', kvEventsJson()],
+              env: [
+                { name: 'PYTHONHASHSEED', value: '42' },
+                { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+              ],
               resources: { requests: { 'nvidia.com/gpu': '1' }, limits: { 'nvidia.com/gpu': '1' } },
               mountModelVolume: true,
             },
