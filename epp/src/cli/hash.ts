@@ -38,6 +38,12 @@ interface Io {
 
 class HashUsageError extends Error {}
 
+/** The message of an error from any realm (node internals throw errors of their own realm under vm). */
+function messageOf(err: unknown): string {
+  if (err !== null && typeof err === 'object' && 'message' in err && typeof err.message === 'string') return err.message;
+  return String(err);
+}
+
 /** TokenProcessorError fields → the flag that set them. */
 const FLAG_OF_FIELD: Readonly<Record<string, string>> = {
   algo: '--algo',
@@ -63,8 +69,7 @@ function parseTokens(text: string): number[] {
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
-    throw new HashUsageError(`stdin: not valid JSON (${why}); pipe a JSON array of token ids, e.g. [1,2,3]`);
+    throw new HashUsageError(`stdin: not valid JSON (${messageOf(err)}); pipe a JSON array of token ids, e.g. [1,2,3]`);
   }
   const arr =
     doc !== null && typeof doc === 'object' && !Array.isArray(doc) && 'token_ids' in doc ? (doc as { token_ids: unknown }).token_ids : doc;
@@ -104,8 +109,7 @@ export async function hashCommand(argv: string[], io: Io): Promise<number> {
         },
       }));
     } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      throw new HashUsageError(`${why}; see kvroute-epp hash --help`);
+      throw new HashUsageError(`${messageOf(err).replace(/\s*\n\s*/g, ' ')}; see kvroute-epp hash --help`);
     }
     if (values.help === true) {
       io.stdout.write(HASH_USAGE);
