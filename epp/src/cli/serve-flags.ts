@@ -156,5 +156,5 @@ export function configFromServeArgs(argv: readonly string[]): EppConfig | undefi
   if (f['redis-url'] !== undefined) cfg.index = { ...(isRecord(cfg.index) && cfg.index.backend === 'redis' ? cfg.index : {}), backend: 'redis', url: f['redis-url'] };
   if (f['index-memory-bytes'] !== undefined) cfg.index = { backend: 'memory', memoryBudgetBytes: int('index-memory-bytes', f['index-memory-bytes']) };
   if (cfg.model === undefined) throw new UsageError('--model is required (the served model name, e.g. --model meta-llama/Llama-3.2-1B), or set "model" in --config');
-  return parseEppConfig(cfg, f.config ? `config ${f.config} with flags` : 'flags');
+  return parseEppConfig(cfg, f.config ? `config ${f.config} (with flags)` : 'serve flags');
 }

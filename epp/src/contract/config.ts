@@ -9,6 +9,8 @@ import { EppPorts, HashAlgos, KvEventsTopic, RedisPasswordEnv } from './names.js
 const isPowerOfTwo = (n: number): boolean => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 
 const port = z.number().int().min(1).max(65535);
+/** A port to listen on; 0 picks a free one (tests, local runs). */
+const listenPort = z.number().int().min(0).max(65535);
 
 /** `ip:port` (IPv6 in brackets). */
 export const EndpointAddressSchema = z
@@ -121,9 +123,9 @@ export const SchedulingSchema = z.object({
 });
 
 export const ServerSchema = z.object({
-  grpcPort: port.default(EppPorts.grpc),
-  healthPort: port.default(EppPorts.grpcHealth),
-  httpPort: port.default(EppPorts.http),
+  grpcPort: listenPort.default(EppPorts.grpc),
+  healthPort: listenPort.default(EppPorts.grpcHealth),
+  httpPort: listenPort.default(EppPorts.http),
   /** Bind host for all listeners. */
   host: z.string().default('0.0.0.0'),
   /** TLS on the ext_proc port: off, self-signed, or a given certificate. */
@@ -198,5 +200,5 @@ export function parseEppConfig(input: unknown, source = 'EPP config'): EppConfig
     const v = valueAt(input, i.path);
     return `${path}: ${i.message} (got ${v === undefined ? 'nothing' : JSON.stringify(v)})`;
   });
-  throw new EppConfigError(`${source} is invalid:\n  - ${issues.join('\n  - ')}`, issues);
+  throw new EppConfigError(`invalid ${source}:\n  - ${issues.join('\n  - ')}`, issues);
 }

@@ -70,7 +70,7 @@ describe('EPP config schema', () => {
     }
     expect(err).toBeInstanceOf(EppConfigError);
     expect((err as EppConfigError).issues).toHaveLength(2);
-    expect((err as Error).message).toMatch(/^test config is invalid:/);
+    expect((err as Error).message).toMatch(/^invalid test config:/);
   });
 
   it('round-trips: a parsed config parses to itself', () => {

@@ -1,0 +1,224 @@
+/**
+ * Composes the running EPP from a validated config, in order:
+ *   1. metrics registry and logger
+ *   2. KV-block index (memory or Redis) and the read-path Indexer
+ *   3. endpoints (static list) and the vLLM metrics scraper
+ *   4. the KV-event pool (ZeroMQ SUB; bind, or connect to each endpoint)
+ *   5. tokenization (when a tokenizer is configured)
+ *   6. the scheduler and its request director (used by the ext_proc server)
+ *   7. the HTTP port: /metrics, /healthz, /readyz, POST /v1/score
+ * and stops them in reverse order.
+ */
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { ScoreService, type PromptTokenizer } from '../api/score.js';
+import type { EppConfig } from '../contract/config.js';
+import { EndpointStore, type Endpoint } from '../datalayer/endpoint-store.js';
+import { MetricsScraper } from '../datalayer/metrics-scraper.js';
+import { Indexer } from '../kvcache/indexer.js';
+import { MemoryIndex } from '../kvblock/memory-index.js';
+import { RedisIndex } from '../kvblock/redis-index.js';
+import { PrefixScorer } from '../kvblock/scorer.js';
+import type { Index } from '../kvblock/types.js';
+import { KvEventPool } from '../kvevents/pool.js';
+import { buildScheduler } from '../scheduling/build.js';
+import { SchedulingDirector } from '../scheduling/director.js';
+import { HttpServer } from '../server/http-server.js';
+import { Tokenization, tokenizationMetrics } from '../tokenization/index.js';
+import { createLogger, type Logger } from '../util/logger.js';
+
+export interface EppRuntimeOptions {
+  /**
+   * Logger.
+   * @default a pino JSON logger on stderr at config.logLevel
+   */
+  readonly logger?: Logger;
+  /**
+   * Environment (Redis password, HF token).
+   * @default process.env
+   */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** The endpoint a static config entry describes. */
+export function staticEndpoint(e: { address: string; name: string; role: Endpoint['role']; metricsUrl?: string }): Endpoint {
+  return { address: e.address, name: e.name, role: e.role, metricsUrl: e.metricsUrl ?? `http://${e.address}/metrics` };
+}
+
+export class EppRuntime {
+  readonly registry = new Registry();
+  readonly logger: Logger;
+  readonly store: EndpointStore;
+  readonly index: Index;
+  readonly indexer: Indexer;
+  readonly pool: KvEventPool;
+  readonly scraper: MetricsScraper;
+  readonly director: SchedulingDirector;
+  private tokenization: Tokenization | undefined;
+  private http: HttpServer | undefined;
+  private ready = false;
+  /** Bound ports after start. */
+  httpPort = 0;
+
+  private constructor(
+    readonly config: EppConfig,
+    opts: EppRuntimeOptions,
+  ) {
+    const env = opts.env ?? process.env;
+    this.logger = opts.logger ?? createLogger(config.logLevel);
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'inference_extension_info',
+      help: 'EPP build information.',
+      labelNames: ['commit', 'build_ref'],
+      registers: [this.registry],
+    }).set({ commit: env.KVROUTE_COMMIT ?? 'unknown', build_ref: env.KVROUTE_VERSION ?? 'dev' }, 1);
+
+    // 2. index
+    const ic = config.index;
+    if (ic.backend === 'redis') {
+      this.index = new RedisIndex({
+        url: ic.url,
+        password: env[ic.passwordEnv] || undefined,
+        keyPrefix: ic.keyPrefix,
+        commandTimeoutMs: ic.commandTimeoutMs,
+        logger: this.logger.child({ component: 'redis-index' }),
+        registry: this.registry,
+      });
+    } else {
+      this.index = new MemoryIndex({ memoryBudgetBytes: ic.memoryBudgetBytes, registry: this.registry });
+    }
+    this.indexer = new Indexer({
+      index: this.index,
+      blockSize: config.blockSize,
+      hashSeed: config.hashSeed,
+      engineAlgo: config.hashAlgo,
+      scorer: new PrefixScorer({ tierWeights: config.scheduling.tierWeights }),
+    });
+
+    // 3. endpoints and metrics
+    this.store = new EndpointStore({ metricsStalenessMs: config.scheduling.metricsStalenessMs });
+    this.scraper = new MetricsScraper({
+      store: this.store,
+      logger: this.logger.child({ component: 'scraper' }),
+      intervalMs: config.scheduling.scrapeIntervalMs,
+      timeoutMs: config.scheduling.scrapeTimeoutMs,
+      expectedBlockSize: config.blockSize,
+      registry: this.registry,
+    });
+
+    // 4. events
+    const ev = config.events;
+    this.pool = new KvEventPool({
+      index: this.index,
+      blockSize: config.blockSize,
+      hashSeed: config.hashSeed,
+      hashAlgo: config.hashAlgo,
+      mode: ev.mode,
+      bindAddress: ev.zmqBind,
+      topicFilter: ev.topicFilter,
+      concurrency: ev.concurrency,
+      registry: this.registry,
+      logger: this.logger.child({ component: 'kv-events' }),
+    });
+    this.store.onChange((event, endpoint) => {
+      if (event === 'added' && ev.mode === 'connect') {
+        const host = endpoint.address.slice(0, endpoint.address.lastIndexOf(':'));
+        this.pool.addPod(
+          endpoint.address,
+          `tcp://${host}:${ev.podPublisherPort}`,
+          ev.podReplayPort === undefined ? undefined : `tcp://${host}:${ev.podReplayPort}`,
+        );
+      }
+      if (event === 'removed') {
+        void this.pool.removePod(endpoint.address).catch(() => undefined);
+        void this.index.clear(endpoint.address).catch((err: unknown) => this.logger.warn({ err, pod: endpoint.address }, 'clearing a removed pod failed'));
+        this.logger.info({ pod: endpoint.address }, 'endpoint removed; its index entries are cleared');
+      }
+    });
+
+    // 6. scheduling
+    const built = buildScheduler({ config, indexer: this.indexer });
+    this.director = new SchedulingDirector({
+      scheduler: built.scheduler,
+      sessions: built.sessions,
+      store: this.store,
+      logger: this.logger.child({ component: 'scheduler' }),
+      model: config.model,
+      tokenizer: this.tokenizerView(),
+      registry: this.registry,
+    });
+  }
+
+  /** Builds and starts every component; rejects (after cleaning up) if one cannot start. */
+  static async start(config: EppConfig, opts: EppRuntimeOptions = {}): Promise<EppRuntime> {
+    const rt = new EppRuntime(config, opts);
+    try {
+      await rt.startComponents();
+    } catch (err) {
+      await rt.stop();
+      throw err;
+    }
+    return rt;
+  }
+
+  /** The ZMQ endpoint the event pool bound (bind mode). */
+  get zmqEndpoint(): string | undefined {
+    return this.pool.endpoint;
+  }
+
+  private tokenizerView(): PromptTokenizer {
+    return {
+      tokenizeCompletion: (model, prompt) => this.requireTokenizer().tokenizeCompletion(model, prompt),
+      tokenizeChat: (model, messages) => this.requireTokenizer().tokenizeChat(model, messages),
+    };
+  }
+
+  private requireTokenizer(): Tokenization {
+    if (!this.tokenization) {
+      throw new Error('no tokenizer is configured: start with --tokenizer <dir> or --tokenizer-hf-repo <repo>');
+    }
+    return this.tokenization;
+  }
+
+  private async startComponents(): Promise<void> {
+    const c = this.config;
+    if (c.discovery.mode === 'static') this.store.replaceAll(c.discovery.endpoints.map(staticEndpoint));
+    else throw new Error('discovery.mode "kubernetes" is not available in this build yet; use static endpoints (--endpoints)');
+    await this.pool.start();
+    this.scraper.start();
+    if (c.tokenizer.path || c.tokenizer.hfRepo) {
+      this.tokenization = await Tokenization.fromConfig(c, {
+        observer: tokenizationMetrics(this.registry),
+        logger: this.logger.child({ component: 'tokenizer' }),
+      });
+    }
+    this.http = new HttpServer({
+      registry: this.registry,
+      logger: this.logger.child({ component: 'http' }),
+      maxBodyBytes: c.server.maxBodyBytes,
+      readiness: [() => (this.ready ? undefined : 'starting')],
+      score: new ScoreService({
+        indexer: this.indexer,
+        model: c.model,
+        tokenizer: this.tokenization ? this.tokenizerView() : undefined,
+        endpoints: () => this.store.list(),
+      }),
+    });
+    this.httpPort = await this.http.listen(c.server.httpPort, c.server.host);
+    this.ready = true;
+    this.logger.info(
+      { httpPort: this.httpPort, zmq: this.zmqEndpoint, model: c.model, blockSize: c.blockSize, hashAlgo: c.hashAlgo, index: c.index.backend, endpoints: this.store.size },
+      'kvroute-epp started',
+    );
+  }
+
+  /** Stops in reverse order; safe to call twice. */
+  async stop(): Promise<void> {
+    this.ready = false;
+    await this.http?.close().catch(() => undefined);
+    await this.tokenization?.close().catch(() => undefined);
+    await this.scraper.stop();
+    await this.pool.stop().catch(() => undefined);
+    await this.index.close().catch(() => undefined);
+  }
+}
