@@ -183,9 +183,15 @@ export class ExtProcStream {
     this.queue = this.queue.then(() => this.handle(msg));
   }
 
-  /** The gateway half-closed the stream: finish after queued messages. */
+  /**
+   * The gateway half-closed the stream: finish after queued messages. Envoy half-closes only after
+   * the exchange; a half-close before the request was routed means the request was abandoned and
+   * counts as `cancelled`.
+   */
   endOfInput(): void {
-    this.queue = this.queue.then(() => this.close('completed'));
+    this.queue = this.queue.then(() =>
+      this.close(this.routed || this.rejected || this.state === 'headers' ? 'completed' : 'cancelled', this.routed ? undefined : 'half-closed before routing'),
+    );
   }
 
   /** The call was cancelled or failed: stop at once. */

@@ -304,7 +304,8 @@ export class ExtProcServer {
       }
       stream.push(msg);
     });
-    call.on('end', () => stream.endOfInput());
+    // A client cancel can surface as 'end' just before 'cancelled'; let 'cancelled' win.
+    call.on('end', () => setImmediate(() => (call.cancelled ? stream.abort('cancelled') : stream.endOfInput())));
     call.on('cancelled', () => {
       this.streams.delete(stream);
       stream.abort('cancelled');
