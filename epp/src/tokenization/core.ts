@@ -179,7 +179,7 @@ export class CoreTokenizer {
     const safety = prefixSafety(assets.tokenizerJson);
     const vocab = this.tokenizer.get_vocab(true);
     let vocabSize = 0;
-    for (const id of vocab.values()) vocabSize = Math.max(vocabSize, id + 1);
+    for (const [tok, id] of vocab) if (typeof tok === 'string') vocabSize = Math.max(vocabSize, id + 1);
 
     let maxAddedTokenChars = 0;
     const added = Array.isArray(assets.tokenizerJson.added_tokens) ? (assets.tokenizerJson.added_tokens as unknown[]) : [];
@@ -196,6 +196,7 @@ export class CoreTokenizer {
       const alphabet = byteLevelAlphabetSize();
       byteLen = new Uint16Array(vocabSize);
       for (const [tok, id] of vocab) {
+        if (typeof tok !== 'string') continue; // holes in a sparse vocabulary
         const content = addedIds.get(id);
         if (content !== undefined) {
           byteLen[id] = utf8Length(content);

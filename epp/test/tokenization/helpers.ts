@@ -5,6 +5,9 @@ import { fileURLToPath } from 'node:url';
 /** The Llama-3.1 tokenizer files copied into the repo (see test/data/tokenizers/README.md). */
 export const LLAMA3_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'data', 'tokenizers', 'llama3_1');
 
+/** A small tokenizer derived from llama3_1 (first 3,000 merges) that loads in milliseconds. */
+export const TINY_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'data', 'tokenizers', 'tiny-llama3');
+
 /** Deterministic PRNG (mulberry32) so a failing property case can be replayed from its seed. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
