@@ -1,0 +1,227 @@
+/**
+ * grpc.health.v1 on the ext_proc port and the health port, readiness, graceful shutdown, and TLS
+ * (self-signed and from files) with a client that pins the certificate.
+ */
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import { ExtProcServer } from '../../src/server/grpc-server.js';
+import { createSelfSignedCertificate } from '../../src/server/self-signed.js';
+import { ServingStatus } from '../../src/extproc/types.js';
+import { ExtProcTestClient, frames, HealthTestClient, protocolConfig, routeRequest } from '../support/extproc-client.js';
+import { headersDecision, PATH_COMPLETIONS, postHeaders } from './fixtures.js';
+import { ScriptedDirector } from './scripted-director.js';
+
+const body = '{"model":"m","prompt":"x"}';
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function start(opts: { ready?: () => boolean; healthWatchIntervalMs?: number } = {}) {
+  const server = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']), registry: new Registry(), ...opts });
+  const bound = await server.start({ grpcPort: 0, healthPort: 0, host: '127.0.0.1' });
+  cleanups.push(() => server.stop(100).then(() => undefined));
+  const health = (port: number) => {
+    const c = new HealthTestClient({ address: `127.0.0.1:${port}` });
+    cleanups.push(() => c.close());
+    return c;
+  };
+  return { server, bound, onGrpc: health(bound.grpcPort), onHealth: health(bound.healthPort!) };
+}
+
+describe('health', () => {
+  test('Check is SERVING on both ports for any service name when ready (ready @default () => true)', async () => {
+    const { onGrpc, onHealth } = await start();
+    for (const c of [onGrpc, onHealth]) {
+      for (const svc of ['', 'envoy.service.ext_proc.v3.ExternalProcessor', 'inference-extension', 'liveness']) {
+        expect(await c.check(svc)).toEqual({ status: ServingStatus.SERVING });
+      }
+    }
+  });
+
+  test('readiness gates SERVING; Watch pushes changes on notifyHealthChanged()', async () => {
+    let ready = false;
+    const { server, onGrpc, onHealth } = await start({ ready: () => ready, healthWatchIntervalMs: 60_000 });
+    expect(await onHealth.check()).toEqual({ status: ServingStatus.NOT_SERVING });
+    const w1 = onGrpc.watch('envoy.service.ext_proc.v3.ExternalProcessor');
+    const w2 = onHealth.watch();
+    expect(await w1.next()).toBe(ServingStatus.NOT_SERVING);
+    expect(await w2.next()).toBe(ServingStatus.NOT_SERVING);
+    ready = true;
+    server.notifyHealthChanged();
+    expect(await w1.next()).toBe(ServingStatus.SERVING);
+    expect(await w2.next()).toBe(ServingStatus.SERVING);
+    expect(await onGrpc.check()).toEqual({ status: ServingStatus.SERVING });
+    // No change, no message.
+    server.notifyHealthChanged();
+    await expect(w1.next(100)).rejects.toThrow(/no health status/);
+    w1.cancel();
+    w2.cancel();
+  });
+
+  test('Watch also polls ready() every healthWatchIntervalMs', async () => {
+    let ready = true;
+    const { onHealth } = await start({ ready: () => ready, healthWatchIntervalMs: 30 });
+    const w = onHealth.watch();
+    expect(await w.next()).toBe(ServingStatus.SERVING);
+    ready = false;
+    expect(await w.next(2000)).toBe(ServingStatus.NOT_SERVING);
+    w.cancel();
+  });
+
+  test('healthWatchIntervalMs @default 1000: a change is noticed without notify within ~1 s', async () => {
+    let ready = true;
+    const { onHealth } = await start({ ready: () => ready });
+    const w = onHealth.watch();
+    expect(await w.next()).toBe(ServingStatus.SERVING);
+    ready = false;
+    const t0 = Date.now();
+    expect(await w.next(3000)).toBe(ServingStatus.NOT_SERVING);
+    expect(Date.now() - t0).toBeGreaterThan(100);
+    w.cancel();
+  });
+
+  test('a readiness callback that throws reports NOT_SERVING', async () => {
+    const { onHealth } = await start({
+      ready: () => {
+        throw new Error('boom');
+      },
+    });
+    expect(await onHealth.check()).toEqual({ status: ServingStatus.NOT_SERVING });
+  });
+
+  test('healthPort null serves no separate health port', async () => {
+    const server = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']) });
+    const bound = await server.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1' });
+    cleanups.push(() => server.stop(100).then(() => undefined));
+    expect(bound.healthPort).toBeUndefined();
+    const c = new HealthTestClient({ address: `127.0.0.1:${bound.grpcPort}` });
+    cleanups.push(() => c.close());
+    expect(await c.check()).toEqual({ status: ServingStatus.SERVING });
+  });
+});
+
+describe('graceful shutdown', () => {
+  test('stop(): watchers see NOT_SERVING, an open stream may finish within the grace period', async () => {
+    const { server, bound, onHealth } = await start();
+    const w = onHealth.watch();
+    expect(await w.next()).toBe(ServingStatus.SERVING);
+    const client = new ExtProcTestClient({ address: `127.0.0.1:${bound.grpcPort}` });
+    cleanups.push(() => client.close());
+    const s = client.open();
+    await routeRequest(s, { headers: postHeaders(PATH_COMPLETIONS), body });
+    const stopping = server.stop(5000);
+    expect(await w.next()).toBe(ServingStatus.NOT_SERVING);
+    expect((await w.ended).code).toBe(0);
+    // The open stream still works: response phase, then the gateway closes it.
+    s.send(frames.responseHeaders({ ':status': '200' }, { endOfStream: true }));
+    expect(await s.take(1)).toEqual([{ response_headers: { response: {} } }]);
+    s.end();
+    expect((await s.done).code).toBe(0);
+    expect(await stopping).toEqual({ forcedStreams: 0 });
+    expect(server.openStreams).toBe(0);
+  });
+
+  test('streams still open at the deadline are cancelled; the server can be started again', async () => {
+    const { server, bound } = await start();
+    const client = new ExtProcTestClient({ address: `127.0.0.1:${bound.grpcPort}` });
+    cleanups.push(() => client.close());
+    const s = client.open();
+    s.send(frames.requestHeaders(postHeaders(PATH_COMPLETIONS), { protocolConfig: protocolConfig(4) }));
+    s.send(frames.requestBody('{"model":', false));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(server.openStreams).toBe(1);
+    const t0 = Date.now();
+    expect(await server.stop(150)).toEqual({ forcedStreams: 1 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+    expect((await s.done).code).not.toBe(0);
+    expect(await server.metrics.streams.get().then((m) => m.values.find((v) => v.labels.outcome === 'cancelled')?.value)).toBe(1);
+    const again = await server.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1' });
+    const c2 = new ExtProcTestClient({ address: `127.0.0.1:${again.grpcPort}` });
+    cleanups.push(() => c2.close());
+    expect((await routeRequest(c2.open(), { headers: postHeaders(PATH_COMPLETIONS), body })).kind).toBe('routed');
+  });
+
+  test('start() twice is refused with a clear error', async () => {
+    const { server } = await start();
+    await expect(server.start({ grpcPort: 0, host: '127.0.0.1' })).rejects.toThrow(/called twice/);
+  });
+});
+
+describe('TLS', () => {
+  test('self-signed: a client pinning the returned certificate can call Process; a plaintext client cannot', async () => {
+    const server = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']) });
+    const bound = await server.start({ grpcPort: 0, healthPort: 0, host: '127.0.0.1', tls: { mode: 'self-signed' } });
+    cleanups.push(() => server.stop(100).then(() => undefined));
+    const cert = new X509Certificate(bound.certPem!);
+    expect(cert.checkIP('127.0.0.1')).toBe('127.0.0.1');
+    expect(cert.verify(cert.publicKey)).toBe(true);
+    const tls = new ExtProcTestClient({ address: `127.0.0.1:${bound.grpcPort}`, caPem: bound.certPem! });
+    cleanups.push(() => tls.close());
+    const s = tls.open();
+    const out = await routeRequest(s, { headers: postHeaders(PATH_COMPLETIONS), body });
+    expect(out.responses[0]).toEqual(headersDecision('10.0.0.1:8000'));
+    s.end();
+    expect((await s.done).code).toBe(0);
+    // Health over TLS on the ext_proc port; the health port stays plaintext.
+    const h1 = new HealthTestClient({ address: `127.0.0.1:${bound.grpcPort}`, caPem: bound.certPem! });
+    const h2 = new HealthTestClient({ address: `127.0.0.1:${bound.healthPort!}` });
+    cleanups.push(() => h1.close(), () => h2.close());
+    expect(await h1.check()).toEqual({ status: ServingStatus.SERVING });
+    expect(await h2.check()).toEqual({ status: ServingStatus.SERVING });
+    const plain = new ExtProcTestClient({ address: `127.0.0.1:${bound.grpcPort}` });
+    cleanups.push(() => plain.close());
+    await expect(plain.waitForReady(1000)).rejects.toThrow();
+  });
+
+  test('a client pinning a different certificate is refused', async () => {
+    const server = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']) });
+    const bound = await server.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1', tls: { mode: 'self-signed' } });
+    cleanups.push(() => server.stop(100).then(() => undefined));
+    const other = createSelfSignedCertificate();
+    const c = new ExtProcTestClient({ address: `127.0.0.1:${bound.grpcPort}`, caPem: other.certPem });
+    cleanups.push(() => c.close());
+    await expect(c.waitForReady(1000)).rejects.toThrow();
+  });
+
+  test('files: certificate and key from PEM files; a missing file is a clear error', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kvroute-tls-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const pair = createSelfSignedCertificate({ commonName: 'epp.test', hosts: ['localhost', '127.0.0.1'] });
+    await writeFile(join(dir, 'tls.crt'), pair.certPem);
+    await writeFile(join(dir, 'tls.key'), pair.keyPem);
+    const server = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']) });
+    const bound = await server.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1', tls: { mode: 'files', certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') } });
+    cleanups.push(() => server.stop(100).then(() => undefined));
+    expect(bound.certPem).toBe(pair.certPem);
+    expect(new X509Certificate(pair.certPem).subject).toBe('CN=epp.test');
+    const c = new ExtProcTestClient({ address: `127.0.0.1:${bound.grpcPort}`, caPem: pair.certPem });
+    cleanups.push(() => c.close());
+    expect((await routeRequest(c.open(), { headers: postHeaders(PATH_COMPLETIONS), body })).kind).toBe('routed');
+
+    const bad = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']) });
+    await expect(bad.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1', tls: { mode: 'files', certFile: join(dir, 'nope.crt'), keyFile: join(dir, 'tls.key') } })).rejects.toThrow(
+      /cannot read TLS certificate .*nope\.crt.*set server\.tls\.certFile/,
+    );
+  });
+});
+
+describe('self-signed certificate defaults', () => {
+  test('@default commonName kvroute-epp, hosts localhost/127.0.0.1/::1/hostname, 365 days', () => {
+    const cert = new X509Certificate(createSelfSignedCertificate().certPem);
+    expect(cert.subject).toBe('CN=kvroute-epp');
+    expect(cert.checkHost('localhost')).toBe('localhost');
+    expect(cert.checkIP('::1')).toBe('::1');
+    expect(cert.ca).toBe(true);
+    const days = (Date.parse(cert.validTo) - Date.parse(cert.validFrom)) / 86_400_000;
+    expect(days).toBeCloseTo(365, 3);
+  });
+
+  test('validity past 2049 uses GeneralizedTime and still parses', () => {
+    const cert = new X509Certificate(createSelfSignedCertificate({ days: 40 * 365 }).certPem);
+    expect(new Date(cert.validTo).getUTCFullYear()).toBeGreaterThanOrEqual(2065);
+  });
+});
