@@ -270,10 +270,15 @@ export function decodeBatchValue(value: unknown): DecodeResult {
 /** Decode a msgpack `KVEventBatch` payload. Never throws. */
 export function decodeKvEventBatch(payload: Uint8Array): DecodeResult {
   let value: unknown;
+  // Garbage makes msgpackr throw; a stack trace per bad payload is most of the cost of a flood.
+  const stackLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     value = unpackr.unpack(payload);
   } catch (e) {
     return { ok: false, reason: 'msgpack', detail: `payload (${payload.length} bytes) is not valid msgpack: ${e instanceof Error ? e.message : String(e)}` };
+  } finally {
+    Error.stackTraceLimit = stackLimit;
   }
   try {
     return decodeBatchValue(value);
