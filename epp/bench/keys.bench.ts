@@ -23,7 +23,7 @@ const SEED = '42';
 let s = 1234;
 const tokens: number[] = Array.from({ length: N_TOKENS }, () => {
   s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-  return s % 151936;
+  return (s % 151936) | 0; // small ints, as JSON.parse gives them
 });
 const nBlocks = Math.floor(N_TOKENS / BS);
 

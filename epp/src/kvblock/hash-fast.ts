@@ -26,18 +26,18 @@ const TWO_32 = 4294967296;
 
 /**
  * FNV-1a-64 over `data[0, len)`. The prime 0x100000001b3 = 2^40 + 0x1b3, so h·prime mod 2^64 is
- * h·0x1b3 + (lo << 40): two small exact float products and one shift per byte.
+ * h·0x1b3 + (lo << 40): the low limb times 0x1b3 split in 16-bit halves (exact int32 products),
+ * the high limb by Math.imul, plus one shift. Everything stays in int32 registers.
  */
 export function fnv1a64(data: Uint8Array, len: number, out: U64Out): void {
-  let hi = 0xcbf29ce4;
-  let lo = 0x84222325;
+  let hi = 0xcbf29ce4 | 0;
+  let lo = 0x84222325 | 0;
   for (let i = 0; i < len; i++) {
-    lo = (lo ^ data[i]) >>> 0;
-    const pl = lo * 0x1b3; // < 2^41, exact
-    const nlo = pl >>> 0;
-    const carry = (pl - nlo) / TWO_32;
-    hi = (Math.imul(hi, 0x1b3) + carry + (lo << 8)) >>> 0;
-    lo = nlo;
+    lo ^= data[i];
+    const m0 = (lo & 0xffff) * 0x1b3;
+    const carry = ((lo >>> 16) * 0x1b3 + (m0 >>> 16)) >>> 16;
+    hi = (Math.imul(hi, 0x1b3) + carry + (lo << 8)) | 0;
+    lo = Math.imul(lo, 0x1b3);
   }
   out[0] = hi;
   out[1] = lo;

@@ -332,7 +332,7 @@ class FastProcessor extends BaseProcessor {
   readonly algo = 'fast' as const;
   private readonly rootHi: number;
   private readonly rootLo: number;
-  private buf: Uint8Array;
+  private readonly buf: Uint8Array;
   private readonly out = u64Out();
   private readonly exOut = u64Out();
 
