@@ -221,8 +221,10 @@ export function gpuRequestsEqualLimits(objs: readonly Manifest[]): Violation[] {
     const req = rec(res.requests);
     const lim = rec(res.limits);
     const keys = new Set([...Object.keys(req), ...Object.keys(lim)].filter(isGpuResource));
+    const mismatched = new Set<string>();
     for (const k of keys) {
       if (req[k] === undefined || lim[k] === undefined || String(req[k]) !== String(lim[k])) {
+        mismatched.add(k);
         out.push(violation(inv, c.owner, `${where(c)} ${k} requests ${JSON.stringify(req[k])} != limits ${JSON.stringify(lim[k])}; set both to the same count`));
       }
     }
@@ -232,9 +234,13 @@ export function gpuRequestsEqualLimits(objs: readonly Manifest[]): Violation[] {
       continue;
     }
     const tokens = commandLine(c.container);
-    const tp = Number(flagValues(tokens, '--tensor-parallel-size')[0] ?? flagValues(tokens, '-tp')[0] ?? 1);
+    // A ModelService carries tensor parallelism in spec.<role>.parallelism.tensor.
+    const role = /^\/spec\/([^/]+)\//.exec(c.path)?.[1] ?? '';
+    const msTensor = c.ownerObj.kind === 'ModelService' ? rec(rec(spec(c.ownerObj)[role]).parallelism).tensor : undefined;
+    const tp = Number(flagValues(tokens, '--tensor-parallel-size')[0] ?? flagValues(tokens, '-tp')[0] ?? msTensor ?? 1);
     const pp = Number(flagValues(tokens, '--pipeline-parallel-size')[0] ?? flagValues(tokens, '-pp')[0] ?? 1);
     for (const k of keys) {
+      if (mismatched.has(k)) continue;
       const n = Number(lim[k] ?? req[k]);
       if (!(n >= 1)) out.push(violation(inv, c.owner, `${where(c)} ${k} is ${JSON.stringify(lim[k] ?? req[k])}; a vLLM server needs at least 1`));
       else if (n !== tp * pp) out.push(violation(inv, c.owner, `${where(c)} ${k} is ${n} but --tensor-parallel-size × --pipeline-parallel-size is ${tp * pp}`));
