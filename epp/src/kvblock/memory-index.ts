@@ -373,15 +373,31 @@ export class MemoryIndex implements Index {
     for (let i = 0; i < requestKeys.length; i++) assertBlockKey(requestKeys[i], `MemoryIndex.add requestKeys[${i}]`);
     for (let i = 0; i < engineKeys.length; i++) assertBlockKey(engineKeys[i], `MemoryIndex.add engineKeys[${i}]`);
     const pts = entries.map((e, i) => this.internPt(e, `MemoryIndex.add entries[${i}]`));
-    if (pts.length > 0) {
-      for (let i = 0; i < requestKeys.length; i++) {
-        const slot = this.upsertKey(requestKeys[i] as BlockKey);
+    const n = requestKeys.length;
+    const oneToOne = engineKeys.length === n;
+    const slots = oneToOne ? new Int32Array(n) : undefined;
+    for (let i = 0; i < n; i++) {
+      let slot = NIL;
+      if (pts.length > 0) {
+        slot = this.upsertKey(requestKeys[i] as BlockKey);
         for (const pt of pts) this.addHolder(slot, pt);
         // A key whose holders could not be stored (budget below one add) is not kept empty.
-        if (this.kHolders[slot] === NIL) this.freeKey(slot);
+        if (this.kHolders[slot] === NIL) {
+          this.freeKey(slot);
+          slot = NIL;
+        }
+      } else if (slots !== undefined) {
+        scratch64[0] = requestKeys[i] as BlockKey;
+        slot = this.kTable.find(scratch32[LO] as number, scratch32[HI] as number, this.kLo, this.kHi);
       }
+      if (slots !== undefined) slots[i] = slot;
     }
-    for (const g of engineGroups(engineKeys, requestKeys)) this.mapEngine(g.engineKey, g.requestKeys);
+    if (slots !== undefined) {
+      // The common case (same block size): E[i] → R[i], without building groups.
+      for (let i = 0; i < n; i++) this.mapEngineOne(engineKeys[i] as BlockKey, requestKeys[i] as BlockKey, slots[i] as number);
+    } else {
+      for (const g of engineGroups(engineKeys, requestKeys)) this.mapEngine(g.engineKey, g.requestKeys);
+    }
   }
 
   async evict(engineKey: BlockKey, entries: readonly PodEntry[]): Promise<void> {
@@ -653,6 +669,51 @@ export class MemoryIndex implements Index {
     this.eNextE[e] = this.eFree;
     this.eFree = e;
     this.liveEdges--;
+  }
+
+  /** `mapEngine(engineKey, [requestKey])` where `slot` is the key's slot as of the add, or NIL. */
+  private mapEngineOne(engineKey: BlockKey, requestKey: BlockKey, slot: number): void {
+    scratch64[0] = requestKey;
+    const rlo = scratch32[LO] as number;
+    const rhi = scratch32[HI] as number;
+    // A slot resolved earlier in this add may have been evicted (tiny budgets): re-check it.
+    if (slot !== NIL && (this.kHolders[slot] === NIL || this.kLo[slot] !== rlo || this.kHi[slot] !== rhi)) {
+      slot = this.kTable.find(rlo, rhi, this.kLo, this.kHi);
+    }
+    scratch64[0] = engineKey;
+    const lo = scratch32[LO] as number;
+    const hi = scratch32[HI] as number;
+    let head = this.eTable.find(lo, hi, this.eLo, this.eHi);
+    if (head !== NIL) {
+      // Fast path: the same mapping again (every pod that stores a block sends the same pair).
+      if (this.eReq[head] === slot && this.eNextE[head] === NIL) return;
+      while (head !== NIL) {
+        const next = this.eNextE[head] as number;
+        this.unlinkEdgeFromRequest(head);
+        this.unlinkEdgeFromEngine(head);
+        this.freeEdge(head);
+        head = next;
+      }
+    }
+    if (slot === NIL) return;
+    const e = this.allocEdge();
+    if (e === NIL) return;
+    if (this.kHolders[slot] === NIL || this.kLo[slot] !== rlo || this.kHi[slot] !== rhi) {
+      slot = this.kTable.find(rlo, rhi, this.kLo, this.kHi);
+      if (slot === NIL) {
+        this.eNextE[e] = this.eFree;
+        this.eFree = e;
+        return;
+      }
+    }
+    this.liveEdges++;
+    this.eLo[e] = lo;
+    this.eHi[e] = hi;
+    this.eReq[e] = slot;
+    this.eNextR[e] = this.kEdges[slot] as number;
+    this.kEdges[slot] = e;
+    this.eNextE[e] = NIL;
+    this.eTable.insert(e, this.eLo, this.eHi);
   }
 
   /** Replace the request keys of `engineKey` by `requestKeys` (in order; the last is the newest). */
