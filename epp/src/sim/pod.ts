@@ -359,11 +359,14 @@ export class SimPod {
     return this.hitBlocks(this.keyer.keys(req, this.bs), req.inputLength) * this.bs;
   }
 
-  /** Prompt tokens still to compute on this pod (waiting prompts counted fully; for oracles). */
+  /**
+   * Prompt tokens still to compute on this pod (for oracles): what running sequences have left,
+   * plus each waiting request's prompt minus what the cache would serve it now.
+   */
   pendingPrefillTokens(): number {
     let n = 0;
     for (const s of this.running) n += Math.max(0, s.prefillTarget - s.computed);
-    for (const s of this.waiting) n += s.prefillTarget;
+    for (const s of this.waiting) n += s.prefillTarget - this.hitBlocks(s.keys, s.prefillTarget) * this.bs;
     return n;
   }
 
