@@ -112,6 +112,16 @@ export function runIndexContract(name: string, factory: () => Promise<Index>): v
       expect((await idx.lookup(r)).size).toBe(0);
     });
 
+    it('keeps exact reference counts under concurrent adds and evicts', async () => {
+      const idx = await make();
+      const [r, e] = [keys(30, 3), keys(31, 3)];
+      await Promise.all(Array.from({ length: 20 }, () => idx.add(e, r, [gpu(A)])));
+      await Promise.all(Array.from({ length: 19 }, () => idx.evict(e[1] as BlockKey, [gpu(A)])));
+      expect((await idx.lookup(r)).size).toBe(3);
+      await idx.evict(e[1] as BlockKey, [gpu(A)]);
+      expect([...(await idx.lookup(r)).keys()]).toEqual([r[0]]);
+    });
+
     it('evict removes only the named (pod, tier) entries', async () => {
       const idx = await make();
       const [r, e] = [keys(8, 2), keys(9, 2)];

@@ -123,6 +123,28 @@ describe('RedisIndex when Redis fails', () => {
     }
   });
 
+  it('logs at most one warning per logIntervalMs (default 10 s) and reports how many were suppressed', async () => {
+    const logger = new CapturingLogger();
+    const idx = new RedisIndex({ url: server.url, password: 'wrong', keyPrefix: 'rl:', logger });
+    try {
+      for (let i = 0; i < 10; i++) expect((await idx.lookup([1n])).size).toBe(0);
+      expect(idx.stats.degradedLookups).toBe(10);
+      expect(logger.warnings).toHaveLength(1);
+    } finally {
+      await idx.close();
+    }
+    const fast = new CapturingLogger();
+    const idx2 = new RedisIndex({ url: server.url, password: 'wrong', keyPrefix: 'rl:', logger: fast, logIntervalMs: 1 });
+    try {
+      await idx2.lookup([1n]);
+      await new Promise((r) => setTimeout(r, 5));
+      await idx2.lookup([1n]);
+      expect(fast.warnings.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await idx2.close();
+    }
+  });
+
   it('survives the server being killed mid-test and reconnects by itself when it is back on the same port', async () => {
     const own = await startRedisServer();
     const logger = new CapturingLogger();
