@@ -139,7 +139,7 @@ describe('buffered (JSON) responses', () => {
     await s.done;
     expect(h.director.responses[0]!.info).toMatchObject({ status: 204, usage: undefined, responseBytes: 0 });
     const hist = await h.registry.getSingleMetric('inference_objective_request_duration_seconds')!.get();
-    expect(hist.values.find((v) => v.metricName === 'inference_objective_request_duration_seconds_count')?.value).toBe(1);
+    expect(hist.values.find((v) => (v as { metricName?: string }).metricName === 'inference_objective_request_duration_seconds_count')?.value).toBe(1);
   });
 });
 
@@ -159,7 +159,7 @@ describe('BUFFERED response mode', () => {
     await s.done;
     expect(h.director.responses[0]!.info.usage).toEqual({ promptTokens: 1, completionTokens: 2, cachedTokens: undefined });
     const out = await h.registry.getSingleMetric('inference_objective_output_tokens')!.get();
-    expect(out.values.find((v) => v.metricName === 'inference_objective_output_tokens_sum')?.value).toBe(2);
+    expect(out.values.find((v) => (v as { metricName?: string }).metricName === 'inference_objective_output_tokens_sum')?.value).toBe(2);
   });
 
   test('without a rewrite the body response is a plain CONTINUE', async () => {
