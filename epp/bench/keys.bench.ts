@@ -5,11 +5,12 @@
  *  1. the CBOR encoders: our CborWriter vs cbor-x (options that make it canonical for these types),
  *     encoding the 125 `sha256_cbor` preimages (byte equality is checked first);
  *  2. the fast-mode hash candidates, FNV-1a-64 vs XXH64 (32-bit limbs), over the same 125 blocks;
- *  3. the whole block-key path per mode, plus sha256_cbor built on cbor-x.
+ *  3. SHA-256 through createHash vs the one-shot crypto.hash;
+ *  4. the whole block-key path per mode, plus sha256_cbor built on cbor-x.
  * Prints a table with the median time per prompt and ratios. Results feed the decisions recorded
  * at the top of src/kvblock/cbor.ts and src/kvblock/token-processor.ts.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { Encoder } from 'cbor-x';
 import { CborWriter, encodeCanonical } from '../src/kvblock/cbor.js';
 import { fnv1a64, u64Out, xxh64 } from '../src/kvblock/hash-fast.js';
@@ -117,14 +118,20 @@ row('fast fn: XXH64, 125 blocks', time(() => {
     sink += out[1];
   }
 }));
-row('sha256 alone (createHash), 125 preimages', time(() => {
+row('sha256: createHash, 125 preimages (+ own CBOR)', time(() => {
   for (let b = 0; b < nBlocks; b++) {
     w.reset().array(3).bytes(parents[b]).uintArray(tokens, b * BS, (b + 1) * BS).null();
     sink += createHash('sha256').update(w.view()).digest()[0];
   }
 }));
+row('sha256: crypto.hash, 125 preimages (+ own CBOR)', time(() => {
+  for (let b = 0; b < nBlocks; b++) {
+    w.reset().array(3).bytes(parents[b]).uintArray(tokens, b * BS, (b + 1) * BS).null();
+    sink += hash('sha256', w.view(), 'buffer')[0];
+  }
+}));
 
-// 3. Whole paths.
+// 4. Whole paths.
 const procs = {
   sha256_cbor: createTokenProcessor({ algo: 'sha256_cbor', blockSize: BS, hashSeed: SEED }),
   sha256_cbor_64bit: createTokenProcessor({ algo: 'sha256_cbor_64bit', blockSize: BS, hashSeed: SEED }),
@@ -166,4 +173,5 @@ console.log(`  FNV-1a-64 / XXH64                  ${(get('fast fn: FNV') / get('
 console.log(`  sha256_cbor on cbor-x / on own     ${(get('keys: sha256_cbor on cbor-x') / get('keys: sha256_cbor (')).toFixed(2)}×`);
 console.log(`  sha256_cbor / fast                 ${(get('keys: sha256_cbor (') / get('keys: fast (')).toFixed(2)}×`);
 console.log(`  sha256_cbor_64bit / sha256_cbor    ${(get('keys: sha256_cbor_64bit') / get('keys: sha256_cbor (')).toFixed(2)}×`);
+console.log(`  createHash / crypto.hash           ${(get('sha256: createHash') / get('sha256: crypto.hash')).toFixed(2)}×`);
 if (sink === 42) console.log('');

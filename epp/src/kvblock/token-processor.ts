@@ -32,6 +32,7 @@
  * With a `parent` chain state the tokens continue an earlier sequence: block and multimodal
  * offsets are relative to `tokens[0]`, and `cacheSalt` is not applied (block 0 came before).
  */
+import * as nodeCrypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { CborWriter, encodeCanonical } from './cbor.js';
 import { fnv1a64, toBigInt, u64Out } from './hash-fast.js';
@@ -213,8 +214,15 @@ function bytesToU64(b: Uint8Array, at = 0): bigint {
   return new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(at, false);
 }
 
+/**
+ * One-shot `crypto.hash` (node ≥ 20.12 / 21.7) skips the Hash object: 2.3× faster per block than
+ * createHash().update().digest() here (3.7–5.2 µs vs 8.5–11 µs per 120-byte preimage, loaded box).
+ */
+type OneShotHash = (algorithm: string, data: Uint8Array, outputEncoding: 'buffer') => Buffer;
+const oneShotHash = (nodeCrypto as unknown as { hash?: OneShotHash }).hash;
+
 function sha256(data: Uint8Array): Buffer {
-  return createHash('sha256').update(data).digest();
+  return oneShotHash !== undefined ? oneShotHash('sha256', data, 'buffer') : createHash('sha256').update(data).digest();
 }
 
 abstract class BaseProcessor implements TokenProcessor {
