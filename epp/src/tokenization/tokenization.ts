@@ -232,6 +232,11 @@ export class Tokenization {
     return this.encoder.queued;
   }
 
+  /** Live worker threads (0 when tokenizing in-thread). */
+  get workers(): number {
+    return this.encoder instanceof TokenizerPool ? this.encoder.size : 0;
+  }
+
   /** Prefix-store counters (zeros when disabled). */
   get prefixStats(): PrefixStoreStats {
     return this.prefixStore?.stats ?? { entries: 0, bytes: 0, lookups: 0, hits: 0, reusedChars: 0, evictions: 0 };
