@@ -271,7 +271,7 @@ export class KvEventPool {
   async start(): Promise<void> {
     if (this.sub) return;
     this.closing = false;
-    const sub = new Subscriber({ linger: 0, receiveHighWaterMark: this.opts.receiveHighWaterMark ?? 100_000 });
+    const sub = new Subscriber({ linger: 0, ipv6: true, receiveHighWaterMark: this.opts.receiveHighWaterMark ?? 100_000 });
     sub.subscribe(this.topicFilter);
     if (this.mode === 'bind') {
       try {

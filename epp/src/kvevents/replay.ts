@@ -52,7 +52,7 @@ export function offsetEndpointPort(endpoint: string, rank: number): string {
  */
 export async function requestReplay(endpoint: string, from: bigint, until: bigint | undefined, timeoutMs: number): Promise<ReplayResponse> {
   const batches: ReplayedBatch[] = [];
-  const dealer = new Dealer({ linger: 0, receiveTimeout: timeoutMs, sendTimeout: timeoutMs });
+  const dealer = new Dealer({ linger: 0, ipv6: true, receiveTimeout: timeoutMs, sendTimeout: timeoutMs });
   try {
     dealer.connect(endpoint);
     await dealer.send([Buffer.alloc(0), encodeSeq(from)]);
