@@ -9,12 +9,15 @@
  *   7. the HTTP port: /metrics, /healthz, /readyz, POST /v1/score
  * and stops them in reverse order.
  */
+import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { ScoreService, type PromptTokenizer } from '../api/score.js';
 import type { EppConfig } from '../contract/config.js';
 import { EndpointStore, type Endpoint } from '../datalayer/endpoint-store.js';
+import { KubernetesDiscovery } from '../datalayer/k8s-discovery.js';
 import { MetricsScraper } from '../datalayer/metrics-scraper.js';
 import { Indexer } from '../kvcache/indexer.js';
+import { InstrumentedIndex } from '../kvblock/instrumented-index.js';
 import { MemoryIndex } from '../kvblock/memory-index.js';
 import { RedisIndex } from '../kvblock/redis-index.js';
 import { PrefixScorer } from '../kvblock/scorer.js';
@@ -44,6 +47,14 @@ export function staticEndpoint(e: { address: string; name: string; role: Endpoin
   return { address: e.address, name: e.name, role: e.role, metricsUrl: e.metricsUrl ?? `http://${e.address}/metrics` };
 }
 
+function readServiceAccountNamespace(): string | undefined {
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class EppRuntime {
   readonly registry = new Registry();
   readonly logger: Logger;
@@ -54,6 +65,8 @@ export class EppRuntime {
   readonly scraper: MetricsScraper;
   readonly director: SchedulingDirector;
   private tokenization: Tokenization | undefined;
+  private discovery: KubernetesDiscovery | undefined;
+  private readonly env: NodeJS.ProcessEnv;
   private http: HttpServer | undefined;
   private ready = false;
   /** Bound ports after start. */
@@ -64,6 +77,7 @@ export class EppRuntime {
     opts: EppRuntimeOptions,
   ) {
     const env = opts.env ?? process.env;
+    this.env = env;
     this.logger = opts.logger ?? createLogger(config.logLevel);
     collectDefaultMetrics({ register: this.registry });
     new Gauge({
@@ -75,8 +89,9 @@ export class EppRuntime {
 
     // 2. index
     const ic = config.index;
+    let backend: Index;
     if (ic.backend === 'redis') {
-      this.index = new RedisIndex({
+      backend = new RedisIndex({
         url: ic.url,
         password: env[ic.passwordEnv] || undefined,
         keyPrefix: ic.keyPrefix,
@@ -85,8 +100,9 @@ export class EppRuntime {
         registry: this.registry,
       });
     } else {
-      this.index = new MemoryIndex({ memoryBudgetBytes: ic.memoryBudgetBytes, registry: this.registry });
+      backend = new MemoryIndex({ memoryBudgetBytes: ic.memoryBudgetBytes, registry: this.registry });
     }
+    this.index = new InstrumentedIndex(backend, { registry: this.registry });
     this.indexer = new Indexer({
       index: this.index,
       blockSize: config.blockSize,
@@ -182,9 +198,22 @@ export class EppRuntime {
 
   private async startComponents(): Promise<void> {
     const c = this.config;
-    if (c.discovery.mode === 'static') this.store.replaceAll(c.discovery.endpoints.map(staticEndpoint));
-    else throw new Error('discovery.mode "kubernetes" is not available in this build yet; use static endpoints (--endpoints)');
     await this.pool.start();
+    if (c.discovery.mode === 'static') {
+      this.store.replaceAll(c.discovery.endpoints.map(staticEndpoint));
+    } else {
+      const namespace = c.discovery.poolNamespace ?? this.env.POD_NAMESPACE ?? readServiceAccountNamespace();
+      if (!namespace) {
+        throw new Error('discovery.poolNamespace is unset and the namespace is unknown: set discovery.poolNamespace or the POD_NAMESPACE env (downward API)');
+      }
+      this.discovery = new KubernetesDiscovery({
+        store: this.store,
+        logger: this.logger.child({ component: 'discovery' }),
+        poolName: c.discovery.poolName,
+        namespace,
+      });
+      await this.discovery.start();
+    }
     this.scraper.start();
     if (c.tokenizer.path || c.tokenizer.hfRepo) {
       this.tokenization = await Tokenization.fromConfig(c, {
@@ -217,6 +246,7 @@ export class EppRuntime {
     this.ready = false;
     await this.http?.close().catch(() => undefined);
     await this.tokenization?.close().catch(() => undefined);
+    await this.discovery?.stop().catch(() => undefined);
     await this.scraper.stop();
     await this.pool.stop().catch(() => undefined);
     await this.index.close().catch(() => undefined);

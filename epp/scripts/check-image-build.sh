@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the build steps of epp/Dockerfile in a clean directory (no Docker engine needed) and checks
+# the runtime layout: the CLI starts from compiled JS with production dependencies only.
+# Usage: bash epp/scripts/check-image-build.sh   (from the repository root; needs the npm registry)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+src="$work/src" app="$work/app"
+mkdir -p "$src/epp" "$app/epp"
+
+echo "== build stage (COPY manifests; npm ci; COPY epp; build; production-only reinstall)"
+cp "$root/package.json" "$root/package-lock.json" "$root/tsconfig.base.json" "$src/"
+cp "$root/epp/package.json" "$src/epp/package.json"
+(cd "$src" && npm ci --no-audit --no-fund >/dev/null)
+# COPY epp/ epp/ (the .dockerignore keeps node_modules, dist and test data out)
+tar -C "$root" --exclude='epp/node_modules' --exclude='epp/dist' -cf - epp | tar -C "$src" -xf -
+(cd "$src" && npm run build -w epp >/dev/null)
+(cd "$src" && rm -rf node_modules epp/node_modules && npm ci --omit=dev --workspace epp --include-workspace-root=false --no-audit --no-fund >/dev/null)
+
+echo "== runtime stage (COPY --from=build)"
+cp -r "$src/node_modules" "$app/node_modules"
+cp "$src/epp/package.json" "$app/epp/package.json"
+cp -r "$src/epp/dist" "$src/epp/bin" "$src/epp/proto" "$app/epp/" 2>/dev/null || cp -r "$src/epp/dist" "$src/epp/bin" "$app/epp/"
+
+echo "== checks"
+fail=0
+for dev in typescript jest ts-jest cdk8s cdk8s-plus-28 vega; do
+  if [ -e "$app/node_modules/$dev" ]; then echo "FAIL: dev/root dependency '$dev' is in the runtime image"; fail=1; fi
+done
+for dep in zod zeromq ioredis prom-client pino @grpc/grpc-js @huggingface/tokenizers msgpackr; do
+  if [ ! -e "$app/node_modules/$dep" ]; then echo "FAIL: runtime dependency '$dep' is missing"; fail=1; fi
+done
+if find "$app/epp" -name '*.ts' ! -name '*.d.ts' | grep -q .; then echo "FAIL: TypeScript sources in the runtime stage"; fail=1; fi
+(cd "$app" && node epp/bin/kvroute-epp.js --help >/dev/null) || { echo "FAIL: kvroute-epp --help"; fail=1; }
+(cd "$app" && node epp/bin/kvroute-epp.js serve --help | grep -q -- '--zmq-bind') || { echo "FAIL: kvroute-epp serve --help"; fail=1; }
+echo '[1,2,3,4]' | (cd "$app" && node epp/bin/kvroute-epp.js hash --algo sha256_cbor --block-size 2 --hash-seed 42) | grep -q '^\["' || { echo "FAIL: kvroute-epp hash"; fail=1; }
+echo "runtime size: $(du -sh "$app" | cut -f1)"
+[ "$fail" -eq 0 ] && echo "OK: Dockerfile build steps verified in $work"
+exit "$fail"
