@@ -189,6 +189,16 @@ describe.each(KEY_ALGOS.map((a) => [a]))('%s properties', (algo: KeyAlgo) => {
     }
   });
 
+  test('chain states are copies: mutating one does not change later keys', () => {
+    const before = tp.blockKeys(tokens);
+    const root = tp.blockChain([]).last;
+    root.parent.fill(0xee);
+    const mid = tp.blockChain(tokens.slice(0, 32)).last;
+    mid.parent.fill(0xee);
+    expect(tp.blockKeys(tokens)).toEqual(before);
+    expect(hex(tp.blockChain([]).last.parent)).not.toBe('ee'.repeat(root.parent.length));
+  });
+
   test('blockChain of no full block returns the state it started from', () => {
     const st = tp.blockChain(tokens.slice(0, 32)).last;
     const again = tp.blockChain(tokens.slice(32, 40), undefined, st);
