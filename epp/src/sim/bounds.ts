@@ -13,6 +13,33 @@ export interface HitTotals {
   readonly rate: number;
 }
 
+interface ExtentTable {
+  get(id: number): number | undefined;
+  set(id: number, v: number): void;
+}
+
+/** A dense typed array when ids are small integers (the generators'), else a Map. */
+function extentTable(requests: readonly SimRequest[]): ExtentTable {
+  let maxId = -1;
+  let maxHb = 0;
+  for (const r of requests) {
+    const c = r.content;
+    if (c.kind !== 'ids') continue;
+    maxHb = Math.max(maxHb, c.idBlockSize);
+    for (let j = 0; j < c.ids.length; j++) maxId = Math.max(maxId, c.ids[j] as number);
+  }
+  if (maxId >= 0 && maxId < 64 * 1024 * 1024 && maxHb <= 0xffff) {
+    const a = new Uint16Array(maxId + 1);
+    return {
+      get: (id) => a[id],
+      set: (id, v) => {
+        a[id] = v;
+      },
+    };
+  }
+  return new Map<number, number>();
+}
+
 /**
  * Token hit rate of one infinite cache with vLLM's rules (full engine blocks only, at most
  * ⌊(L−1)/bs⌋ blocks), every request's computed blocks (prompt, and output when its content is
@@ -25,7 +52,7 @@ export function infiniteCacheHitRate(
   measured: (req: SimRequest) => boolean = () => true,
   keyer: BlockKeyer = new BlockKeyer(),
 ): HitTotals {
-  const extent = new Map<number, number>(); // ids content: id → tokens of it known to be cached
+  const extent = extentTable(requests); // ids content: id → tokens of it known to be cached
   const keys = new Set<BlockKey>(); // tokens content
   let queried = 0;
   let hits = 0;

@@ -105,7 +105,7 @@ export class SessionPolicy implements RoutingPolicy {
   constructor(ctx: PolicyContext) {
     this.ring = new HashRing(ctx.podIds);
   }
-  pick(req: SimRequest): number {
+  pick(req: SimRequest, _fleet?: FleetView): number {
     return this.ring.owner(hashString32(req.sessionId));
   }
 }

@@ -11,11 +11,11 @@
  *
  * Engine block keys: for `ids` content the key of engine block i is a 64-bit mix of the id that
  * contains the block's last token and that token's offset in it (chained ids make this a prefix
- * hash at any engine block size); for `tokens` content a chained XXH64 over the block's token ids
- * (kvblock/hash-fast.ts), seeded by the parent key.
+ * hash at any engine block size); for `tokens` content the EPP's `fast` block-key chain
+ * (kvblock/token-processor.ts) under the simulator's own seed.
  */
-import type { BlockKey } from '../kvblock/types.js';
-import { toBigInt, u64Out, xxh64 } from '../kvblock/hash-fast.js';
+import { createTokenProcessor } from '../kvblock/token-processor.js';
+import type { BlockKey, TokenProcessor } from '../kvblock/types.js';
 import { mix32 } from './rng.js';
 
 /** Vocabulary of derived token ids (Llama-3's 128,256). */
@@ -110,10 +110,10 @@ function idKey(ids: ArrayLike<number>, hb: number, pos: number): BlockKey {
  */
 export class BlockKeyer {
   private readonly cache = new WeakMap<SimRequest, { bs: number; keys: BlockKey[] }>();
-  private readonly buf = new Uint32Array(4096);
-  private readonly out = u64Out();
+  private readonly processors = new Map<number, TokenProcessor>();
 
-  constructor(private readonly rootSeed = 0x6b76726f) {}
+  /** @param hashSeed seed of the token-content key chain. */
+  constructor(private readonly hashSeed = 'kvroute-sim') {}
 
   keys(req: SimRequest, bs: number): BlockKey[] {
     const hit = this.cache.get(req);
@@ -123,29 +123,24 @@ export class BlockKeyer {
     return keys;
   }
 
-  /** Keys of the first `n` full blocks, not memoized (for routers with their own block size). */
+  /** Keys of the first `maxBlocks` full blocks, not memoized (for routers with their own block size). */
   prefixKeys(req: SimRequest, bs: number, maxBlocks: number): BlockKey[] {
     return this.compute(req, bs, Math.min(maxBlocks, Math.floor(coveredTokens(req) / bs)));
   }
 
   private compute(req: SimRequest, bs: number, n: number): BlockKey[] {
-    const keys = new Array<BlockKey>(n);
     const c = req.content;
     if (c.kind === 'ids') {
+      const keys = new Array<BlockKey>(n);
       for (let i = 0; i < n; i++) keys[i] = idKey(c.ids, c.idBlockSize, (i + 1) * bs - 1);
       return keys;
     }
-    if (bs > this.buf.length) throw new RangeError(`block size ${bs} is larger than the keyer's buffer (${this.buf.length} tokens)`);
-    const bytes = new Uint8Array(this.buf.buffer, 0, bs * 4);
-    let hi = 0;
-    let lo = this.rootSeed;
-    for (let i = 0; i < n; i++) {
-      for (let k = 0; k < bs; k++) this.buf[k] = c.tokens[i * bs + k] as number;
-      xxh64(bytes, bs * 4, this.out, hi, lo);
-      hi = this.out[0] as number;
-      lo = this.out[1] as number;
-      keys[i] = toBigInt(this.out);
+    let tp = this.processors.get(bs);
+    if (!tp) {
+      tp = createTokenProcessor({ algo: 'fast', blockSize: bs, hashSeed: this.hashSeed, model: 'kvroute-sim-engine' });
+      this.processors.set(bs, tp);
     }
-    return keys;
+    const tokens = n * bs === c.tokens.length ? c.tokens : Array.prototype.slice.call(c.tokens, 0, n * bs);
+    return tp.blockKeys(tokens);
   }
 }
