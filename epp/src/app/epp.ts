@@ -137,11 +137,12 @@ export class EppRuntime {
       logger: this.logger.child({ component: 'kv-events' }),
     });
     this.store.onChange((event, endpoint) => {
-      if (event === 'added' && ev.mode === 'connect') {
+      if (event === 'added' && (ev.mode === 'connect' || ev.podReplayPort !== undefined)) {
+        // connect mode: subscribe to the pod's PUB socket; both modes: where to ask for replays.
         const host = endpoint.address.slice(0, endpoint.address.lastIndexOf(':'));
         this.pool.addPod(
           endpoint.address,
-          `tcp://${host}:${ev.podPublisherPort}`,
+          ev.mode === 'connect' ? `tcp://${host}:${ev.podPublisherPort}` : undefined,
           ev.podReplayPort === undefined ? undefined : `tcp://${host}:${ev.podReplayPort}`,
         );
       }
