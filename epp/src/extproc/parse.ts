@@ -6,6 +6,7 @@
  * `model` must be a string for completions and chat. Failures are `ApiError`s whose message names
  * the field, the value received, and the fix.
  */
+import { isUtf8 } from 'node:buffer';
 import { ApiError } from '../api/errors.js';
 import type { ApiKind, ChatMessage } from './director.js';
 
@@ -38,7 +39,6 @@ export function show(v: unknown, max = 80): string {
   return s.length > max ? `${s.slice(0, max)}…` : s;
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -49,12 +49,8 @@ function isTokenId(v: unknown): v is number {
 }
 
 function decodeJson(bytes: Uint8Array): unknown {
-  let text: string;
-  try {
-    text = utf8.decode(bytes);
-  } catch {
-    throw new ApiError('bad_json', 'request body is not valid UTF-8; send a UTF-8 encoded JSON object');
-  }
+  if (!isUtf8(bytes)) throw new ApiError('bad_json', 'request body is not valid UTF-8; send a UTF-8 encoded JSON object');
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
