@@ -2,6 +2,9 @@
 import { Construct } from 'constructs';
 import { Application } from '../../imports/application-argoproj.io.js';
 
+/** Label that marks the Application for `kubectl apply -f dist/... -l kvroute.dev/bootstrap=true`. */
+export const BootstrapLabel = { 'kvroute.dev/bootstrap': 'true' } as const;
+
 /** Sync options for CRs, large objects and a namespace created on first sync. */
 export const ArgoSyncOptions = ['CreateNamespace=true', 'ServerSideApply=true', 'SkipDryRunOnMissingResource=true'] as const;
 
@@ -50,7 +53,7 @@ export class ArgoApplication extends Construct {
       throw new Error(`ArgoApplication ${props.name}: repoURL ${JSON.stringify(props.repoURL)} is not a git URL; use https://..., ssh://... or git@host:org/repo.git`);
     }
     this.resource = new Application(this, 'Resource', {
-      metadata: { name: props.name, namespace: props.argocdNamespace ?? 'argocd', labels: { ...(props.labels ?? {}) } },
+      metadata: { name: props.name, namespace: props.argocdNamespace ?? 'argocd', labels: { ...(props.labels ?? {}), ...BootstrapLabel } },
       spec: {
         project: props.project ?? 'default',
         source: { repoUrl: props.repoURL, targetRevision: props.targetRevision, path: props.path, directory: { recurse: true } },

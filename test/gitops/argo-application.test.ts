@@ -9,6 +9,8 @@ describe('Argo CD Application', () => {
     const app = findObject(o, 'Application', 'kvroute');
     expect(app.apiVersion).toBe('argoproj.io/v1alpha1');
     expect(app.metadata.namespace).toBe('argocd');
+    expect(app.metadata.labels).toMatchObject({ 'kvroute.dev/bootstrap': 'true' });
+    expect(o.filter((x) => x.metadata.labels?.['kvroute.dev/bootstrap'] === 'true').map((x) => x.kind)).toEqual(['Application']);
     expect(app.spec).toEqual({
       project: 'default',
       source: { repoURL: 'https://git.example.com/team/kv.git', targetRevision: 'v1.2.3', path: 'dist', directory: { recurse: true } },
