@@ -63,35 +63,41 @@ function median(xs: number[]): number {
   return a[Math.floor(a.length / 2)];
 }
 
-/** Median µs per call of `fn` over `rounds` timed batches after warm-up. */
-function time(fn: () => unknown, rounds = 31, inner = 40): number {
-  for (let i = 0; i < inner * 5; i++) fn();
-  const xs: number[] = [];
+/**
+ * Runs every registered case in interleaved rounds (case A batch, case B batch, …, repeat), so
+ * that load from other processes on a shared machine hits all cases alike, and returns the median
+ * µs per call of each. Warm-up first (JIT), then `rounds` timed batches of `inner` calls.
+ */
+function measure(cases: readonly [string, () => unknown][], rounds = 41, inner = 30): [string, number][] {
+  for (const [, fn] of cases) for (let i = 0; i < inner * 5; i++) fn();
+  const xs = cases.map((): number[] => []);
   for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < inner; i++) fn();
-    xs.push(Number(process.hrtime.bigint() - t0) / 1000 / inner);
+    cases.forEach(([, fn], c) => {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < inner; i++) fn();
+      xs[c].push(Number(process.hrtime.bigint() - t0) / 1000 / inner);
+    });
   }
-  return median(xs);
+  return cases.map(([name], c) => [name, median(xs[c])]);
 }
 
 let sink = 0;
 const w = new CborWriter();
-const results: [string, number][] = [];
-const row = (name: string, us: number): void => {
-  results.push([name, us]);
+const cases: [string, () => unknown][] = [];
+const row = (name: string, fn: () => unknown): void => {
+  cases.push([name, fn]);
 };
 
 // 1. Encoders.
-row('cbor: own CborWriter, 125 preimages', time(() => {
+row('cbor: own CborWriter, 125 preimages', () => {
   for (let b = 0; b < nBlocks; b++) {
     w.reset().array(3).bytes(parents[b]).uintArray(tokens, b * BS, (b + 1) * BS).null();
     sink += w.length;
   }
-}));
-row('cbor: cbor-x Encoder, 125 preimages', time(() => {
+});
+row('cbor: cbor-x Encoder, 125 preimages', () => {
   for (let b = 0; b < nBlocks; b++) sink += cborx.encode([parents[b], tokens.slice(b * BS, (b + 1) * BS), null]).length;
-}));
+});
 
 // 2. Fast-mode hash candidates over the fast-mode block layout (8-byte parent + 16 × u32).
 const blockBuf = new Uint8Array(8 + 4 * BS);
@@ -106,30 +112,30 @@ for (let b = 0; b < nBlocks; b++) {
   fillBlock(b);
   blocks.push(blockBuf.slice());
 }
-row('fast fn: FNV-1a-64, 125 blocks', time(() => {
+row('fast fn: FNV-1a-64, 125 blocks', () => {
   for (let b = 0; b < nBlocks; b++) {
     fnv1a64(blocks[b], blocks[b].length, out);
     sink += out[1];
   }
-}));
-row('fast fn: XXH64, 125 blocks', time(() => {
+});
+row('fast fn: XXH64, 125 blocks', () => {
   for (let b = 0; b < nBlocks; b++) {
     xxh64(blocks[b], blocks[b].length, out);
     sink += out[1];
   }
-}));
-row('sha256: createHash, 125 preimages (+ own CBOR)', time(() => {
+});
+row('sha256: createHash, 125 preimages (+ own CBOR)', () => {
   for (let b = 0; b < nBlocks; b++) {
     w.reset().array(3).bytes(parents[b]).uintArray(tokens, b * BS, (b + 1) * BS).null();
     sink += createHash('sha256').update(w.view()).digest()[0];
   }
-}));
-row('sha256: crypto.hash, 125 preimages (+ own CBOR)', time(() => {
+});
+row('sha256: crypto.hash, 125 preimages (+ own CBOR)', () => {
   for (let b = 0; b < nBlocks; b++) {
     w.reset().array(3).bytes(parents[b]).uintArray(tokens, b * BS, (b + 1) * BS).null();
     sink += hash('sha256', w.view(), 'buffer')[0];
   }
-}));
+});
 
 // 4. Whole paths.
 const procs = {
@@ -138,11 +144,11 @@ const procs = {
   fast: createTokenProcessor({ algo: 'fast', blockSize: BS, hashSeed: SEED, model: 'Qwen/Qwen3-0.6B' }),
 };
 for (const [name, tp] of Object.entries(procs)) {
-  row(`keys: ${name} (2,000 tokens)`, time(() => {
+  row(`keys: ${name} (2,000 tokens)`, () => {
     sink += tp.blockKeys(tokens).length;
-  }));
+  });
 }
-row('keys: sha256_cbor on cbor-x (2,000 tokens)', time(() => {
+row('keys: sha256_cbor on cbor-x (2,000 tokens)', () => {
   let prev: Uint8Array = root;
   const keys: bigint[] = [];
   for (let b = 0; b < nBlocks; b++) {
@@ -151,17 +157,18 @@ row('keys: sha256_cbor on cbor-x (2,000 tokens)', time(() => {
     prev = d;
   }
   sink += keys.length;
-}));
+});
 {
   const withExtra = { loraName: 'sql-lora', cacheSalt: 'tenant-a', mmInputs: [{ identifier: 'f00dfeed', offset: 100, length: 300 }] };
-  row('keys: sha256_cbor + LoRA/salt/mm (2,000 tokens)', time(() => {
+  row('keys: sha256_cbor + LoRA/salt/mm (2,000 tokens)', () => {
     sink += procs.sha256_cbor.blockKeys(tokens, withExtra).length;
-  }));
-  row('keys: fast + LoRA/salt/mm (2,000 tokens)', time(() => {
+  });
+  row('keys: fast + LoRA/salt/mm (2,000 tokens)', () => {
     sink += procs.fast.blockKeys(tokens, withExtra).length;
-  }));
+  });
 }
 
+const results = measure(cases);
 const get = (prefix: string): number => (results.find(([n]) => n.startsWith(prefix)) as [string, number])[1];
 const pad = (x: string, n: number): string => x.padEnd(n);
 console.log(`\nnode ${process.version}, ${N_TOKENS} tokens, block ${BS}, ${nBlocks} blocks; median µs per prompt\n`);
