@@ -255,7 +255,9 @@ export class KvEventPool {
 
   /** The bound endpoint (resolved port) in bind mode, once started. */
   get endpoint(): string | undefined {
-    return this.sub?.lastEndpoint ?? undefined;
+    const e = this.sub?.lastEndpoint ?? undefined;
+    // The socket is IPv6-enabled, so an IPv4 bind reports the mapped form `[::ffff:a.b.c.d]`.
+    return e?.replace(/^tcp:\/\/\[::ffff:(\d+\.\d+\.\d+\.\d+)\]/, 'tcp://$1');
   }
 
   /** Pods marked stale by an unrepaired gap (cleared when the pod is removed or restarts). */
