@@ -7,16 +7,17 @@
  * no tags, no indefinite lengths, no floats. That is all vLLM's `[parent, tokens, extra_keys]`
  * preimage needs (vllm-kv-spec.md §1.4).
  *
- * DECISION: this minimal encoder, not cbor-x. `npx tsx bench/keys.bench.ts` (node 20, 2-core
- * shared box, 2,000-token prompt = 125 preimages of block 16), two runs:
- * - speed: own CborWriter 10.9 / 10.4 µs per prompt vs cbor-x `Encoder` 95 / 163 µs (8.8× /
- *   15.6× slower: it walks generic JS values and needs a sliced token array per block, where the
- *   writer copies token ids straight from the caller's array into a reused buffer). On the whole
- *   sha256_cbor path (sha256 included) cbor-x costs 1.18× / 1.35× the time.
+ * DECISION: this minimal encoder, not cbor-x. `npx tsx bench/keys.bench.ts` (node 20.20, 2 cores
+ * shared with other jobs at load 1–18; 2,000-token prompt = 125 preimages of block 16), 5 runs:
+ * - speed: own CborWriter 10.4–11.3 µs per prompt in every run; cbor-x `Encoder` 95–584 µs
+ *   (8.8× to 56× slower, worst under load: it walks generic JS values, allocates a result per
+ *   call and needs a sliced token array per block, while the writer copies token ids straight
+ *   from the caller's array into one reused buffer). On the whole sha256_cbor path (SHA-256
+ *   included) cbor-x costs 1.18× to 1.98× the time.
  * - bytes: with `tagUint8Array: false, useRecords: false` cbor-x reproduces the vLLM preimages
- *   (125/125 identical, and the vectors' extra keys), but it is not canonical at the edges we
- *   also need: a number ≥ 2^32 becomes a float64 (`fb…`), and every bigint is written as an
- *   8-byte `1b` even when small (12n → `1b000000000000000c`, canonical `0c`), so the legacy
+ *   (125/125 identical, and the vectors' extra keys), but it is not canonical at edges we also
+ *   need: a number ≥ 2^32 becomes a float64 (`fb…`), and every bigint is written as an 8-byte
+ *   `1b` even when small (12n → `1b000000000000000c`, canonical `0c`), so the legacy
  *   sha256_cbor_64bit parent (a u64) would need value-dependent shims to stay byte-exact.
  * Five types, shortest forms, one reused buffer: smaller, faster, and exact by construction.
  */
