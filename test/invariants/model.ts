@@ -64,13 +64,16 @@ export interface ContainerRef {
   /** JSON path of the container, for messages. */
   path: string;
   container: Json;
-  /** Pod template of a workload; undefined for a ModelService container (the operator builds the pod). */
+  /** Pod template (for a ModelService: the pod the operator builds); undefined for its endpointPicker. */
   pod: PodTemplate | undefined;
   /** True for init containers that are not native sidecars (they exit before the pod serves). */
   initOnly: boolean;
 }
 
-/** A pod template of a workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod). */
+/**
+ * A pod template of a workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, Pod),
+ * or the pods an llm-d ModelService operator will create (see modelServicePods).
+ */
 export interface PodTemplate {
   owner: string;
   ownerObj: Manifest;
@@ -78,6 +81,47 @@ export interface PodTemplate {
   labels: Record<string, string>;
   spec: Json;
   path: string;
+  /**
+   * False for ModelService pods: the CRD's containers carry no ports, the operator's BaseConfig adds
+   * them, so declared-port checks cannot be made from the emitted objects.
+   */
+  portsKnown: boolean;
+}
+
+/** The operator's label sanitizer for the model name (llm-d-model-service internal/controller/utils.go sanitizeName). */
+export function operatorModelLabel(modelName: string): string {
+  return modelName
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^[-._]+|[-._]+$/g, '')
+    .slice(0, 63);
+}
+
+/**
+ * Pods the llm-d ModelService operator creates for spec.decode / spec.prefill. Labels as the operator
+ * sets them (llm-d-model-service internal/controller/child_resources.go getPodLabels):
+ * `llm-d.ai/inferenceServing: "true"`, `llm-d.ai/model: sanitize(routing.modelName)`,
+ * `llm-d.ai/role: decode|prefill`; containers as given in the CR.
+ */
+export function modelServicePods(o: Manifest): PodTemplate[] {
+  const s = rec(o.spec);
+  const model = String(rec(s.routing).modelName ?? '');
+  const out: PodTemplate[] = [];
+  for (const role of ['decode', 'prefill']) {
+    const r = s[role];
+    if (!isRecord(r)) continue;
+    out.push({
+      owner: `${ref(o)} (${role} pods)`,
+      ownerObj: o,
+      namespace: ns(o),
+      labels: { 'llm-d.ai/inferenceServing': 'true', 'llm-d.ai/model': operatorModelLabel(model), 'llm-d.ai/role': role },
+      spec: { containers: r.containers ?? [], ...(r.initContainers !== undefined ? { initContainers: r.initContainers } : {}) },
+      path: `/spec/${role}`,
+      portsKnown: false,
+    });
+  }
+  return out;
 }
 
 const TEMPLATE_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job']);
@@ -95,9 +139,11 @@ export function podTemplates(objs: readonly Manifest[]): PodTemplate[] {
       path = '/spec/jobTemplate/spec/template';
     } else if (o.kind === 'Pod') {
       t = { metadata: o.metadata, spec: o.spec };
+    } else if (o.kind === 'ModelService') {
+      out.push(...modelServicePods(o));
     }
     if (t === undefined) continue;
-    out.push({ owner: ref(o), ownerObj: o, namespace: ns(o), labels: strMap(rec(t.metadata).labels), spec: rec(t.spec), path: `${path}/spec` });
+    out.push({ owner: ref(o), ownerObj: o, namespace: ns(o), labels: strMap(rec(t.metadata).labels), spec: rec(t.spec), path: `${path}/spec`, portsKnown: true });
   }
   return out;
 }
@@ -111,6 +157,7 @@ export function servingContainers(pod: PodTemplate): Json[] {
 export function allContainers(objs: readonly Manifest[]): ContainerRef[] {
   const out: ContainerRef[] = [];
   for (const pod of podTemplates(objs)) {
+    if (pod.ownerObj.kind === 'ModelService') continue; // listed below with CR paths
     for (const part of ['initContainers', 'containers'] as const) {
       recs(pod.spec[part]).forEach((c, i) =>
         out.push({ owner: pod.owner, ownerObj: pod.ownerObj, path: `${pod.path}/${part}/${i}`, container: c, pod, initOnly: part === 'initContainers' && c.restartPolicy !== 'Always' }),
@@ -119,10 +166,12 @@ export function allContainers(objs: readonly Manifest[]): ContainerRef[] {
   }
   for (const o of objs) {
     if (o.kind !== 'ModelService') continue;
+    const pods = modelServicePods(o);
     for (const role of ['decode', 'prefill', 'endpointPicker']) {
+      const pod = pods.find((p) => p.path === `/spec/${role}`);
       for (const part of ['initContainers', 'containers'] as const) {
         recs(rec(spec(o)[role])[part]).forEach((c, i) =>
-          out.push({ owner: ref(o), ownerObj: o, path: `/spec/${role}/${part}/${i}`, container: c, pod: undefined, initOnly: part === 'initContainers' }),
+          out.push({ owner: ref(o), ownerObj: o, path: `/spec/${role}/${part}/${i}`, container: c, pod, initOnly: part === 'initContainers' }),
         );
       }
     }

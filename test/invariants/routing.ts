@@ -95,7 +95,7 @@ export function inferencePoolMatchesPods(objs: readonly Manifest[]): Violation[]
     const eppSelected = pods.filter(isEppPod);
     if (eppSelected.length > 0) out.push(violation(inv, ref(pool), `spec.selector also selects EPP pods (${eppSelected.map((p) => p.owner).join(', ')})`));
     const targetPorts = recs(s.targetPorts).map((t) => t.number);
-    for (const pod of pods) {
+    for (const pod of pods.filter((x) => x.portsKnown)) {
       for (const tp of targetPorts) {
         if (!podPorts(pod).some((p) => p.number === tp)) {
           out.push(violation(inv, ref(pool), `targetPort ${String(tp)} is not a container port of selected ${pod.owner} (has ${JSON.stringify(podPorts(pod))})`));

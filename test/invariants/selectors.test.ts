@@ -1,6 +1,8 @@
 import { at, broken, clean } from './helpers.js';
-import { labelSelectorSelects, mapSelects } from './model.js';
+import { labelSelectorSelects, mapSelects, modelServicePods, operatorModelLabel } from './model.js';
+import { get, miniDeployment, NS } from './fixtures.js';
 import { namedPortsExist, selectorsMatchPods, workloadSelectorsMatchTemplates } from './selectors.js';
+import type { Manifest } from './model.js';
 
 describe('label selector semantics', () => {
   const labels = { a: '1', b: '2' };
@@ -145,5 +147,28 @@ describe('namedPortsExist', () => {
       delete at(find('PodMonitor', 'kv-vllm'), 'spec', 'podMetricsEndpoints', 0).port;
     });
     expect(m).toEqual(['PodMonitor llm-d/kv-vllm: a podMetricsEndpoint names no port']);
+  });
+});
+
+describe('ModelService pods (as the llm-d operator labels them)', () => {
+  it('sanitizes the model name like the operator (lower case, [^a-z0-9-] → -)', () => {
+    expect(operatorModelLabel('meta-llama/Llama-3.2-1B')).toBe('meta-llama-llama-3-2-1b');
+    expect(operatorModelLabel(' Qwen/Qwen3-32B ')).toBe('qwen-qwen3-32b');
+  });
+
+  it('derives one pod template per role with the operator labels and the CR containers', () => {
+    const pods = modelServicePods(get(miniDeployment(), 'ModelService', 'kv-ms'));
+    expect(pods.map((p) => [p.owner, p.labels, p.portsKnown])).toEqual([
+      ['ModelService llm-d/kv-ms (decode pods)', { 'llm-d.ai/inferenceServing': 'true', 'llm-d.ai/model': 'meta-llama-llama-3-2-1b', 'llm-d.ai/role': 'decode' }, false],
+    ]);
+  });
+
+  it('a Service selecting the operator labels passes; one using the chart labels (inference-serving) fails', () => {
+    const svc = (selector: Record<string, string>): Manifest => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'ms-decode', namespace: NS }, spec: { selector, ports: [{ port: 8000 }] } });
+    const base = miniDeployment().filter((o) => o.kind === 'ModelService');
+    expect(selectorsMatchPods([...base, svc({ 'llm-d.ai/inferenceServing': 'true', 'llm-d.ai/role': 'decode' })])).toEqual([]);
+    expect(selectorsMatchPods([...base, svc({ 'llm-d.ai/inference-serving': 'true' })]).map((v) => v.object)).toEqual(['Service llm-d/ms-decode']);
+    // ports of operator-built pods are unknown: no declared-port verdict
+    expect(namedPortsExist([...base, svc({ 'llm-d.ai/inferenceServing': 'true' })])).toEqual([]);
   });
 });

@@ -36,7 +36,7 @@ function templatesIn(objs: readonly Manifest[], namespace: string): string {
 export function workloadSelectorsMatchTemplates(objs: readonly Manifest[]): Violation[] {
   const out: Violation[] = [];
   for (const pod of podTemplates(objs)) {
-    if (pod.ownerObj.kind === 'Pod' || pod.ownerObj.kind === 'CronJob' || pod.ownerObj.kind === 'Job') continue;
+    if (['Pod', 'CronJob', 'Job', 'ModelService'].includes(pod.ownerObj.kind)) continue;
     const sel = spec(pod.ownerObj).selector;
     if (!labelSelectorSelects(sel, pod.labels) || Object.keys(rec(sel)).length === 0) {
       out.push(violation('workloadSelectorsMatchTemplates', pod.owner, `spec.selector ${JSON.stringify(sel)} does not select its own template labels ${JSON.stringify(pod.labels)}`));
@@ -133,7 +133,7 @@ export function namedPortsExist(objs: readonly Manifest[]): Violation[] {
       const pods = podsOfService(objs, o);
       for (const p of recs(s.ports)) {
         const tp = p.targetPort ?? p.port;
-        for (const pod of pods) {
+        for (const pod of pods.filter((x) => x.portsKnown)) {
           const ports = podPorts(pod);
           const ok = typeof tp === 'string' ? ports.some((x) => x.name === tp) : ports.some((x) => x.number === tp);
           if (!ok) {
@@ -144,7 +144,7 @@ export function namedPortsExist(objs: readonly Manifest[]): Violation[] {
     } else if (o.kind === 'PodMonitor') {
       const pods = selectedPods(objs, monitorNamespace(o), (l) => labelSelectorSelects(s.selector, l));
       for (const ep of recs(s.podMetricsEndpoints)) {
-        for (const pod of pods) {
+        for (const pod of pods.filter((x) => x.portsKnown)) {
           const ports = podPorts(pod);
           if (typeof ep.port === 'string' && !ports.some((x) => x.name === ep.port)) {
             out.push(violation(inv, ref(o), `podMetricsEndpoints port ${JSON.stringify(ep.port)} is not a named container port of selected ${pod.owner} (has ${JSON.stringify(ports)}); Prometheus would not scrape it`));
@@ -166,7 +166,7 @@ export function namedPortsExist(objs: readonly Manifest[]): Violation[] {
             out.push(violation(inv, ref(o), `endpoints port ${JSON.stringify(ep.port)} is not a port name of selected ${ref(svc)} (has ${JSON.stringify(ports.map((x) => x.name))})`));
           }
           if (ep.targetPort !== undefined) {
-            for (const pod of podsOfService(objs, svc)) {
+            for (const pod of podsOfService(objs, svc).filter((x) => x.portsKnown)) {
               const pp = podPorts(pod);
               if (!pp.some((x) => x.name === ep.targetPort || x.number === ep.targetPort)) {
                 out.push(violation(inv, ref(o), `endpoints targetPort ${JSON.stringify(ep.targetPort)} is not a container port of ${pod.owner}`));
@@ -181,7 +181,7 @@ export function namedPortsExist(objs: readonly Manifest[]): Violation[] {
       for (const rule of recs(s.ingress)) {
         for (const p of recs(rule.ports)) {
           if (typeof p.port !== 'string') continue;
-          for (const pod of pods) {
+          for (const pod of pods.filter((x) => x.portsKnown)) {
             if (!podPorts(pod).some((x) => x.name === p.port)) {
               out.push(violation(inv, ref(o), `ingress port ${JSON.stringify(p.port)} is not a named container port of selected ${pod.owner}; the rule would open nothing there`));
             }

@@ -175,7 +175,7 @@ export function kvEventsReachEpp(objs: readonly Manifest[]): Violation[] {
       }
       const port = Number(portStr);
       if (c.pod !== undefined) {
-        if (!podPorts(c.pod).some((p) => p.number === port)) {
+        if (c.pod.portsKnown && !podPorts(c.pod).some((p) => p.number === port)) {
           out.push(violation(inv, c.owner, `${where(c)} topic port ${port} is not a container port of the pod (has ${JSON.stringify(podPorts(c.pod))})`));
         }
         const pod = c.pod;
