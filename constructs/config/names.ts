@@ -16,6 +16,25 @@ export function toLabelValue(s: string): string {
   return v;
 }
 
+/**
+ * The model label the llm-d ModelService operator puts on the pods it creates: the served model name
+ * lower-cased, runs of other characters than [a-z0-9-] replaced by "-", trimmed, at most 63 chars.
+ */
+export function operatorModelLabel(model: string): string {
+  return model
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^[-._]+|[-._]+$/g, '')
+    .slice(0, 63);
+}
+
+/**
+ * Pod labels the ModelService operator sets (llm-d-model-service child_resources.go): note the
+ * camel-case `inferenceServing` key of that operator, unlike the `inference-serving` key of later llm-d.
+ */
+export const OperatorLabels = { inferenceServing: 'llm-d.ai/inferenceServing', model: 'llm-d.ai/model', role: Labels.role } as const;
+
 /** Standard app labels shared by the kvroute objects. */
 const PartOf = 'app.kubernetes.io/part-of';
 const Name = 'app.kubernetes.io/name';
@@ -77,8 +96,14 @@ export class DeploymentNames {
     return { [PartOf]: 'kvroute', [Instance]: this.config.name };
   }
 
-  /** Labels every model-server pod carries (the InferencePool selector). */
+  /**
+   * Labels every model-server pod carries (the InferencePool selector). In ModelService mode these are
+   * the labels the operator gives its pods.
+   */
   get modelServerSelector(): Record<string, string> {
+    if (this.config.workloadMode === 'modelservice') {
+      return { [OperatorLabels.inferenceServing]: 'true', [OperatorLabels.model]: operatorModelLabel(this.config.model.name) };
+    }
     return {
       [Labels.inferenceServing]: 'true',
       [Labels.model]: toLabelValue(this.config.model.name),

@@ -1,5 +1,6 @@
 import { HfTokenEnv } from '@kvroute/epp/contract';
 import { parseDeploymentConfig } from '../../constructs/config/deployment-config.js';
+import { operatorModelLabel } from '../../constructs/config/names.js';
 import { findObject, objectsOfKind, synthObjects } from '../support/synth.js';
 
 interface MsContainer {
@@ -62,6 +63,20 @@ describe('ModelService mode', () => {
     expect(spec.prefill?.replicas).toBe(2);
     expect(spec.decode.parallelism).toEqual({ tensor: 1 });
     expect(spec.decode.acceleratorTypes).toEqual({ labelKey: 'nvidia.com/gpu.present', labelValues: ['true'] });
+  });
+
+  it('pool, decode Service and PodMonitors select the labels the operator gives its pods', () => {
+    const pool = findObject(objects, 'InferencePool', 'kvroute-pool').spec as { selector: { matchLabels: Record<string, string> } };
+    expect(pool.selector.matchLabels).toEqual({ 'llm-d.ai/inferenceServing': 'true', 'llm-d.ai/model': 'meta-llama-llama-3-2-1b' });
+    const svc = findObject(objects, 'Service', 'kvroute-decode').spec as { selector: Record<string, string> };
+    expect(svc.selector).toEqual({ 'llm-d.ai/inferenceServing': 'true', 'llm-d.ai/model': 'meta-llama-llama-3-2-1b', 'llm-d.ai/role': 'decode' });
+    const pm = findObject(objects, 'PodMonitor', 'kvroute-prefill').spec as { selector: { matchLabels: Record<string, string> } };
+    expect(pm.selector.matchLabels['llm-d.ai/role']).toBe('prefill');
+  });
+
+  it('operatorModelLabel sanitizes like the operator', () => {
+    expect(operatorModelLabel(' Qwen/Qwen3-32B ')).toBe('qwen-qwen3-32b');
+    expect(operatorModelLabel('a'.repeat(70))).toHaveLength(63);
   });
 
   it('rejects a token Secret key the operator cannot read', () => {
