@@ -61,7 +61,7 @@ export function parseWorkloadText(text: string, opts: WorkloadFileOptions = {}):
   if (!(speed > 0) || !Number.isFinite(speed)) throw new RangeError(`speed is ${speed}; use a positive number (2 = twice as fast)`);
   if (!Number.isInteger(defaultHb) || defaultHb < 1) throw new RangeError(`hashBlockSize is ${defaultHb}; use a positive integer (512 for Mooncake traces)`);
   const problems: string[] = [];
-  const items: { where: string; value: unknown }[] = [];
+  const items: { where: string; value: unknown; parseError?: string }[] = [];
   const trimmed = text.trimStart();
   if (trimmed.startsWith('[') || (trimmed.startsWith('{') && /^\{\s*"requests"\s*:/.test(trimmed))) {
     let doc: unknown;
@@ -81,15 +81,19 @@ export function parseWorkloadText(text: string, opts: WorkloadFileOptions = {}):
       try {
         items.push({ where: `line ${i + 1}`, value: JSON.parse(line) });
       } catch (e) {
-        problems.push(`line ${i + 1}: not valid JSON (${(e as Error).message}); each line must be one JSON object like {"timestamp": 0, "input_length": 1000, "output_length": 100, "hash_ids": [0, 1]}`);
+        items.push({ where: `line ${i + 1}`, value: undefined, parseError: (e as Error).message });
       }
       if (opts.limit !== undefined && items.length >= opts.limit) break;
     }
   }
   const requests: SimRequest[] = [];
   const sessionsSeen = new Set<string>();
-  for (const { where, value } of items) {
+  for (const { where, value, parseError } of items) {
     if (opts.limit !== undefined && requests.length >= opts.limit) break;
+    if (parseError !== undefined) {
+      problems.push(`${where}: not valid JSON (${parseError}); each line must be one JSON object like {"timestamp": 0, "input_length": 1000, "output_length": 100, "hash_ids": [0, 1]}`);
+      continue;
+    }
     const before = problems.length;
     const bad = (field: string, v: unknown, fix: string): void => {
       problems.push(`${where}: field "${field}" is ${show(v)}; ${fix}`);
