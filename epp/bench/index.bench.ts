@@ -172,6 +172,7 @@ function memoryRun(label: string, blocks: number, podsPerBlock: number): void {
   }
   const after = heapNow();
   const s = idx.stats;
+  // Live records at the tables' mean load (slots = keys × 4/3 … 8/3, so ~8 B per key or edge).
   const live = s.keys * (24 + 8) + s.entries * 24 + s.engineEdges * (20 + 8);
   row(`${label}: entries`, `${s.entries.toLocaleString()} (${s.keys.toLocaleString()} keys, ${s.lruEvictions} LRU evictions)`);
   row(`${label}: allocated bytes per entry (approxBytes / entries)`, `${(s.approxBytes / s.entries).toFixed(1)} B (${(s.approxBytes / 2 ** 20).toFixed(0)} MiB)`);
@@ -180,7 +181,7 @@ function memoryRun(label: string, blocks: number, podsPerBlock: number): void {
   void idx.close();
 }
 memoryRun(`${(ENTRIES / 1e6).toFixed(0)}M entries, 16 pods/block`, Math.ceil(ENTRIES / 16), 16);
-memoryRun('2M entries, 1 pod/block', 2_000_000, 1);
+memoryRun(`${(ENTRIES / 1e6).toFixed(0)}M entries, 1 pod/block`, ENTRIES, 1);
 
 // ------------------------------------------------------------------------------------------------
 // 4. Redis

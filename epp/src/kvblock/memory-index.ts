@@ -5,7 +5,7 @@
  *
  * - Request keys: a pool of slots. Per slot the key (two u32 halves), LRU prev/next links, the head
  *   of its holder list and the head of its engine-edge list. An open-addressing table (linear
- *   probing, backward-shift deletion, load ≤ 1/2) maps a key to its slot.
+ *   probing, backward-shift deletion, load ≤ 3/4) maps a key to its slot.
  * - Holders: one record per (request key, pod, tier) with its reference count. Records of a key
  *   form a singly linked list; records of a (pod, tier) form a doubly linked list, the per-pod
  *   reverse index that makes `clear(pod)` O(entries of the pod) instead of a scan.
@@ -20,11 +20,15 @@
  * Byte accounting (`approxBytes`): the byteLength of every typed array actually allocated (pools
  * and tables, including free capacity), plus the interned strings (2 bytes per UTF-16 unit + 64
  * bytes of object overhead per string/entry). This is what the index holds on the heap apart from
- * a fixed few KB of JS objects. Pools grow by doubling (or by what still fits), never past the
- * budget minus a reserve for the interned strings (max(4 KiB, budget/64)); when a pool is full and
- * cannot grow, the least recently used request key (with its holders and edges) is evicted. Per live record the arrays cost: request key 24 B + 8 B of table, holder 24 B, edge
- * 20 B + 8 B of table. One block on one pod with a 1:1 engine mapping: ~84 B; a block shared by
- * 16 pods: ~28 B per (block, pod) entry.
+ * a fixed few KB of JS objects. Pools double up to 2^20 records and then grow by 1/4 (or by what
+ * still fits), never past the budget minus a reserve for the interned strings (max(4 KiB,
+ * budget/64)); when a pool is full and cannot grow, the least recently used request key (with its
+ * holders and edges) is evicted. Per live record the arrays cost: request key 24 B, holder 24 B,
+ * edge 20 B, plus 4 B per table slot (tables are powers of two with load ≤ 3/4, so 5.3–10.7 B per
+ * key or edge). One block on one pod with a 1:1 engine mapping: ~80 B of live records; a block
+ * shared by 16 pods: ~27 B per (block, pod) entry. Free capacity adds up to 25 % at scale
+ * (100 % below 2^20 records); `npx tsx --expose-gc bench/index.bench.ts` prints both figures and
+ * the measured heap growth, which matches `approxBytes`.
  *
  * Recency: `lookup` touches every key it returns and `add` touches every key it writes; `evict`,
  * `clear` and `requestKeyFor` do not.
@@ -60,8 +64,10 @@ const KEY_RECORD_BYTES = 6 * 4;
 const HOLDER_RECORD_BYTES = 6 * 4;
 const EDGE_RECORD_BYTES = 5 * 4;
 const TABLE_SLOT_BYTES = 4;
-/** Tables have 2 slots per pool record (load factor ≤ 1/2). */
-const TABLE_SLOTS_PER_RECORD = 2;
+/** Tables have at least 4/3 slots per pool record (load factor ≤ 3/4), rounded up to a power of two. */
+const TABLE_SLOTS_PER_RECORD = 4 / 3;
+/** Pools double up to this many records, then grow by a quarter (less slack at scale). */
+const DOUBLING_LIMIT = 1 << 20;
 const STRING_OVERHEAD_BYTES = 64;
 
 const NIL = -1;
@@ -82,7 +88,7 @@ function hash32(lo: number, hi: number): number {
 
 /** Table slots for a pool of `cap` records: a power of two, at least 2 per record. */
 function tableSlotsFor(cap: number): number {
-  return 2 ** Math.ceil(Math.log2(cap * TABLE_SLOTS_PER_RECORD));
+  return 2 ** Math.ceil(Math.log2(Math.ceil(cap * TABLE_SLOTS_PER_RECORD)));
 }
 
 function toBigKey(lo: number, hi: number): BlockKey {
@@ -848,9 +854,10 @@ export class MemoryIndex implements Index {
     const head = this.headroom();
     const oldTable = table === undefined ? 0 : table.table.length;
     const cost = (c: number): number => (c - cap) * perRecord + (table === undefined ? 0 : (tableSlotsFor(c) - oldTable) * TABLE_SLOT_BYTES);
-    if (cost(cap * 2) <= head) return cap * 2;
+    const want = cap < DOUBLING_LIMIT ? cap * 2 : cap + (cap >> 2);
+    if (cost(want) <= head) return want;
     let lo = cap;
-    let hi = cap * 2;
+    let hi = want;
     while (hi - lo > 1) {
       const mid = Math.floor((lo + hi) / 2);
       if (cost(mid) <= head) lo = mid;

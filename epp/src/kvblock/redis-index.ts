@@ -21,6 +21,10 @@
  * SADD per key and entry, SET per engine key); `evict` is one Lua script (atomic decrement, HDEL
  * and SREM at zero, mapping cleanup); `clear` is one pipeline per SSCAN batch. The scripts touch
  * keys they derive from the mapping, so this layout is for standalone Redis, not Redis Cluster.
+ * `clear` is batched, not atomic: an entry the same pod re-stores while its clear is running may be
+ * removed with the rest (clear follows pod removal or AllBlocksCleared, so this is benign). Unlike
+ * MemoryIndex, `clear` leaves the engine mappings of the cleared keys in place (the next store of
+ * the engine key replaces them; an evict through them finds nothing and deletes them).
  * No TTLs are set: size Redis with `maxmemory` and an eviction policy (e.g. allkeys-lru).
  *
  * Failure policy: every command has a timeout (`commandTimeoutMs`), there is no offline queue, and
