@@ -20,6 +20,11 @@ export class ModelRewriter {
     ];
   }
 
+  /** The byte sequences searched for (longest first is not required). */
+  get searchPatterns(): readonly Buffer[] {
+    return this.patterns.map((p) => p.from);
+  }
+
   rewrite(buf: Buffer): Buffer {
     let out = buf;
     for (const { from, to } of this.patterns) {
@@ -151,5 +156,35 @@ export class LineHoldback {
     const t = this.tail;
     this.tail = Buffer.alloc(0);
     return t;
+  }
+}
+
+/**
+ * Model rewriting over an unbounded byte stream with bounded memory: everything is released except
+ * the last (longest pattern − 1) bytes, which could be the start of a pattern split by the chunk
+ * boundary. Used when a non-SSE response is too large to buffer whole.
+ */
+export class StreamingRewriter {
+  private tail: Buffer = Buffer.alloc(0);
+  private readonly keep: number;
+
+  constructor(private readonly rewriter: ModelRewriter) {
+    this.keep = Math.max(...rewriter.searchPatterns.map((p) => p.length)) - 1;
+  }
+
+  push(chunk: Buffer, eos: boolean): Buffer {
+    const data = this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
+    if (eos) {
+      this.tail = Buffer.alloc(0);
+      return this.rewriter.rewrite(data);
+    }
+    let cut = Math.max(0, data.length - this.keep);
+    // A complete match that straddles the cut goes out whole.
+    for (const p of this.rewriter.searchPatterns) {
+      const i = data.indexOf(p, Math.max(0, cut - p.length + 1));
+      if (i >= 0 && i < cut && i + p.length > cut) cut = i + p.length;
+    }
+    this.tail = Buffer.from(data.subarray(cut));
+    return this.rewriter.rewrite(data.subarray(0, cut));
   }
 }

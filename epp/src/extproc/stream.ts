@@ -39,7 +39,7 @@ import { formatDestination, subsetAllows } from './endpoints.js';
 import { toImmediateResponse } from './immediate.js';
 import type { ExtProcObserver, StreamOutcome } from './observer.js';
 import { apiKindForPath, parseRequestBody, show } from './parse.js';
-import { LineHoldback, ModelRewriter, SseUsageTracker, usageFromJson } from './response.js';
+import { LineHoldback, ModelRewriter, SseUsageTracker, StreamingRewriter, usageFromJson } from './response.js';
 import {
   BodySendMode,
   HeaderAppendAction,
@@ -68,6 +68,8 @@ export interface StreamOptions {
   readonly maxBodyBytes: number;
   /** Served models; when non-empty other models get 404. */
   readonly models: readonly string[];
+  /** Largest non-SSE response body buffered for the model rewrite and usage; beyond it, streamed. */
+  readonly maxResponseBufferBytes: number;
   /** Body mode when the gateway sends no `protocol_config`. */
   readonly defaultBodyMode: 'duplex' | 'buffered';
   readonly observer: ExtProcObserver;
@@ -166,7 +168,10 @@ export class ExtProcStream {
   private holdback: LineHoldback | undefined;
   private sseUsage: SseUsageTracker | undefined;
   private respChunks: Buffer[] = [];
+  private respBuffered = 0;
   private respBytes = 0;
+  /** Set when a non-SSE response outgrew the buffer: it is streamed from then on. */
+  private respStreaming: StreamingRewriter | 'plain' | undefined;
   private responded = false;
   private servedEndpoint: string | undefined;
 
@@ -463,7 +468,7 @@ export class ExtProcStream {
 
     if (this.respMode !== 'duplex') {
       // One BodyResponse per body message.
-      if (!this.streaming) this.respChunks.push(chunk);
+      if (!this.streaming) this.keepForUsage(chunk);
       const out = this.rewriter ? this.rewriter.rewrite(chunk) : undefined;
       this.send({ response_body: { response: out && !out.equals(chunk) ? { body_mutation: { body: out } } : {} } });
       if (eos) this.complete();
@@ -476,18 +481,42 @@ export class ExtProcStream {
         if (eos) out = Buffer.concat([out, this.rewriter.rewrite(this.holdback.flush())]);
       }
       if (out.length > 0 || eos) this.sendResponseBody(out, eos);
+    } else if (this.respStreaming) {
+      const out = this.respStreaming === 'plain' ? chunk : this.respStreaming.push(chunk, eos);
+      if (out.length > 0 || eos) this.sendResponseBody(out, eos);
     } else {
       this.respChunks.push(chunk);
-      if (eos) this.sendResponseBody(this.bufferedResponse(), true);
+      this.respBuffered += chunk.length;
+      if (eos) {
+        this.sendResponseBody(this.bufferedResponse(), true);
+      } else if (this.respBuffered > this.opts.maxResponseBufferBytes) {
+        // Too big to hold: stream it from here on (usage from this body is not read).
+        this.opts.logger.debug({ requestId: this.requestId, bytes: this.respBuffered }, 'response body over maxResponseBufferBytes; streaming it');
+        const whole = Buffer.concat(this.respChunks);
+        this.respChunks = [];
+        this.respStreaming = this.rewriter ? new StreamingRewriter(this.rewriter) : 'plain';
+        const out = this.respStreaming === 'plain' ? whole : this.respStreaming.push(whole, false);
+        if (out.length > 0) this.sendResponseBody(out, false);
+      }
     }
     if (eos) this.complete();
+  }
+
+  /** Keeps a BUFFERED-mode body for usage parsing, within the buffer limit. */
+  private keepForUsage(chunk: Buffer): void {
+    this.respBuffered += chunk.length;
+    if (this.respBuffered <= this.opts.maxResponseBufferBytes) this.respChunks.push(chunk);
+    else this.respChunks = [];
   }
 
   private onResponseTrailers(): void {
     this.requireRouted('response_trailers');
     this.served();
     if (this.respMode === 'duplex') {
-      const rest = this.streaming ? (this.holdback && this.rewriter ? this.rewriter.rewrite(this.holdback.flush()) : Buffer.alloc(0)) : this.bufferedResponse();
+      let rest: Buffer;
+      if (this.streaming) rest = this.holdback && this.rewriter ? this.rewriter.rewrite(this.holdback.flush()) : Buffer.alloc(0);
+      else if (this.respStreaming instanceof StreamingRewriter) rest = this.respStreaming.push(Buffer.alloc(0), true);
+      else rest = this.respStreaming ? Buffer.alloc(0) : this.bufferedResponse();
       if (rest.length > 0) this.sendResponseBody(rest, false);
     }
     this.send({ response_trailers: {} });

@@ -56,6 +56,12 @@ export interface ExtProcServerOptions {
    */
   readonly maxBodyBytes?: number;
   /**
+   * Largest non-SSE response body the EPP buffers (to rewrite the model name as a whole and read
+   * `usage`). A larger body is streamed on with bounded memory and its usage is not read.
+   * @default 16 MiB
+   */
+  readonly maxResponseBufferBytes?: number;
+  /**
    * Served model names. When non-empty, a request for another model gets 404.
    * @default [] (any model is accepted)
    */
@@ -274,6 +280,7 @@ export class ExtProcServer {
       {
         director: this.opts.director,
         maxBodyBytes: this.opts.maxBodyBytes ?? 8 * 1024 * 1024,
+        maxResponseBufferBytes: this.opts.maxResponseBufferBytes ?? 16 * 1024 * 1024,
         models: this.opts.models ?? [],
         defaultBodyMode: this.opts.defaultBodyMode ?? 'duplex',
         observer: this.observer,

@@ -225,3 +225,19 @@ describe('self-signed certificate defaults', () => {
     expect(new Date(cert.validTo).getUTCFullYear()).toBeGreaterThanOrEqual(2065);
   });
 });
+
+describe('config compatibility', () => {
+  test('the EPP config `server` section can be passed to start() as is', async () => {
+    const { parseEppConfig } = await import('../../src/contract/config.js');
+    const config = parseEppConfig({ model: 'm', server: { grpcPort: 1, healthPort: 2, host: '127.0.0.1', tls: { mode: 'self-signed' }, maxBodyBytes: 4096 } });
+    const server = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']), maxBodyBytes: config.server.maxBodyBytes, models: [config.model] });
+    // Ports 0 instead of the configured ones (tests bind free ports only).
+    const bound = await server.start({ ...config.server, grpcPort: 0, healthPort: 0 });
+    cleanups.push(() => server.stop(100).then(() => undefined));
+    expect(bound.certPem).toContain('BEGIN CERTIFICATE');
+    const c = new ExtProcTestClient({ address: `127.0.0.1:${bound.grpcPort}`, caPem: bound.certPem! });
+    cleanups.push(() => c.close());
+    const out = await routeRequest(c.open(), { headers: postHeaders(PATH_COMPLETIONS), body: '{"model":"other","prompt":"x"}' });
+    expect(out.kind === 'immediate' && out.status).toBe(404);
+  });
+});

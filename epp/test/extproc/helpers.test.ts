@@ -3,7 +3,7 @@ import { ApiError } from '../../src/api/errors.js';
 import { formatDestination, joinHostPort, parseEndpoint, subsetAllows } from '../../src/extproc/endpoints.js';
 import { toImmediateResponse } from '../../src/extproc/immediate.js';
 import { apiKindForPath, parseRequestBody } from '../../src/extproc/parse.js';
-import { LineHoldback, ModelRewriter, SseUsageTracker, usageFrom, usageFromJson } from '../../src/extproc/response.js';
+import { LineHoldback, ModelRewriter, SseUsageTracker, StreamingRewriter, usageFrom, usageFromJson } from '../../src/extproc/response.js';
 
 describe('endpoints', () => {
   test.each([
@@ -125,5 +125,36 @@ describe('response helpers', () => {
     expect(t.usage?.promptTokens).toBe(7);
     t.end();
     expect(t.usage).toEqual({ promptTokens: 8, completionTokens: 2, cachedTokens: undefined });
+  });
+
+  test('StreamingRewriter gives the same bytes as a whole-body rewrite for any chunking', () => {
+    const rw = new ModelRewriter('target-model', 'm');
+    const unit = '{"model":"target-model","x":[1,2]},{"model": "target-model"},"model":"targ';
+    const whole = Buffer.from(unit.repeat(40) + '"model":"target-model"');
+    const expected = rw.rewrite(whole).toString();
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    for (let trial = 0; trial < 50; trial++) {
+      const s = new StreamingRewriter(rw);
+      const out: Buffer[] = [];
+      let i = 0;
+      let held = 0;
+      while (i < whole.length) {
+        const n = 1 + rand(trial < 10 ? 3 : 40);
+        const piece = s.push(whole.subarray(i, i + n), false);
+        out.push(piece);
+        i += n;
+        held = Math.max(held, i - Buffer.concat(out).length);
+      }
+      out.push(s.push(Buffer.alloc(0), true));
+      expect(Buffer.concat(out).toString()).toBe(expected);
+    }
+    // Longest pattern is '"model": "target-model"' (23 bytes): at most 22 bytes are held back
+    // (plus a complete match straddling the cut, which is released whole).
+    const s = new StreamingRewriter(rw);
+    expect(s.push(Buffer.from('x'.repeat(100)), false).length).toBe(100 - 22);
   });
 });

@@ -175,3 +175,48 @@ describe('BUFFERED response mode', () => {
     s.end();
   });
 });
+
+describe('maxResponseBufferBytes', () => {
+  test('a non-SSE body over the limit is streamed on with bounded memory, rewritten correctly', async () => {
+    h = await startHarness({ maxResponseBufferBytes: 100 });
+    h.director.then({ result: { endpoints: ['10.0.0.1:8000'], targetModel: 'target-model' } });
+    const s = h.client.open();
+    await routeRequest(s, { headers: postHeaders(PATH_COMPLETIONS), body: '{"model":"m","prompt":"p"}' });
+    s.send(frames.responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
+    await s.take(1);
+    const whole = '{"model":"target-model","choices":[' + '{"text":"abc","model":"target-model"},'.repeat(10) + '{}]}';
+    const pieces = [whole.slice(0, 60), whole.slice(60, 130), whole.slice(130, 300), whole.slice(300)];
+    s.send(frames.responseBody(pieces[0]!, false));
+    await expect(s.next(100)).rejects.toThrow(/no ext_proc response/);
+    s.send(frames.responseBody(pieces[1]!, false));
+    const first = await s.next();
+    expect(first.response_body?.response?.body_mutation?.streamed_response?.end_of_stream).toBeUndefined();
+    s.send(frames.responseBody(pieces[2]!, false));
+    s.send(frames.responseBody(pieces[3]!, true));
+    const out: Buffer[] = [Buffer.from(first.response_body!.response!.body_mutation!.streamed_response!.body!)];
+    for (;;) {
+      const r = await s.next();
+      const sr = r.response_body!.response!.body_mutation!.streamed_response!;
+      out.push(Buffer.from(sr.body ?? []));
+      if (sr.end_of_stream) break;
+    }
+    expect(Buffer.concat(out).toString()).toBe(whole.replaceAll('"model":"target-model"', '"model":"m"'));
+    s.end();
+    await s.done;
+    expect(h.director.responses[0]!.info).toMatchObject({ usage: undefined, responseBytes: whole.length });
+  });
+
+  test('@default 16 MiB: a 16 MiB body is still buffered whole', async () => {
+    h = await startHarness();
+    const s = await routed('{"model":"m","prompt":"p"}', PATH_COMPLETIONS);
+    s.send(frames.responseHeaders({ ':status': '200', 'content-type': 'application/json' }));
+    await s.take(1);
+    const mib = Buffer.alloc(1 << 20, 0x61);
+    for (let i = 0; i < 16; i++) s.send(frames.responseBody(mib, false));
+    await expect(s.next(300)).rejects.toThrow(/no ext_proc response/);
+    s.send(frames.responseBody('b', false));
+    const r = await s.next();
+    expect(r.response_body?.response?.body_mutation?.streamed_response?.body?.length).toBe(BODY_CHUNK_BYTES);
+    s.cancel();
+  });
+});
