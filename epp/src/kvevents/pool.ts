@@ -120,6 +120,12 @@ export interface KvEventPoolOptions {
    */
   readonly replayTimeoutMs?: number;
   /**
+   * After a replay request to an address fails (timeout or error), gaps of that pod are not
+   * replayed for this long (each attempt would hold up its shard for up to `replayTimeoutMs`).
+   * @default 30000
+   */
+  readonly replayCooldownMs?: number;
+  /**
    * Replay `[0, seq)` for the first batch seen from a pod with a replay address.
    * @default true
    */
@@ -207,6 +213,9 @@ export class KvEventPool {
   private readonly gapPolicy: GapPolicy;
   private readonly replayTimeoutMs: number;
   private readonly replayOnJoin: boolean;
+  private readonly replayCooldownMs: number;
+  /** replay address → time before which it is not asked again. */
+  private readonly replayBackoff = new Map<string, number>();
   private readonly metrics: KvEventsMetrics;
   private readonly logger: Logger;
   private readonly warnLog: RateLimitedLog;
@@ -236,6 +245,7 @@ export class KvEventPool {
     this.gapPolicy = opts.gapPolicy ?? 'clear';
     this.replayTimeoutMs = opts.replayTimeoutMs ?? 2000;
     this.replayOnJoin = opts.replayOnJoin ?? true;
+    this.replayCooldownMs = opts.replayCooldownMs ?? 30_000;
     this.metrics = opts.metrics ?? (opts.registry ? createPromKvEventsMetrics(opts.registry) : noopMetrics);
     this.logger = opts.logger ?? silentLogger;
     this.warnLog = new RateLimitedLog(this.logger);
@@ -466,7 +476,17 @@ export class KvEventPool {
       await this.markStale(pod, { dpRank: rank, missing, cause: 'no replay address configured for this pod', at: Date.now() });
       return;
     }
+    const coolUntil = this.replayBackoff.get(addr);
+    if (coolUntil !== undefined && Date.now() < coolUntil) {
+      if (isGap) {
+        this.metrics.seqGap('unrepaired', Number(missing));
+        await this.markStale(pod, { dpRank: rank, missing, cause: `replay from ${addr} is cooling down after a failure`, at: Date.now() });
+      }
+      return;
+    }
     const res = await requestReplay(addr, from, until, this.replayTimeoutMs);
+    if (res.error) this.replayBackoff.set(addr, Date.now() + this.replayCooldownMs);
+    else this.replayBackoff.delete(addr);
     // Keep only batches of this rank's range, in order, without duplicates.
     const got: { seq: bigint; batch: KvEventBatch }[] = [];
     let next = from;

@@ -148,6 +148,17 @@ describe('EventApplier: engine block size ≠ index block size', () => {
     expect(await held(range(0, 128))).toBe(2);
   });
 
+  it('remembers at most carryEntriesPerPod (default 4096) unaligned chain ends per pod', async () => {
+    const { applier, held, registry } = setup({ hashCheck: { enabled: false } });
+    for (let i = 0; i <= 4096; i++) await apply(applier, stored([eh(i)], range(i * 8, i * 8 + 8), 8));
+    // the oldest (eh(0)) was forgotten; the newest is still continuable
+    await apply(applier, stored([eh(9000)], range(8, 16), 8, eh(0)));
+    expect(await counter(registry, KvEventsMetricNames.dropped, { reason: 'parent_unknown' })).toBe(1);
+    await apply(applier, stored([eh(9001)], range(9000, 9008), 8, eh(4096)));
+    expect(await counter(registry, KvEventsMetricNames.dropped, { reason: 'parent_unknown' })).toBe(1);
+    expect(await held([...range(4096 * 8, 4096 * 8 + 8), ...range(9000, 9008)])).toBe(1);
+  });
+
   it('forgets carried tokens of a removed block (continuation becomes unplaceable)', async () => {
     const { applier, registry } = setup({ hashCheck: { enabled: false } });
     await apply(applier, stored([eh(0)], range(0, 8), 8));

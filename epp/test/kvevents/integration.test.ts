@@ -196,6 +196,13 @@ describe('KvEventPool over real ZeroMQ', () => {
     await waitFor(() => r.pool.lastSeq(P) === 2n, 'seq 2');
     expect(await counter(r.registry, KvEventsMetricNames.replayRequests, { result: 'timeout' })).toBe(1);
     expect(r.pool.stalePods().get(P)?.cause).toContain('no reply within 200 ms');
+    // the next gap within the cooldown is not replayed (no second 200 ms stall)
+    await a.publish([chain(0, 3, 4, h(0))], { drop: true });
+    await a.publish([chain(0, 4, 5, h(0))]);
+    await waitFor(() => r.pool.lastSeq(P) === 4n, 'seq 4');
+    expect(await counter(r.registry, KvEventsMetricNames.replayRequests)).toBe(1);
+    expect(r.pool.stalePods().get(P)?.cause).toContain('cooling down');
+    expect(await counter(r.registry, KvEventsMetricNames.podStale)).toBe(2);
   });
 
   it('connect mode: connects to a binding publisher, replays what it missed on join, removePod clears', async () => {

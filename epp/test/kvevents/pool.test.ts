@@ -216,8 +216,30 @@ describe('KvEventPool (ingest path)', () => {
     expect(opts['gapPolicy']).toBe('clear');
     expect(opts['replayTimeoutMs']).toBe(2000);
     expect(opts['replayOnJoin']).toBe(true);
+    expect(opts['replayCooldownMs']).toBe(30_000);
     expect((opts['shards'] as unknown[]).length).toBe(8);
+    expect((opts['shards'] as { capacity: number }[])[0]?.capacity).toBe(1024);
     expect(pool.endpoint).toBeUndefined();
+    const applier = opts['applier'] as Record<string, unknown>;
+    expect(applier['hashAlgo']).toBe('sha256_cbor');
+    expect(applier['carryLimit']).toBe(4096);
+  });
+
+  it('defaults: silent logger, no metrics, SUB high-water mark 100000', async () => {
+    const index = new MemoryIndex({ memoryBudgetBytes: 1 << 20 });
+    const pool = new KvEventPool({ index, blockSize: 16, hashSeed: '42', bindAddress: 'tcp://127.0.0.1:*' });
+    await pool.start();
+    try {
+      const sub = (pool as unknown as { sub: { receiveHighWaterMark: number } }).sub;
+      expect(sub.receiveHighWaterMark).toBe(100_000);
+      expect(pool.endpoint).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/);
+      await pool.ingest([Buffer.from('garbage')]); // counted by nobody, logged nowhere, no throw
+      await pool.ingest(frames('10.0.0.1:8000', 0, [store(0, 0)]));
+      await pool.idle();
+      expect(pool.lastSeq('10.0.0.1:8000')).toBe(0n);
+    } finally {
+      await pool.stop();
+    }
   });
 
   it('rejects bad options and a connect-mode pod without a publisher address', () => {
