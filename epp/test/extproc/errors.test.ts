@@ -182,7 +182,7 @@ describe('broken streams', () => {
   });
 
   test('a cancel while the pick is pending releases the request once the pick resolves', async () => {
-    h.director.then({ delayMs: 200 });
+    h.director.then({ delayMs: 1000 });
     const s = h.client.open();
     s.send(frames.requestHeaders(postHeaders(PATH_COMPLETIONS), { protocolConfig: protocolConfig(4) }));
     s.send(frames.requestBody(body, true));
