@@ -181,7 +181,7 @@ describe('SimPod KV events', () => {
     const prefixes = [range(64, 0), range(64, 10_000), range(32, 20_000)];
     let now = 0;
     for (let i = 0; i < 60; i++) {
-      const p = prefixes[rng.int(prefixes.length)] as number[];
+      const p = prefixes[i === 0 ? 0 : rng.int(prefixes.length)] as number[];
       const tokens = p.concat(range(16 + rng.int(40), 100_000 + i * 100));
       pod.enqueue(tokReq(tokens, 1 + rng.int(20)), now);
       if (rng.next() < 0.5) now = drain(pod, now).now;
@@ -189,32 +189,37 @@ describe('SimPod KV events', () => {
     drain(pod, now);
     const replica = new Set<BlockKey>();
     const stored = new Map<BlockKey, { parent?: BlockKey; tokens: number[] }>();
+    const problems: string[] = [];
+    let storedEvents = 0;
+    let removedEvents = 0;
     for (const b of events) {
       for (const e of b.events) {
         if (e.type === 'BlockStored') {
-          expect(e.blockSize).toBe(16);
-          expect(e.medium).toBe('gpu');
-          expect(e.tokenIds).toHaveLength(16 * e.blockHashes.length);
+          storedEvents++;
+          if (e.blockSize !== 16 || e.medium !== 'gpu') problems.push(`stored: block size ${e.blockSize}, medium ${e.medium}`);
+          if (e.tokenIds.length !== 16 * e.blockHashes.length) problems.push(`stored: ${e.tokenIds.length} tokens for ${e.blockHashes.length} blocks`);
           e.blockHashes.forEach((h, j) => {
-            expect(replica.has(h)).toBe(false); // never stored twice while cached
+            if (replica.has(h)) problems.push(`stored twice while cached: ${h}`);
             replica.add(h);
             stored.set(h, { parent: j === 0 ? e.parentBlockHash : e.blockHashes[j - 1], tokens: e.tokenIds.slice(16 * j, 16 * j + 16) });
           });
         } else if (e.type === 'BlockRemoved') {
+          removedEvents++;
           for (const h of e.blockHashes) {
-            expect(replica.has(h)).toBe(true);
-            replica.delete(h);
+            if (!replica.delete(h)) problems.push(`removed but not cached: ${h}`);
           }
         }
       }
     }
+    expect(problems).toEqual([]);
+    expect(storedEvents).toBeGreaterThan(10);
+    expect(removedEvents).toBeGreaterThan(0); // 40 blocks are too few for the 60 requests: evictions happened
     expect([...replica].sort()).toEqual(pod.cachedKeys().sort());
     expect(pod.stats().evictableBlocks).toBe(pod.stats().cachedBlocks);
-    // parent hashes chain: the key of a block with a parent is the chained hash of (parent, tokens)
+    // parent hashes chain block to block; a chain root has none
     const keyer = new BlockKeyer();
     const prefixKeys = keyer.keys(tokReq(range(64, 0)), 16);
-    const child = stored.get(prefixKeys[1] as BlockKey);
-    if (child) expect(child.parent).toBe(prefixKeys[0]);
+    expect(stored.get(prefixKeys[1] as BlockKey)?.parent).toBe(prefixKeys[0]);
     expect(stored.get(prefixKeys[0] as BlockKey)?.parent).toBeUndefined();
     expect(stored.get(prefixKeys[0] as BlockKey)?.tokens).toEqual(range(16, 0));
   });
