@@ -73,7 +73,7 @@ function show(v: unknown): string {
 
 /** Normalise one engine hash (int, bigint, or digest bytes) to an unsigned 64-bit key. */
 export function normaliseBlockHash(v: unknown, field: string): BlockKey {
-  if (typeof v === 'bigint') return v & U64_MASK; // two's complement for negative i64
+  if (typeof v === 'bigint') return v >= 0n ? v : v & U64_MASK; // two's complement for negative i64
   if (typeof v === 'number') {
     if (!Number.isSafeInteger(v)) throw new BadEvent(`${field}: expected an integer or bytes hash, got ${show(v)}`);
     return BigInt(v) & U64_MASK;
@@ -98,7 +98,7 @@ function tokenList(v: unknown): number[] {
   if (!Array.isArray(v)) throw new BadEvent(`token_ids: expected a list of ints, got ${show(v)}`);
   for (let i = 0; i < v.length; i++) {
     const t: unknown = v[i];
-    if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 0xffffffff) {
+    if (typeof t !== 'number' || t >>> 0 !== t) {
       throw new BadEvent(`token_ids[${i}]: expected a uint32 token id, got ${show(t)}`);
     }
   }

@@ -166,5 +166,5 @@ describe('fuzz: mutated KV-event messages through the pool', () => {
     expect(await counter(registry, KvEventsMetricNames.applied, { type: 'BlockStored' })).toBeGreaterThan(good + 1000);
     expect(index.stats.lruEvictions).toBe(0);
     await pool.stop();
-  });
+  }, 180_000); // ~8 s of CPU; the generous limit is for a loaded shared machine
 });
