@@ -8,6 +8,7 @@
  *  3. an exact repeat (whole prompt in the store);
  *  4. event-loop lag (how late a 1 ms interval timer fires) while a burst of cold prompts is
  *     tokenized in-thread vs in 2 worker threads, with the burst's wall time.
+ * Also the main-thread cost of rendering a ~8 KB chat template.
  * Every prompt is different (random words, numbers, identifiers), so the tokenizer's own word cache
  * does not make the cold case look warm; ids are checked equal to full tokenization first.
  */
@@ -112,6 +113,16 @@ async function main(): Promise<void> {
     console.log(`${name.padEnd(36)} ${fmt(ms, 3).padStart(8)} ${Math.round((tokPerPrompt / ms) * 1000).toLocaleString('en-US').padStart(12)} ${fmt(median(coldMs) / ms, 1).padStart(7)}×`);
   }
   console.log(`(${Math.round(tokPerPrompt)} tokens per prompt; ${fmt((100 * reused) / total, 1)} % of tokens reused in the 90 % case; store ${warm.prefixStats.entries} entries, ${(warm.prefixStats.bytes / 1024 / 1024).toFixed(1)} MiB)`);
+
+  // Chat rendering runs on the main thread (the prefix store needs the text): its cost for ~8 KB.
+  const chat = Array.from({ length: 10 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: prompt(PROMPT_CHARS / 10) }));
+  const renderMs: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    const s = performance.now();
+    warm.renderChat(chat);
+    renderMs.push(performance.now() - s);
+  }
+  console.log(`chat template render, 10 messages / ~8 KB (main thread): p50 ${fmt(median(renderMs), 3)} ms`);
 
   // 4. event-loop lag: the same burst in-thread vs in workers, while a 1 ms timer ticks.
   async function lag(label: string, t: Tokenization): Promise<void> {

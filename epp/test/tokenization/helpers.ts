@@ -28,6 +28,7 @@ const PIECES = [
   ' ', ' ', ' ', '  ', '   ', '\t', '\n', '\n', '\n\n', ' \n', '\r\n', '\n  ', '    ',
   'é', 'naïve', 'Zürich', 'проверка', '日本語のテキスト', '中文', 'ß', '🙂', '👩‍💻', '𝔘𝔫𝔦𝔠𝔬𝔡𝔢',
   '<|eot_id|>', '<|start_header_id|>', '<|begin_of_text|>', '<|eot_id', '|>',
+  '\uD800', '\r', 'a\u00A0b', '\u3000', '\n7', '\n\nX', ' \t ', '\f',
   'function f(x) { return x * 2; }', 'SELECT * FROM t WHERE id = 1;', 'https://example.com/a?b=c',
 ];
 
