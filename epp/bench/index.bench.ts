@@ -1,6 +1,7 @@
 /**
  * KV-block index benchmark: `npx tsx --expose-gc bench/index.bench.ts [--entries 10000000] [--skip-redis]`
- * (from epp/; `--expose-gc` makes the heap measurements exact; it runs without it too).
+ * (from epp/; `--expose-gc` makes the heap measurements exact; it runs without it too;
+ * `--skip-memory` runs only the Redis part).
  *
  *  1. Key structures: get of 256 keys from 1,000,000 in a Map<bigint>, a Map<string> (with the
  *     decimal conversion a string-keyed index pays per key), and MemoryIndex.lookupSync.
@@ -27,6 +28,7 @@ const arg = (name: string, def: number): number => {
 };
 const ENTRIES = arg('entries', 10_000_000);
 const SKIP_REDIS = argv.includes('--skip-redis');
+const SKIP_MEMORY = argv.includes('--skip-memory');
 
 const gc = (globalThis as { gc?: () => void }).gc;
 function heapNow(): number {
@@ -64,7 +66,7 @@ const PROMPT_BLOCKS = 256; // 4,096 tokens at block size 16
 
 // ------------------------------------------------------------------------------------------------
 // 1. Key structures
-{
+if (!SKIP_MEMORY) {
   const N = 1_000_000;
   const keys = keyRun(N);
   const mb = new Map<bigint, number>();
@@ -110,7 +112,7 @@ const PROMPT_BLOCKS = 256; // 4,096 tokens at block size 16
 
 // ------------------------------------------------------------------------------------------------
 // 2. 1,000,000 blocks on 16 pods
-{
+if (!SKIP_MEMORY) {
   const BLOCKS = 1_000_000;
   const prompts = Math.ceil(BLOCKS / PROMPT_BLOCKS);
   const idx = new MemoryIndex({ memoryBudgetBytes: 2 * 1024 ** 3 });
@@ -180,8 +182,8 @@ function memoryRun(label: string, blocks: number, podsPerBlock: number): void {
   row(`${label}: measured heap+ArrayBuffer growth per entry${gc === undefined ? ' (no --expose-gc)' : ''}`, `${((after - before) / s.entries).toFixed(1)} B`);
   void idx.close();
 }
-memoryRun(`${(ENTRIES / 1e6).toFixed(0)}M entries, 16 pods/block`, Math.ceil(ENTRIES / 16), 16);
-memoryRun(`${(ENTRIES / 1e6).toFixed(0)}M entries, 1 pod/block`, ENTRIES, 1);
+if (!SKIP_MEMORY) memoryRun(`${(ENTRIES / 1e6).toFixed(0)}M entries, 16 pods/block`, Math.ceil(ENTRIES / 16), 16);
+if (!SKIP_MEMORY) memoryRun(`${(ENTRIES / 1e6).toFixed(0)}M entries, 1 pod/block`, ENTRIES, 1);
 
 // ------------------------------------------------------------------------------------------------
 // 4. Redis
@@ -209,7 +211,7 @@ if (!SKIP_REDIS) {
       if (got.size !== PROMPT_BLOCKS) throw new Error(`redis lookup found ${got.size}`);
     }
     lat.splice(0, 100);
-    row('redis: add 256 keys × 1 pod (one pipeline): p50', us(pct(addLat, 50)));
+    row('redis: add 256 keys × 1 pod (one Lua script): p50', us(pct(addLat, 50)));
     row('redis: lookup 256 keys × 4 holders (one pipelined round trip): p50', us(pct(lat, 50)));
     row('redis: lookup 256 keys: p99', us(pct(lat, 99)));
   } finally {

@@ -17,8 +17,8 @@
  *
  * Tiers must not contain "|" (fields are split at the last "|"); pods may.
  *
- * Round trips: `lookup` is one pipeline of HKEYS for all keys; `add` is one pipeline (HINCRBY +
- * SADD per key and entry, SET per engine key); `evict` is one Lua script (atomic decrement, HDEL
+ * Round trips: `lookup` is one pipeline of HKEYS for all keys; `add` is one Lua script (HINCRBY +
+ * SADD per key and entry, SET per engine key, atomically); `evict` is one Lua script (atomic decrement, HDEL
  * and SREM at zero, mapping cleanup); `clear` is one pipeline per SSCAN batch. The scripts touch
  * keys they derive from the mapping, so this layout is for standalone Redis, not Redis Cluster.
  * `clear` is batched, not atomic: an entry the same pod re-stores while its clear is running may be
@@ -107,6 +107,40 @@ if not held then redis.call('DEL', KEYS[1]) end
 return 1
 `;
 const EVICT_SHA = createHash('sha1').update(EVICT_LUA).digest('hex');
+
+/**
+ * No KEYS; ARGV = prefix, nEntries, (pod, tier) × nEntries, nRequestKeys, requestKey × n,
+ * then (engineKey, "r1,r2,…") pairs. One command instead of 2·|R|·|entries| + |groups|.
+ */
+const ADD_LUA = `
+local prefix = ARGV[1]
+local ne = tonumber(ARGV[2])
+local i = 3
+local fields, podSets, tiers = {}, {}, {}
+for j = 1, ne do
+  fields[j] = ARGV[i] .. '|' .. ARGV[i + 1]
+  podSets[j] = prefix .. 'p:' .. ARGV[i]
+  tiers[j] = '|' .. ARGV[i + 1]
+  i = i + 2
+end
+local nr = tonumber(ARGV[i])
+i = i + 1
+for j = 1, nr do
+  local rk = ARGV[i]
+  i = i + 1
+  local hk = prefix .. 'r:' .. rk
+  for m = 1, ne do
+    redis.call('HINCRBY', hk, fields[m], 1)
+    redis.call('SADD', podSets[m], rk .. tiers[m])
+  end
+end
+while i < #ARGV do
+  redis.call('SET', prefix .. 'e:' .. ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+return nr
+`;
+const ADD_SHA = createHash('sha1').update(ADD_LUA).digest('hex');
 
 type Op = 'lookup' | 'add' | 'evict' | 'requestKeyFor' | 'clear';
 
@@ -226,17 +260,13 @@ export class RedisIndex implements Index {
     entries.forEach((e, i) => this.assertEntry(e, `RedisIndex.add entries[${i}]`));
     const groups = engineGroups(engineKeys, requestKeys);
     if ((entries.length === 0 || requestKeys.length === 0) && groups.length === 0) return;
-    const p = this.client.pipeline();
-    for (const k of requestKeys) {
-      const rk = k.toString();
-      const hk = `${this.keyPrefix}r:${rk}`;
-      for (const e of entries) {
-        p.hincrby(hk, `${e.pod}|${e.tier}`, 1);
-        p.sadd(`${this.keyPrefix}p:${e.pod}`, `${rk}|${e.tier}`);
-      }
-    }
-    for (const g of groups) p.set(`${this.keyPrefix}e:${g.engineKey}`, g.requestKeys.join(','));
-    await this.write('add', () => p.exec());
+    const args: (string | number)[] = [this.keyPrefix, entries.length];
+    for (const e of entries) args.push(e.pod, e.tier);
+    const nr = entries.length === 0 ? 0 : requestKeys.length;
+    args.push(nr);
+    for (let i = 0; i < nr; i++) args.push((requestKeys[i] as BlockKey).toString());
+    for (const g of groups) args.push(g.engineKey.toString(), g.requestKeys.join(','));
+    await this.write('add', () => this.script(ADD_SHA, ADD_LUA, 0, args));
   }
 
   async evict(engineKey: BlockKey, entries: readonly PodEntry[]): Promise<void> {
@@ -247,14 +277,7 @@ export class RedisIndex implements Index {
     const args: string[] = [this.keyPrefix];
     for (const e of entries) args.push(e.pod, e.tier);
     const key = `${this.keyPrefix}e:${engineKey}`;
-    await this.write('evict', async () => {
-      try {
-        return await this.client.evalsha(EVICT_SHA, 1, key, ...args);
-      } catch (e) {
-        if (!message(e).startsWith('NOSCRIPT')) throw e;
-        return await this.client.eval(EVICT_LUA, 1, key, ...args);
-      }
-    });
+    await this.write('evict', () => this.script(EVICT_SHA, EVICT_LUA, 1, [key, ...args]));
   }
 
   async requestKeyFor(engineKey: BlockKey): Promise<BlockKey | undefined> {
@@ -329,6 +352,16 @@ export class RedisIndex implements Index {
     e = Object.freeze({ pod: field.slice(0, bar), tier: field.slice(bar + 1) });
     this.fieldCache.set(field, e);
     return e;
+  }
+
+  /** EVALSHA, loading the script with EVAL when the server does not know it (NOSCRIPT). */
+  private async script(sha: string, lua: string, numKeys: number, keysAndArgs: (string | number)[]): Promise<unknown> {
+    try {
+      return await this.client.evalsha(sha, numKeys, ...keysAndArgs);
+    } catch (e) {
+      if (!message(e).startsWith('NOSCRIPT')) throw e;
+      return await this.client.eval(lua, numKeys, ...keysAndArgs);
+    }
   }
 
   /** Throw the first per-command error of a pipeline reply. */
