@@ -77,6 +77,18 @@ function msContainer<L, R>(c: ContainerSpec, q: Quantities<L, R>) {
   };
 }
 
+/**
+ * Native sidecars (init containers with restartPolicy Always). The CRD's init containers have no
+ * restartPolicy, so a long-running sidecar such as the routing proxy becomes a regular container there.
+ */
+function sidecars(s: VllmServerParts): ContainerSpec[] {
+  return s.initContainers.filter((c) => c.restartPolicy === 'Always');
+}
+/** Init containers that run to completion. */
+function plainInits(s: VllmServerParts): ContainerSpec[] {
+  return s.initContainers.filter((c) => c.restartPolicy !== 'Always');
+}
+
 /** Ports the operator's BaseConfig templates look up by name (`{{ "app_port" | getPort }}`). */
 export const ModelServicePortNames = { app: 'app_port', internal: 'internal_port' } as const;
 
@@ -108,9 +120,9 @@ export class ModelService extends Construct {
           replicas: d.replicas,
           parallelism: { tensor: d.accelerator.count },
           acceleratorTypes: { labelKey: d.accelerator.nodeLabelKey, labelValues: [...d.accelerator.nodeLabelValues] },
-          containers: d.server.containers.map((c) => msContainer(c, { limit: DecodeLimits.fromString, request: DecodeRequests.fromString })),
-          ...(d.server.initContainers.length > 0
-            ? { initContainers: d.server.initContainers.map((c) => msContainer(c, { limit: DecodeInitLimits.fromString, request: DecodeInitRequests.fromString })) }
+          containers: [...d.server.containers, ...sidecars(d.server)].map((c) => msContainer(c, { limit: DecodeLimits.fromString, request: DecodeRequests.fromString })),
+          ...(plainInits(d.server).length > 0
+            ? { initContainers: plainInits(d.server).map((c) => msContainer(c, { limit: DecodeInitLimits.fromString, request: DecodeInitRequests.fromString })) }
             : {}),
         },
         ...(p
@@ -119,9 +131,9 @@ export class ModelService extends Construct {
                 replicas: p.replicas,
                 parallelism: { tensor: p.accelerator.count },
                 acceleratorTypes: { labelKey: p.accelerator.nodeLabelKey, labelValues: [...p.accelerator.nodeLabelValues] },
-                containers: p.server.containers.map((c) => msContainer(c, { limit: PrefillLimits.fromString, request: PrefillRequests.fromString })),
-                ...(p.server.initContainers.length > 0
-                  ? { initContainers: p.server.initContainers.map((c) => msContainer(c, { limit: PrefillInitLimits.fromString, request: PrefillInitRequests.fromString })) }
+                containers: [...p.server.containers, ...sidecars(p.server)].map((c) => msContainer(c, { limit: PrefillLimits.fromString, request: PrefillRequests.fromString })),
+                ...(plainInits(p.server).length > 0
+                  ? { initContainers: plainInits(p.server).map((c) => msContainer(c, { limit: PrefillInitLimits.fromString, request: PrefillInitRequests.fromString })) }
                   : {}),
               },
             }

@@ -59,7 +59,10 @@ describe('ModelService mode', () => {
 
   it('decode 3 with the routing sidecar, prefill 2, accelerator types and TP', () => {
     expect(spec.decode.replicas).toBe(3);
-    expect(spec.decode.initContainers?.[0].name).toBe('routing-proxy');
+    // The CRD's init containers cannot be native sidecars, so the routing proxy is a regular container.
+    expect(spec.decode.containers.map((c) => c.name)).toEqual(['vllm', 'routing-proxy']);
+    expect(spec.decode.initContainers).toBeUndefined();
+    expect(spec.decode.containers[1].mountModelVolume).toBe(false);
     expect(spec.prefill?.replicas).toBe(2);
     expect(spec.decode.parallelism).toEqual({ tensor: 1 });
     expect(spec.decode.acceleratorTypes).toEqual({ labelKey: 'nvidia.com/gpu.present', labelValues: ['true'] });
