@@ -344,6 +344,31 @@ export class SimPod {
     };
   }
 
+  /**
+   * Check the block accounting (tests): every block is exactly one of in use, cached and
+   * evictable, or empty; reference counts match the sequences holding the blocks.
+   * Returns the problems found (empty when consistent).
+   */
+  checkInvariants(): string[] {
+    const problems: string[] = [];
+    const n = this.profile.numBlocks;
+    if (this.usedBlocks + this.emptyBlocks + this.lruSize !== n) {
+      problems.push(`used ${this.usedBlocks} + empty ${this.emptyBlocks} + evictable ${this.lruSize} ≠ ${n}`);
+    }
+    const refs = new Map<CachedBlock, number>();
+    let anonymous = 0;
+    for (const s of [...this.running, ...this.waiting]) {
+      for (const b of s.blocks) {
+        if (b === null) anonymous++;
+        else refs.set(b, (refs.get(b) ?? 0) + 1);
+      }
+    }
+    if (anonymous + refs.size !== this.usedBlocks) problems.push(`${anonymous} anonymous + ${refs.size} cached blocks held ≠ used ${this.usedBlocks}`);
+    for (const [b, r] of refs) if (b.ref !== r) problems.push(`block ${b.key} ref ${b.ref} but held ${r} times`);
+    for (const b of this.cache.values()) if ((b.ref === 0) !== b.inLru) problems.push(`block ${b.key} ref ${b.ref} inLru ${b.inLru}`);
+    return problems;
+  }
+
   /** Whether a block with this key is in the prefix cache. */
   isCached(key: BlockKey): boolean {
     return this.cache.has(key);
@@ -469,13 +494,16 @@ export class SimPod {
   private release(seq: Seq): void {
     for (let i = seq.blocks.length - 1; i >= 0; i--) {
       const b = seq.blocks[i];
-      this.usedBlocks--;
       if (b === null || b === undefined) {
+        this.usedBlocks--;
         this.emptyBlocks++;
         continue;
       }
       b.ref--;
-      if (b.ref === 0) this.lruAppend(b);
+      if (b.ref === 0) {
+        this.usedBlocks--;
+        this.lruAppend(b);
+      }
     }
     seq.blocks = [];
   }

@@ -172,6 +172,37 @@ describe('SimPod eviction', () => {
   });
 });
 
+describe('SimPod block accounting', () => {
+  it('keeps used + empty + evictable = capacity and kv usage = referenced blocks / capacity under sharing and preemption', () => {
+    const profile = { ...tiny, numBlocks: 30, maxBatchedTokens: 128 };
+    const pod = new SimPod({ id: 'p:1', profile });
+    const rng = new Rng(3);
+    const shared = range(64, 0); // 4 blocks shared by concurrent sequences
+    let now = 0;
+    let maxUsage = 0;
+    const problems: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      pod.enqueue(tokReq(shared.concat(range(8 + rng.int(40), 1000 + 100 * i)), 1 + rng.int(60)), now);
+      for (let k = 0; k < 3; k++) {
+        const ms = pod.beginStep();
+        if (ms === undefined) break;
+        now += ms;
+        pod.endStep(now);
+        problems.push(...pod.checkInvariants());
+        const u = pod.metrics().kvCacheUsagePerc;
+        if (u < 0 || u > 1) problems.push(`usage ${u}`);
+        maxUsage = Math.max(maxUsage, u);
+      }
+    }
+    drain(pod, now);
+    expect(problems).toEqual([]);
+    expect(pod.checkInvariants()).toEqual([]);
+    expect(maxUsage).toBeGreaterThan(0.5);
+    expect(pod.stats().preemptions).toBeGreaterThan(0);
+    expect(pod.metrics().kvCacheUsagePerc).toBe(0);
+  });
+});
+
 describe('SimPod KV events', () => {
   it('emits BlockStored/BlockRemoved that replay to exactly the cache contents', () => {
     const events: KvEventBatch[] = [];
