@@ -256,7 +256,11 @@ export function miniDeployment(): Obj[] {
         podSelector: { matchLabels: eppLabels },
         policyTypes: ['Ingress'],
         ingress: [
-          { from: [{ podSelector: { matchLabels: { [Labels.inferenceServing]: 'true' } } }], ports: [{ port: EppPortNames.zmq }] },
+          {
+            // vLLM Deployments (chart labels) and the ModelService operator's pods (its own label key)
+            from: [{ podSelector: { matchLabels: { [Labels.inferenceServing]: 'true' } } }, { podSelector: { matchLabels: { 'llm-d.ai/inferenceServing': 'true' } } }],
+            ports: [{ port: EppPortNames.zmq }],
+          },
           { from: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'gateway.networking.k8s.io/gateway-name': 'kv-gateway' } } }], ports: [{ port: EppPorts.grpc }] },
         ],
       },

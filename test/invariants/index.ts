@@ -2,8 +2,9 @@
 import type { Invariant, Manifest, Violation } from './model.js';
 import { envoyFilterRoutesToPick, eppServiceConsistency, extProcBodyModeNeverNone, httpRouteRefsExist, inferencePoolMatchesPods } from './routing.js';
 import { eppAndRedisRestricted, noSecretLiterals } from './security.js';
-import { namedPortsExist, selectorsMatchPods, workloadSelectorsMatchTemplates } from './selectors.js';
-import { gpuRequestsEqualLimits, kvEventsReachEpp, vllmMatchesEppConfig } from './vllm.js';
+import { namedPortsExist, networkPolicyPeersExist, selectorsMatchPods, workloadSelectorsMatchTemplates } from './selectors.js';
+import { gpuRequestsEqualLimits, kvEventsReachEpp, modelServiceInitContainersExit, vllmMatchesEppConfig } from './vllm.js';
+import { networkPoliciesAllowRequiredTraffic } from './network.js';
 
 export type { Invariant, Manifest, Violation } from './model.js';
 
@@ -12,6 +13,7 @@ export const INVARIANTS: Readonly<Record<string, Invariant>> = {
   workloadSelectorsMatchTemplates,
   selectorsMatchPods,
   namedPortsExist,
+  networkPolicyPeersExist,
   inferencePoolMatchesPods,
   eppServiceConsistency,
   httpRouteRefsExist,
@@ -20,6 +22,8 @@ export const INVARIANTS: Readonly<Record<string, Invariant>> = {
   vllmMatchesEppConfig,
   kvEventsReachEpp,
   gpuRequestsEqualLimits,
+  modelServiceInitContainersExit,
+  networkPoliciesAllowRequiredTraffic,
   noSecretLiterals,
   eppAndRedisRestricted,
 };

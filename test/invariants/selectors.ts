@@ -212,3 +212,40 @@ export function namedPortsExist(objs: readonly Manifest[]): Violation[] {
   }
   return out;
 }
+
+/** Pod labels set by gateway controllers (Istio/Gateway API) on pods they create from a Gateway. */
+const CONTROLLER_MANAGED_KEYS = ['gateway.networking.k8s.io/gateway-name', 'istio.io/gateway-name'];
+
+/** Namespace a NetworkPolicy peer refers to: its own, a `kubernetes.io/metadata.name` match, or unknown. */
+export function peerNamespace(peer: Record<string, unknown>, own: string): string | undefined {
+  if (peer.namespaceSelector === undefined) return own;
+  const m = strMap(rec(peer.namespaceSelector).matchLabels)['kubernetes.io/metadata.name'];
+  return m;
+}
+
+/**
+ * NetworkPolicy ingress/egress peers with a podSelector select at least one emitted pod template in
+ * their namespace (a typo would silently allow nothing). Peers selecting pods that controllers create
+ * from a Gateway, and peers in namespaces not named by `kubernetes.io/metadata.name`, are not judged.
+ */
+export function networkPolicyPeersExist(objs: readonly Manifest[]): Violation[] {
+  const out: Violation[] = [];
+  for (const o of objs.filter((x) => x.kind === 'NetworkPolicy')) {
+    const s = spec(o);
+    for (const [dir, field] of [['ingress', 'from'], ['egress', 'to']] as const) {
+      recs(s[dir]).forEach((rule, i) => {
+        recs(rule[field]).forEach((peer, j) => {
+          if (peer.podSelector === undefined) return;
+          const labels = strMap(rec(peer.podSelector).matchLabels);
+          if (CONTROLLER_MANAGED_KEYS.some((k) => k in labels)) return;
+          const namespace = peerNamespace(peer, ns(o));
+          if (namespace === undefined) return;
+          if (selectedPods(objs, namespace, (l) => labelSelectorSelects(peer.podSelector, l)).length === 0) {
+            out.push(violation('networkPolicyPeersExist', ref(o), `${dir}[${i}].${field}[${j}].podSelector ${JSON.stringify(peer.podSelector)} selects no pod template in namespace ${namespace}; templates there: ${templatesIn(objs, namespace)}`));
+          }
+        });
+      });
+    }
+  }
+  return out;
+}

@@ -249,3 +249,25 @@ export function gpuRequestsEqualLimits(objs: readonly Manifest[]): Violation[] {
   return out;
 }
 
+
+/**
+ * ModelService init containers are classic init containers (the CRD's container type has no
+ * restartPolicy, so they cannot be native sidecars): one that runs a server (a `--port` flag, e.g.
+ * the llm-d routing sidecar) never exits and the pod never starts. Only judged without a
+ * baseConfigMapRef (a BaseConfig template could make it a sidecar).
+ */
+export function modelServiceInitContainersExit(objs: readonly Manifest[]): Violation[] {
+  const out: Violation[] = [];
+  for (const o of objs.filter((x) => x.kind === 'ModelService')) {
+    if (spec(o).baseConfigMapRef !== undefined) continue;
+    for (const role of ['decode', 'prefill', 'endpointPicker']) {
+      recs(rec(spec(o)[role]).initContainers).forEach((c, i) => {
+        const tokens = commandLine(c);
+        if (flagValues(tokens, '--port').length > 0 || isVllmContainer(c)) {
+          out.push(violation('modelServiceInitContainersExit', ref(o), `spec.${role}.initContainers[${i}] ${JSON.stringify(c.name)} runs a server (${tokens.find((t) => t.startsWith('--port')) ?? 'vllm'}) but ModelService init containers are plain init containers that must exit: the ${role} pods would stay in Init forever; move it to containers or use a BaseConfig that makes it a native sidecar (restartPolicy: Always)`));
+        }
+      });
+    }
+  }
+  return out;
+}
