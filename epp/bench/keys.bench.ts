@@ -66,16 +66,27 @@ function median(xs: number[]): number {
 /**
  * Runs every registered case in interleaved rounds (case A batch, case B batch, …, repeat), so
  * that load from other processes on a shared machine hits all cases alike, and returns the median
- * µs per call of each. Warm-up first (JIT), then `rounds` timed batches of `inner` calls.
+ * µs per call of each. Each batch is sized to ~200 µs: short enough to fit in one scheduler
+ * time slice on a busy box (the median then skips the preempted batches), long enough for the
+ * timer. Warm-up first (JIT).
  */
-function measure(cases: readonly [string, () => unknown][], rounds = 41, inner = 30): [string, number][] {
-  for (const [, fn] of cases) for (let i = 0; i < inner * 5; i++) fn();
+function measure(cases: readonly [string, () => unknown][], rounds = 101, batchUs = 200): [string, number][] {
+  const inner = cases.map(([, fn]) => {
+    const t0 = process.hrtime.bigint();
+    let n = 0;
+    while (Number(process.hrtime.bigint() - t0) < 100e6 || n < 20) {
+      fn();
+      n++;
+    }
+    const perCallUs = Number(process.hrtime.bigint() - t0) / 1000 / n;
+    return Math.max(1, Math.round(batchUs / perCallUs));
+  });
   const xs = cases.map((): number[] => []);
   for (let r = 0; r < rounds; r++) {
     cases.forEach(([, fn], c) => {
       const t0 = process.hrtime.bigint();
-      for (let i = 0; i < inner; i++) fn();
-      xs[c].push(Number(process.hrtime.bigint() - t0) / 1000 / inner);
+      for (let i = 0; i < inner[c]; i++) fn();
+      xs[c].push(Number(process.hrtime.bigint() - t0) / 1000 / inner[c]);
     });
   }
   return cases.map(([name], c) => [name, median(xs[c])]);

@@ -116,6 +116,17 @@ export class CborWriter {
     return this;
   }
 
+  /** Unsigned integer from 8 big-endian bytes `b[at, at+8)`, in shortest form (no bigint). */
+  uint64BE(b: Uint8Array, at = 0): this {
+    const hi = ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+    if (hi === 0) return this.head(0, ((b[at + 4] << 24) | (b[at + 5] << 16) | (b[at + 6] << 8) | b[at + 7]) >>> 0);
+    this.ensure(9);
+    this.buf[this.pos++] = 0x1b;
+    this.buf.set(b.subarray(at, at + 8), this.pos);
+    this.pos += 8;
+    return this;
+  }
+
   /** Unsigned integer (safe integer ≥ 0). */
   uint(n: number): this {
     return this.head(0, n);

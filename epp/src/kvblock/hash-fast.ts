@@ -57,42 +57,40 @@ const P3H = 0x165667b1, P3L = 0x9e3779f9;
 const P4H = 0x85ebca77, P4L = 0xc2b2ae63;
 const P5H = 0x27d4eb2f, P5L = 0x165667c5;
 
-// Result registers of the limb helpers below (module scope: no allocation, inlined by the JIT).
-let rh = 0;
-let rl = 0;
+// Result registers of the limb helpers below. A typed array, not module-level `let`s: a u32
+// above 2^30 stored in a plain variable slot is boxed as a heap number on every write.
+const R = new Uint32Array(2);
 
-/** (ah,al)·(bh,bl) mod 2^64 → (rh, rl). */
+/** (ah,al)·(bh,bl) mod 2^64 → R, with 16-bit partial products (no float division). */
 function mul(ah: number, al: number, bh: number, bl: number): void {
   const a0 = al & 0xffff, a1 = al >>> 16;
   const b0 = bl & 0xffff, b1 = bl >>> 16;
-  const mid = a0 * b1 + a1 * b0; // < 2^33
-  const low = a0 * b0 + (mid % 65536) * 65536; // < 2^33
-  const lo = low >>> 0;
-  const carry = (low - lo) / TWO_32;
-  rh = (a1 * b1 + Math.floor(mid / 65536) + carry + Math.imul(ah, bl) + Math.imul(al, bh)) >>> 0;
-  rl = lo;
+  const p01 = a0 * b1, p10 = a1 * b0;
+  const mid = ((a0 * b0) >>> 16) + (p01 & 0xffff) + (p10 & 0xffff);
+  R[0] = (a1 * b1 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16) + Math.imul(ah, bl) + Math.imul(al, bh)) >>> 0;
+  R[1] = Math.imul(al, bl) >>> 0;
 }
 
-/** (ah,al) + (bh,bl) mod 2^64 → (rh, rl). */
+/** (ah,al) + (bh,bl) mod 2^64 → R. */
 function add(ah: number, al: number, bh: number, bl: number): void {
   const l = al + bl;
-  rl = l >>> 0;
-  rh = (ah + bh + (l > 0xffffffff ? 1 : 0)) >>> 0;
+  R[1] = l >>> 0;
+  R[0] = (ah + bh + (l > 0xffffffff ? 1 : 0)) >>> 0;
 }
 
-/** XXH64 round: rotl(acc + input·P2, 31)·P1 → (rh, rl). */
+/** XXH64 round: rotl(acc + input·P2, 31)·P1 → R. */
 function round(acch: number, accl: number, ih: number, il: number): void {
   mul(ih, il, P2H, P2L);
-  add(acch, accl, rh, rl);
-  const h = ((rh << 31) | (rl >>> 1)) >>> 0; // rotl 31
-  const l = ((rl << 31) | (rh >>> 1)) >>> 0;
+  add(acch, accl, R[0], R[1]);
+  const h = ((R[0] << 31) | (R[1] >>> 1)) >>> 0; // rotl 31
+  const l = ((R[1] << 31) | (R[0] >>> 1)) >>> 0;
   mul(h, l, P1H, P1L);
 }
 
-/** rotl(x, r) for 0 < r < 32 → (rh, rl). */
+/** rotl(x, r) for 0 < r < 32 → R. */
 function rotl(h: number, l: number, r: number): void {
-  rh = ((h << r) | (l >>> (32 - r))) >>> 0;
-  rl = ((l << r) | (h >>> (32 - r))) >>> 0;
+  R[0] = ((h << r) | (l >>> (32 - r))) >>> 0;
+  R[1] = ((l << r) | (h >>> (32 - r))) >>> 0;
 }
 
 function readU32(d: Uint8Array, i: number): number {
@@ -105,75 +103,75 @@ export function xxh64(data: Uint8Array, len: number, out: U64Out, seedHi = 0, se
   let hh: number, hl: number;
   if (len >= 32) {
     add(seedHi, seedLo, P1H, P1L);
-    add(rh, rl, P2H, P2L);
-    let v1h = rh, v1l = rl;
+    add(R[0], R[1], P2H, P2L);
+    let v1h = R[0], v1l = R[1];
     add(seedHi, seedLo, P2H, P2L);
-    let v2h = rh, v2l = rl;
+    let v2h = R[0], v2l = R[1];
     let v3h = seedHi, v3l = seedLo;
     // seed - P1 = seed + (2^64 - P1); P1's low limb is non-zero, so -P1 = (~P1H, -P1L).
     add(seedHi, seedLo, ~P1H >>> 0, -P1L >>> 0);
-    let v4h = rh, v4l = rl;
+    let v4h = R[0], v4l = R[1];
     const limit = len - 32;
     while (i <= limit) {
-      round(v1h, v1l, readU32(data, i + 4), readU32(data, i)); v1h = rh; v1l = rl;
-      round(v2h, v2l, readU32(data, i + 12), readU32(data, i + 8)); v2h = rh; v2l = rl;
-      round(v3h, v3l, readU32(data, i + 20), readU32(data, i + 16)); v3h = rh; v3l = rl;
-      round(v4h, v4l, readU32(data, i + 28), readU32(data, i + 24)); v4h = rh; v4l = rl;
+      round(v1h, v1l, readU32(data, i + 4), readU32(data, i)); v1h = R[0]; v1l = R[1];
+      round(v2h, v2l, readU32(data, i + 12), readU32(data, i + 8)); v2h = R[0]; v2l = R[1];
+      round(v3h, v3l, readU32(data, i + 20), readU32(data, i + 16)); v3h = R[0]; v3l = R[1];
+      round(v4h, v4l, readU32(data, i + 28), readU32(data, i + 24)); v4h = R[0]; v4l = R[1];
       i += 32;
     }
-    rotl(v1h, v1l, 1); hh = rh; hl = rl;
-    rotl(v2h, v2l, 7); add(hh, hl, rh, rl); hh = rh; hl = rl;
-    rotl(v3h, v3l, 12); add(hh, hl, rh, rl); hh = rh; hl = rl;
-    rotl(v4h, v4l, 18); add(hh, hl, rh, rl); hh = rh; hl = rl;
+    rotl(v1h, v1l, 1); hh = R[0]; hl = R[1];
+    rotl(v2h, v2l, 7); add(hh, hl, R[0], R[1]); hh = R[0]; hl = R[1];
+    rotl(v3h, v3l, 12); add(hh, hl, R[0], R[1]); hh = R[0]; hl = R[1];
+    rotl(v4h, v4l, 18); add(hh, hl, R[0], R[1]); hh = R[0]; hl = R[1];
     // merge rounds: h = (h ^ round(0, v))·P1 + P4
-    round(0, 0, v1h, v1l); mul((hh ^ rh) >>> 0, (hl ^ rl) >>> 0, P1H, P1L); add(rh, rl, P4H, P4L); hh = rh; hl = rl;
-    round(0, 0, v2h, v2l); mul((hh ^ rh) >>> 0, (hl ^ rl) >>> 0, P1H, P1L); add(rh, rl, P4H, P4L); hh = rh; hl = rl;
-    round(0, 0, v3h, v3l); mul((hh ^ rh) >>> 0, (hl ^ rl) >>> 0, P1H, P1L); add(rh, rl, P4H, P4L); hh = rh; hl = rl;
-    round(0, 0, v4h, v4l); mul((hh ^ rh) >>> 0, (hl ^ rl) >>> 0, P1H, P1L); add(rh, rl, P4H, P4L); hh = rh; hl = rl;
+    round(0, 0, v1h, v1l); mul((hh ^ R[0]) >>> 0, (hl ^ R[1]) >>> 0, P1H, P1L); add(R[0], R[1], P4H, P4L); hh = R[0]; hl = R[1];
+    round(0, 0, v2h, v2l); mul((hh ^ R[0]) >>> 0, (hl ^ R[1]) >>> 0, P1H, P1L); add(R[0], R[1], P4H, P4L); hh = R[0]; hl = R[1];
+    round(0, 0, v3h, v3l); mul((hh ^ R[0]) >>> 0, (hl ^ R[1]) >>> 0, P1H, P1L); add(R[0], R[1], P4H, P4L); hh = R[0]; hl = R[1];
+    round(0, 0, v4h, v4l); mul((hh ^ R[0]) >>> 0, (hl ^ R[1]) >>> 0, P1H, P1L); add(R[0], R[1], P4H, P4L); hh = R[0]; hl = R[1];
   } else {
     add(seedHi, seedLo, P5H, P5L);
-    hh = rh;
-    hl = rl;
+    hh = R[0];
+    hl = R[1];
   }
   // h += len (len < 2^53)
   add(hh, hl, Math.floor(len / TWO_32) >>> 0, len >>> 0);
-  hh = rh;
-  hl = rl;
+  hh = R[0];
+  hl = R[1];
   while (i + 8 <= len) {
     round(0, 0, readU32(data, i + 4), readU32(data, i));
-    rotl((hh ^ rh) >>> 0, (hl ^ rl) >>> 0, 27);
-    mul(rh, rl, P1H, P1L);
-    add(rh, rl, P4H, P4L);
-    hh = rh;
-    hl = rl;
+    rotl((hh ^ R[0]) >>> 0, (hl ^ R[1]) >>> 0, 27);
+    mul(R[0], R[1], P1H, P1L);
+    add(R[0], R[1], P4H, P4L);
+    hh = R[0];
+    hl = R[1];
     i += 8;
   }
   if (i + 4 <= len) {
     mul(0, readU32(data, i), P1H, P1L);
-    rotl((hh ^ rh) >>> 0, (hl ^ rl) >>> 0, 23);
-    mul(rh, rl, P2H, P2L);
-    add(rh, rl, P3H, P3L);
-    hh = rh;
-    hl = rl;
+    rotl((hh ^ R[0]) >>> 0, (hl ^ R[1]) >>> 0, 23);
+    mul(R[0], R[1], P2H, P2L);
+    add(R[0], R[1], P3H, P3L);
+    hh = R[0];
+    hl = R[1];
     i += 4;
   }
   while (i < len) {
     mul(0, data[i], P5H, P5L);
-    rotl((hh ^ rh) >>> 0, (hl ^ rl) >>> 0, 11);
-    mul(rh, rl, P1H, P1L);
-    hh = rh;
-    hl = rl;
+    rotl((hh ^ R[0]) >>> 0, (hl ^ R[1]) >>> 0, 11);
+    mul(R[0], R[1], P1H, P1L);
+    hh = R[0];
+    hl = R[1];
     i++;
   }
   // avalanche
   hl = (hl ^ (hh >>> 1)) >>> 0; // h ^= h >> 33
   mul(hh, hl, P2H, P2L);
   // h ^= h >> 29
-  hl = (rl ^ ((rl >>> 29) | (rh << 3))) >>> 0;
-  hh = (rh ^ (rh >>> 29)) >>> 0;
+  hl = (R[1] ^ ((R[1] >>> 29) | (R[0] << 3))) >>> 0;
+  hh = (R[0] ^ (R[0] >>> 29)) >>> 0;
   mul(hh, hl, P3H, P3L);
-  hh = rh;
-  hl = (rl ^ rh) >>> 0; // h ^= h >> 32
+  hh = R[0];
+  hl = (R[1] ^ R[0]) >>> 0; // h ^= h >> 32
   out[0] = hh;
   out[1] = hl;
 }

@@ -206,6 +206,11 @@ function checkTokens(tokens: ArrayLike<number>, n: number): void {
   }
 }
 
+function isZero64(b: Uint8Array, at: number): boolean {
+  for (let i = at; i < at + 8; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
 function u64ToBytes(v: bigint): Uint8Array {
   const b = new Uint8Array(8);
   new DataView(b.buffer).setBigUint64(0, v, false);
@@ -309,27 +314,35 @@ class Sha256CborProcessor extends BaseProcessor {
 /** vLLM 0.10.0–0.10.1.x: the chain is the u64 itself. */
 class Sha256Cbor64Processor extends BaseProcessor {
   readonly algo = 'sha256_cbor_64bit' as const;
-  private readonly root: bigint;
+  /** NONE_HASH as 8 big-endian bytes. */
+  private readonly root: Uint8Array;
 
   constructor(blockSize: number, seed: string) {
     super(blockSize);
-    this.root = sha256(encodeCanonical(seed)).readBigUInt64BE(24);
+    this.root = new Uint8Array(sha256(encodeCanonical(seed)).subarray(24, 32));
   }
 
   protected run(tokens: ArrayLike<number>, nBlocks: number, ex: PreparedExtra | undefined, parent: ChainState | undefined) {
     const keys: BlockKey[] = new Array<BlockKey>(nBlocks);
-    let prev = parent !== undefined ? bytesToU64(parent.parent) : this.root;
+    // The chain value = the low 64 bits of the previous digest, kept as its 8 bytes (no bigint math).
+    let prev: Uint8Array = parent !== undefined ? parent.parent : this.root;
+    let at = 0;
     const bs = this.blockSize;
     const w = this.w;
     for (let b = 0; b < nBlocks; b++) {
       const start = b * bs;
       // hash_block_tokens: `if not parent_block_hash: parent_block_hash = NONE_HASH`.
-      w.reset().array(3).int(prev === 0n ? this.root : prev).uintArray(tokens, start, start + bs);
+      if (isZero64(prev, at)) {
+        prev = this.root;
+        at = 0;
+      }
+      w.reset().array(3).uint64BE(prev, at).uintArray(tokens, start, start + bs);
       writeExtra(w, this.algo, ex, start, start + bs, b === 0 && parent === undefined);
-      prev = sha256(w.view()).readBigUInt64BE(24);
-      keys[b] = prev;
+      prev = sha256(w.view());
+      at = 24;
+      keys[b] = bytesToU64(prev, at);
     }
-    return { keys, last: { algo: this.algo, parent: u64ToBytes(prev) } };
+    return { keys, last: { algo: this.algo, parent: prev.slice(at, at + 8) } };
   }
 
   chainFromKey(key: BlockKey): ChainState {

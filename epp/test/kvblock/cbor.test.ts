@@ -91,6 +91,14 @@ describe('canonical CBOR: strings, bytes, null, arrays', () => {
     expect(hex(w.view())).toBe(enc(vals.slice(1, 8)));
   });
 
+  test('uint64BE: a u64 given as 8 big-endian bytes encodes like the bigint, at any offset', () => {
+    for (const v of [0n, 1n, 23n, 24n, 255n, 256n, 65535n, 65536n, 2n ** 32n - 1n, 2n ** 32n, 0xa74ffcc4f31c1780n, 2n ** 64n - 1n]) {
+      const b = Buffer.alloc(11);
+      b.writeBigUInt64BE(v, 3);
+      expect(hex(new CborWriter().uint64BE(b, 3).view())).toBe(enc(v));
+    }
+  });
+
   test('the writer is reusable after reset, and toBytes is a stable copy', () => {
     const w = new CborWriter();
     const a = w.array(2).uint(1).text('a').toBytes();
