@@ -491,11 +491,17 @@ export class KvEventPool {
     const got: { seq: bigint; batch: KvEventBatch }[] = [];
     let next = from;
     let covered = true;
+    let undecodable = 0;
     for (const b of res.batches) {
       if (b.seq < next || b.seq >= until) continue;
       if (b.seq > next) covered = false;
       const batch = this.decode(pod, b.payload);
       if (batch && (batch.dpRank ?? 0) === rank) got.push({ seq: b.seq, batch });
+      else {
+        // The same bytes again: the batch is lost for good, like one the buffer no longer holds.
+        covered = false;
+        undecodable++;
+      }
       next = b.seq + 1n;
     }
     if (next < until) covered = false;
@@ -503,7 +509,11 @@ export class KvEventPool {
     this.metrics.replay(result, got.length);
     if (isGap) this.metrics.seqGap(covered ? 'replayed' : got.length > 0 ? 'partially_replayed' : 'unrepaired', Number(missing));
     if (!covered && isGap) {
-      const cause = res.error ? `replay from ${addr} failed: ${res.error}` : `replay from ${addr} no longer holds seq ${from}..${until - 1n}`;
+      const cause = res.error
+        ? `replay from ${addr} failed: ${res.error}`
+        : undecodable > 0
+          ? `replay from ${addr} returned ${undecodable} undecodable batch(es) in seq ${from}..${until - 1n}`
+          : `replay from ${addr} no longer holds seq ${from}..${until - 1n}`;
       await this.markStale(pod, { dpRank: rank, missing: missing - BigInt(got.length), cause, at: Date.now() });
     } else if (res.error) {
       this.logger.warn({ pod, addr, err: res.error }, 'KV-event replay on join failed; continuing with the live stream');

@@ -169,6 +169,22 @@ describe('KvEventPool over real ZeroMQ', () => {
     expect(await counter(r.registry, KvEventsMetricNames.podStale)).toBe(0);
   });
 
+  it('an undecodable batch is lost for good even with replay: stale, and the next good batch is applied', async () => {
+    const r = await rig({ gapPolicy: 'keep' });
+    const P = '10.0.0.1:8000';
+    const a = await r.publisher(P, 'map', { replay: true });
+    r.pool.addPod(P, undefined, a.replayAddress);
+    await a.publish([chain(0, 0, 1, h(0))]);
+    await a.publishPayload(Buffer.from([0x93, 0xcb, 0x41]));
+    await a.publish([chain(0, 1, 2, h(0))]);
+    await waitFor(() => r.pool.lastSeq(P) === 2n, 'seq 2');
+    await r.pool.idle();
+    expect(await r.held(P, 0, 3)).toBe(2);
+    expect(a.replayRequests).toBe(1);
+    expect(await counter(r.registry, KvEventsMetricNames.dropped, { reason: 'msgpack' })).toBe(2); // live + replayed copy
+    expect(r.pool.stalePods().get(P)?.cause).toContain('1 undecodable batch(es) in seq 1..1');
+  });
+
   it('without a replay socket a gap marks the pod stale and clears its entries', async () => {
     const stale: StaleInfo[] = [];
     const r = await rig({ onStale: (_p, i) => stale.push(i) });
