@@ -123,6 +123,18 @@ describe('RedisIndex when Redis fails', () => {
     }
   });
 
+  it('without a logger or registry (the defaults) it still degrades silently instead of throwing', async () => {
+    const idx = new RedisIndex({ url: server.url, password: 'wrong', keyPrefix: 'nl:', commandTimeoutMs: 100 });
+    try {
+      await expect(idx.lookup([1n])).resolves.toEqual(new Map());
+      await expect(idx.evict(1n, [gpu('a:1')])).resolves.toBeUndefined();
+      await expect(idx.clear('a:1')).resolves.toBeUndefined();
+      expect(idx.stats).toMatchObject({ up: 0, degradedLookups: 1, droppedWrites: { add: 0, evict: 1, clear: 1 } });
+    } finally {
+      await idx.close();
+    }
+  });
+
   it('logs at most one warning per logIntervalMs (default 10 s) and reports how many were suppressed', async () => {
     const logger = new CapturingLogger();
     const idx = new RedisIndex({ url: server.url, password: 'wrong', keyPrefix: 'rl:', logger });
@@ -178,6 +190,7 @@ describe('RedisIndex when Redis fails', () => {
       await own.restart();
       expect(await idx.waitReady(10_000)).toBe(true);
       expect(logger.infos).toContain('redis index reconnected');
+      expect(await registry.metrics()).toMatch(/^kvroute_index_redis_up 1$/m);
       // The restarted server is empty (no persistence); writes and reads work again.
       expect((await idx.lookup([1n])).size).toBe(0);
       await idx.add([102n], [4n], [gpu('b:1')]);
