@@ -23,6 +23,10 @@ import { loadProtos, ServiceNames } from '../src/extproc/proto.js';
 import type { ProcessingRequest, ProcessingResponse } from '../src/extproc/types.js';
 import type { InferenceRequest, PickResult, RequestDirector } from '../src/extproc/director.js';
 import { ExtProcServer } from '../src/server/grpc-server.js';
+import { Registry } from 'prom-client';
+import { combineObservers, ExtProcLogging, ExtProcMetrics } from '../src/extproc/observer.js';
+import { ExtProcStream } from '../src/extproc/stream.js';
+import { silentLogger } from '../src/util/logger.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -75,6 +79,37 @@ async function serve(): Promise<void> {
   });
 }
 
+// ---- protocol layer alone (no gRPC) -------------------------------------------------------------
+
+/** The same exchange pushed straight into ExtProcStream: the CPU cost of our layer without gRPC. */
+async function layerOnly(n: number): Promise<number> {
+  const endpoints = Array.from({ length: ENDPOINTS }, (_, k) => `10.0.${k >> 8}.${k & 255}:8000`);
+  const director = new RoundRobin(endpoints);
+  const observer = combineObservers(new ExtProcMetrics(new Registry()), new ExtProcLogging(silentLogger()));
+  const filler = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(PROMPT_BYTES / 27));
+  const respBody = Buffer.from('{"id":"x","model":"m","choices":[{"text":"ok"}],"usage":{"prompt_tokens":2048,"completion_tokens":16}}');
+  const c0 = process.cpuUsage();
+  for (let k = 0; k < n; k++) {
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const s = new ExtProcStream(
+      { director, maxBodyBytes: 8 << 20, maxResponseBufferBytes: 16 << 20, models: [], defaultBodyMode: 'duplex', observer, logger: silentLogger() },
+      { send: () => undefined, end: () => done() },
+    );
+    s.push({
+      request_headers: { headers: headerMap({ ':method': 'POST', ':path': '/v1/completions', 'content-type': 'application/json', 'x-request-id': `r${k}` }) },
+      protocol_config: { request_body_mode: 4, response_body_mode: 4 },
+    });
+    s.push({ request_body: { body: Buffer.from(JSON.stringify({ model: 'm', prompt: `${k} ${filler}`.slice(0, PROMPT_BYTES), max_tokens: 16 })), end_of_stream: true } });
+    s.push({ response_headers: { headers: headerMap({ ':status': '200', 'content-type': 'application/json' }) } });
+    s.push({ response_body: { body: respBody, end_of_stream: true } });
+    s.endOfInput();
+    await finished;
+  }
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / n;
+}
+
 // ---- driver (parent) ---------------------------------------------------------------------------
 
 function headerMap(h: Record<string, string>): { headers: { key: string; raw_value: Buffer }[] } {
@@ -95,7 +130,7 @@ class Driver {
     this.ser = def.requestSerialize as (m: ProcessingRequest) => Buffer;
     this.de = def.responseDeserialize as (b: Buffer) => ProcessingResponse;
     // Distinct channel args force distinct connections (like several Envoy workers).
-    this.clients = Array.from({ length: channels }, (_, i) => new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'kvroute.channel': i }));
+    this.clients = Array.from({ length: channels }, (_, i) => new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'kvroute.channel': i, 'grpc.enable_channelz': 0 }));
     this.filler = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(PROMPT_BYTES / 27)).slice(0, PROMPT_BYTES);
     this.respHeaders = { response_headers: { headers: headerMap({ ':status': '200', 'content-type': 'application/json' }) } };
     this.respBody = { response_body: { body: Buffer.from('{"id":"x","model":"m","choices":[{"text":"ok"}],"usage":{"prompt_tokens":2048,"completion_tokens":16}}'), end_of_stream: true } };
@@ -189,6 +224,9 @@ function summary(lat: number[]): string {
 const mb = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`;
 
 async function main(): Promise<void> {
+  await layerOnly(2000);
+  const layerUs = await layerOnly(10_000);
+  console.log(`protocol layer alone (ExtProcStream, no gRPC, same exchange): ${layerUs.toFixed(0)} µs CPU/stream`);
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--serve', ...process.argv.slice(2)], {
     // KVROUTE_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the server process.
     execArgv: process.env.KVROUTE_BENCH_CPU_PROF ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${process.env.KVROUTE_BENCH_CPU_PROF}`] : process.execArgv,
