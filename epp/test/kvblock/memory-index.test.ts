@@ -274,3 +274,53 @@ describe('MemoryIndex against a reference model (random operations)', () => {
     expect(idx.size).toBe(model.holders.size);
   });
 });
+
+describe('MemoryIndex under budget pressure (random operations)', () => {
+  it.each([7, 8])('seed %i: stays within budget and internally consistent while evicting', (seed) => {
+    const rand = rng(seed);
+    const budget = MIN_MEMORY_BUDGET_BYTES;
+    const idx = new MemoryIndex({ memoryBudgetBytes: budget });
+    const pods = Array.from({ length: 6 }, (_, i) => `10.0.0.${i}:8000`);
+    const R = 400;
+    const E = 500;
+    const problems: string[] = [];
+    for (let step = 0; step < 4000; step++) {
+      const op = rand();
+      if (op < 0.7) {
+        const start = Math.floor(rand() * (R - 8));
+        const nr = 1 + Math.floor(rand() * 8);
+        const ne = [0, 1, Math.max(1, nr >> 1), nr, nr * 2][Math.floor(rand() * 5)] as number;
+        const es = Math.floor(rand() * (E - ne));
+        const entries = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => ({ pod: pods[Math.floor(rand() * pods.length)] as string, tier: rand() < 0.7 ? 'gpu' : 'cpu' }));
+        idx.addSync(
+          Array.from({ length: ne }, (_, i) => key(100_000 + es + i)),
+          Array.from({ length: nr }, (_, i) => key(start + i)),
+          entries,
+        );
+      } else if (op < 0.95) {
+        idx.evictSync(key(100_000 + Math.floor(rand() * E)), [{ pod: pods[Math.floor(rand() * pods.length)] as string, tier: 'gpu' }]);
+      } else {
+        idx.clearSync(pods[Math.floor(rand() * pods.length)] as string);
+      }
+      if (idx.approxBytes > budget) problems.push(`step ${step}: ${idx.approxBytes} bytes > ${budget}`);
+      if (step % 200 === 199) {
+        let keys = 0;
+        let entries = 0;
+        for (let i = 0; i < R; i++) {
+          const got = idx.lookupSync([key(i)]).get(key(i));
+          if (got === undefined) continue;
+          keys++;
+          entries += got.length;
+          if (new Set(got.map((g) => `${g.pod}|${g.tier}`)).size !== got.length) problems.push(`step ${step}: duplicate holders of key ${i}`);
+        }
+        if (keys !== idx.stats.keys || entries !== idx.stats.entries) problems.push(`step ${step}: walked ${keys}/${entries}, stats ${idx.stats.keys}/${idx.stats.entries}`);
+        for (let j = 0; j < E; j++) {
+          const rk = idx.requestKeyForSync(key(100_000 + j));
+          if (rk !== undefined && idx.lookupSync([rk]).size !== 1) problems.push(`step ${step}: engine ${j} maps to a key that is not held`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(idx.stats.lruEvictions).toBeGreaterThan(0);
+  });
+});
