@@ -30,7 +30,13 @@
  * - the first batch seen from a (pod, rank) with `seq > 0` and a replay address: batches
  *   `[0, seq)` still in the publisher's buffer are replayed first (`replayOnJoin`).
  * An undecodable payload does not advance the watermark, so the hole it leaves is handled as a
- * gap by the next good batch (replayed if possible).
+ * gap by the next good batch; if the replayed copy does not decode either, the batch is lost for
+ * good and the pod is marked stale like for any unrecoverable gap.
+ *
+ * Replay runs on the pod's shard (so at most `concurrency` replays at once, and the pod's live
+ * batches wait behind it, in order). Only the hole `[last + 1, seq)` is applied from the reply;
+ * later batches arrive live. After a failed request the address is left alone for
+ * `replayCooldownMs`. Connect-mode reconnects are libzmq's own (the SUB socket redials by itself).
  */
 import { Subscriber } from 'zeromq';
 import type { Registry } from 'prom-client';
