@@ -236,7 +236,11 @@ export class ExtProcStream {
 
   private async handle(msg: ProcessingRequest): Promise<void> {
     if (this.ended) return;
-    if (msg.metadata_context) this.metadata = msg.metadata_context;
+    // Filter metadata accumulates by namespace (the subset hint usually comes with the request
+    // headers, the served endpoint with the response).
+    if (msg.metadata_context?.filter_metadata) {
+      this.metadata = { filter_metadata: { ...this.metadata?.filter_metadata, ...msg.metadata_context.filter_metadata } };
+    }
     if (msg.protocol_config && this.requestMode === undefined) {
       this.requestMode = bodyModeOf(msg.protocol_config.request_body_mode, this.opts.defaultBodyMode);
       this.responseMode = bodyModeOf(msg.protocol_config.response_body_mode, this.opts.defaultBodyMode);

@@ -191,7 +191,8 @@ export class ExtProcServer {
       certPem = cert.toString('utf8');
       creds = grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }], false);
     }
-    const maxMessage = (this.opts.maxBodyBytes ?? 8 * 1024 * 1024) + 1024 * 1024;
+    // BUFFERED mode sends a whole body in one message: allow the larger of the two body limits.
+    const maxMessage = Math.max(this.opts.maxBodyBytes ?? 8 * 1024 * 1024, this.opts.maxResponseBufferBytes ?? 16 * 1024 * 1024) + 1024 * 1024;
     const serverOptions: grpc.ServerOptions = {
       'grpc.max_receive_message_length': maxMessage,
       'grpc.max_send_message_length': maxMessage,

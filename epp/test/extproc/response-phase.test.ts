@@ -2,7 +2,7 @@
  * ext_proc response phase: headers, SSE bodies passed chunk by chunk, buffered JSON bodies, model
  * name rewritten back, usage reported to the director, trailers, served endpoint.
  */
-import { frames, protocolConfig, routeRequest, servedEndpointMetadata } from '../support/extproc-client.js';
+import { frames, protocolConfig, routeRequest, servedEndpointMetadata, subsetHintMetadata } from '../support/extproc-client.js';
 import { BODY_CHUNK_BYTES } from '../../src/extproc/stream.js';
 import { PATH_CHAT, PATH_COMPLETIONS, plain, postHeaders, responseBodyChunk, startHarness, type Harness } from './fixtures.js';
 
@@ -77,6 +77,19 @@ describe('SSE (streaming) responses', () => {
     expect(h.director.responses[0]!.req.targetModel).toBe('base-7b');
     expect(await h.metric('inference_objective_request_total', { model_name: 'alias', target_model_name: 'base-7b' })).toBe(1);
   });
+});
+
+test('filter metadata accumulates: the request-time subset hint and the response-time served endpoint both count', async () => {
+  h = await startHarness();
+  const s = h.client.open();
+  await routeRequest(s, { headers: postHeaders(PATH_COMPLETIONS), body: '{"model":"m","prompt":"p"}', metadata: subsetHintMetadata(['10.0.0.2:8000']) });
+  s.send(frames.responseHeaders(JSON_HEADERS, { metadata: servedEndpointMetadata('10.0.0.2:8000') }));
+  s.send(frames.responseBody('{"model":"m"}', true));
+  expect(await s.take(2)).toEqual([{ response_headers: { response: {} } }, responseBodyChunk('{"model":"m"}', true)]);
+  s.end();
+  await s.done;
+  expect(h.director.picks[0]!.subsetCandidates).toEqual(['10.0.0.2:8000']);
+  expect(h.director.responses[0]!.info).toMatchObject({ servedEndpoint: '10.0.0.2:8000', pickedEndpoints: ['10.0.0.2:8000'] });
 });
 
 describe('buffered (JSON) responses', () => {
