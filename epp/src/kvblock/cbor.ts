@@ -7,13 +7,14 @@
  * no tags, no indefinite lengths, no floats. That is all vLLM's `[parent, tokens, extra_keys]`
  * preimage needs (vllm-kv-spec.md §1.4).
  *
- * DECISION: this minimal encoder, not cbor-x. `npx tsx bench/keys.bench.ts` (node 20.20, 2 cores
- * shared with other jobs at load 1–18; 2,000-token prompt = 125 preimages of block 16), 5 runs:
- * - speed: own CborWriter 10.4–11.3 µs per prompt in every run; cbor-x `Encoder` 95–584 µs
- *   (8.8× to 56× slower, worst under load: it walks generic JS values, allocates a result per
- *   call and needs a sliced token array per block, while the writer copies token ids straight
- *   from the caller's array into one reused buffer). On the whole sha256_cbor path (SHA-256
- *   included) cbor-x costs 1.18× to 1.98× the time.
+ * DECISION: this minimal encoder, not cbor-x. `npx tsx bench/keys.bench.ts` (node 20.20; 2 cores
+ * shared with other jobs, load ~16; 2,000-token prompt = 125 preimages of block 16; cases
+ * interleaved, medians), last 3 runs:
+ * - speed: own CborWriter 9.9–17.5 µs per prompt, cbor-x `Encoder` 74–85 µs: cbor-x is 4.7× to
+ *   7.5× slower (it walks generic JS values, allocates a result per call and needs a sliced token
+ *   array per block; the writer copies token ids straight from the caller's array into one reused
+ *   buffer). On the whole sha256_cbor path (SHA-256 included) cbor-x takes 1.86× to 2.04× the
+ *   time: 217–267 µs vs 117–131 µs per prompt.
  * - bytes: with `tagUint8Array: false, useRecords: false` cbor-x reproduces the vLLM preimages
  *   (125/125 identical, and the vectors' extra keys), but it is not canonical at edges we also
  *   need: a number ≥ 2^32 becomes a float64 (`fb…`), and every bigint is written as an 8-byte

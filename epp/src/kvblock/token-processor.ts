@@ -14,16 +14,16 @@
  *   Only the EPP computes these keys (read path and write path), so they need not match vLLM.
  *
  *   Why FNV-1a-64: `npx tsx bench/keys.bench.ts` hashes the 125 blocks of a 2,000-token prompt
- *   (block 16) with both candidates, each written with 32-bit limb arithmetic (hash-fast.ts).
- *   FNV-1a-64: 15.5–16.4 µs per prompt over 3 runs (62 µs in a first version with float limbs);
- *   XXH64: 177–1078 µs (2-core box shared with other jobs; XXH64 is also the less stable one).
- *   FNV's prime 2^40 + 0x1b3 turns the 64-bit multiply into Math.imul, two 16×9-bit products and
- *   a shift, all int32; XXH64 needs full 64×64 multiplies split into 16-bit pieces. The whole
- *   `fast` path costs 23.6 µs per prompt (0.19 µs per block, bigint key included) vs 650–830 µs
- *   for sha256_cbor in the same runs (27×–35×). FNV-1a-64 is also what llm-d's Go indexer uses
- *   for its request keys, and any language reproduces it (Go hash/fnv New64a). Its weaker
- *   avalanche does not matter here: keys are only compared for equality, and the tables that
- *   hold them (JS Map, Redis) hash them again.
+ *   (block 16) with both candidates, each written with 32-bit limb arithmetic in int32 registers
+ *   (hash-fast.ts). Last 3 runs (2 shared cores, load ~16): FNV-1a-64 14–19 µs per prompt,
+ *   XXH64 95–104 µs, so FNV takes 0.15–0.18× of XXH64's time. FNV's prime 2^40 + 0x1b3 turns the
+ *   64-bit multiply into one Math.imul, two 16×9-bit products and a shift; XXH64 needs full
+ *   64×64 multiplies split into 16-bit pieces (~30 per block). The whole `fast` path costs
+ *   21–23 µs per prompt (0.17–0.19 µs per block, bigint key included), 5.6–5.8× less than
+ *   sha256_cbor (117–131 µs). FNV-1a-64 is also what llm-d's Go indexer uses for its request
+ *   keys, and any language reproduces it (Go hash/fnv New64a). Its weaker avalanche does not
+ *   matter here: keys are only compared for equality, and the tables that hold them (JS Map,
+ *   Redis) hash them again.
  *
  * Extra keys (vLLM `generate_block_hash_extra_keys`, spec §1.6), in this order:
  *   LoRA (`loraName`, or `loraId` where vLLM used `lora_int_id`), then every multimodal item that
@@ -35,7 +35,6 @@
  * offsets are relative to `tokens[0]`, and `cacheSalt` is not applied (block 0 came before).
  */
 import * as nodeCrypto from 'node:crypto';
-import { createHash } from 'node:crypto';
 import { CborWriter, encodeCanonical } from './cbor.js';
 import { fnv1a64, toBigInt, u64Out } from './hash-fast.js';
 import type { BlockExtraKeys, BlockKey, ChainState, KeyAlgo, TokenProcessor, TokenProcessorOptions } from './types.js';
@@ -222,15 +221,15 @@ function bytesToU64(b: Uint8Array, at = 0): bigint {
 }
 
 /**
- * One-shot `crypto.hash` (node ≥ 20.12 / 21.7) skips the Hash object. Measured on this (shared,
- * loaded) box: 1.0× to 2.3× faster than createHash().update().digest(), never slower; the bench
- * prints the ratio. Falls back to createHash on older runtimes.
+ * One-shot `crypto.hash` (node ≥ 20.12 / 21.7) skips the Hash object: 1.21× to 1.37× faster than
+ * createHash().update().digest() per preimage in the bench (3 runs). Falls back to createHash on
+ * older runtimes.
  */
 type OneShotHash = (algorithm: string, data: Uint8Array, outputEncoding: 'buffer') => Buffer;
 const oneShotHash = (nodeCrypto as unknown as { hash?: OneShotHash }).hash;
 
 function sha256(data: Uint8Array): Buffer {
-  return oneShotHash !== undefined ? oneShotHash('sha256', data, 'buffer') : createHash('sha256').update(data).digest();
+  return oneShotHash !== undefined ? oneShotHash('sha256', data, 'buffer') : nodeCrypto.createHash('sha256').update(data).digest();
 }
 
 abstract class BaseProcessor implements TokenProcessor {
