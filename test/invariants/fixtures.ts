@@ -394,9 +394,11 @@ export function miniDeployment(): Obj[] {
               env: [
                 { name: 'PYTHONHASHSEED', value: '42' },
                 { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                { name: 'HF_TOKEN', valueFrom: { secretKeyRef: { name: 'hf-token', key: 'token' } } },
               ],
               resources: { requests: { 'nvidia.com/gpu': '1' }, limits: { 'nvidia.com/gpu': '1' } },
-              mountModelVolume: true,
+              // false: the operator would replace this env (see modelServiceEnvSurvivesOperator)
+              mountModelVolume: false,
             },
           ],
         },

@@ -3,7 +3,7 @@ import type { Invariant, Manifest, Violation } from './model.js';
 import { envoyFilterRoutesToPick, eppServiceConsistency, extProcBodyModeNeverNone, httpRouteRefsExist, inferencePoolMatchesPods } from './routing.js';
 import { eppAndRedisRestricted, noSecretLiterals } from './security.js';
 import { namedPortsExist, networkPolicyPeersExist, selectorsMatchPods, workloadSelectorsMatchTemplates } from './selectors.js';
-import { gpuRequestsEqualLimits, kvEventsReachEpp, modelServiceInitContainersExit, vllmMatchesEppConfig } from './vllm.js';
+import { gpuRequestsEqualLimits, kvEventsReachEpp, modelServiceEnvSurvivesOperator, modelServiceInitContainersExit, vllmMatchesEppConfig } from './vllm.js';
 import { networkPoliciesAllowRequiredTraffic } from './network.js';
 
 export type { Invariant, Manifest, Violation } from './model.js';
@@ -23,6 +23,7 @@ export const INVARIANTS: Readonly<Record<string, Invariant>> = {
   kvEventsReachEpp,
   gpuRequestsEqualLimits,
   modelServiceInitContainersExit,
+  modelServiceEnvSurvivesOperator,
   networkPoliciesAllowRequiredTraffic,
   noSecretLiterals,
   eppAndRedisRestricted,

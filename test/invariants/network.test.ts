@@ -2,7 +2,7 @@ import { at, broken, clean } from './helpers.js';
 import { eppLabels, NS } from './fixtures.js';
 import { networkPoliciesAllowRequiredTraffic } from './network.js';
 import { networkPolicyPeersExist } from './selectors.js';
-import { modelServiceInitContainersExit } from './vllm.js';
+import { modelServiceEnvSurvivesOperator, modelServiceInitContainersExit } from './vllm.js';
 import type { Manifest } from './model.js';
 
 type Find = (kind: string, name: string) => Manifest;
@@ -100,6 +100,34 @@ describe('modelServiceInitContainersExit', () => {
       const s = at(find('ModelService', 'kv-ms'), 'spec');
       s.baseConfigMapRef = { name: 'base' };
       at(s, 'decode').initContainers = [{ name: 'routing-proxy', args: ['--port=8000'] }];
+    })).toEqual([]);
+  });
+});
+
+describe('modelServiceEnvSurvivesOperator', () => {
+  it('holds for the fixture (mountModelVolume: false keeps the env)', () => expect(clean(modelServiceEnvSurvivesOperator)).toEqual([]));
+
+  it('fails when mountModelVolume: true would make the operator drop PYTHONHASHSEED and POD_IP', () => {
+    const m = broken(modelServiceEnvSurvivesOperator, (_, find) => {
+      at(find('ModelService', 'kv-ms'), 'spec', 'decode', 'containers', 0).mountModelVolume = true;
+    });
+    expect(m).toEqual([
+      'ModelService llm-d/kv-ms: spec.decode.containers[0] "vllm" has mountModelVolume: true, so the operator replaces its env with [HF_TOKEN, HF_HOME] and drops ["PYTHONHASHSEED","POD_IP"] (PYTHONHASHSEED unset: vLLM block hashes no longer match the EPP; $(POD_IP) in args is left unexpanded); set mountModelVolume: false (and pass HF_TOKEN by secretKeyRef) or provide a BaseConfig',
+    ]);
+  });
+
+  it('keeps nothing for pvc:// models, and nothing to report when only operator-set vars remain', () => {
+    expect(broken(modelServiceEnvSurvivesOperator, (_, find) => {
+      const ms = find('ModelService', 'kv-ms');
+      at(ms, 'spec', 'modelArtifacts').uri = 'pvc://models/llama';
+      const c = at(ms, 'spec', 'decode', 'containers', 0);
+      c.mountModelVolume = true;
+      c.env = [{ name: 'HF_HOME', value: '/model-cache' }];
+    })).toEqual([expect.stringMatching(/replaces its env with \[\] and drops \["HF_HOME"\]/)]);
+    expect(broken(modelServiceEnvSurvivesOperator, (_, find) => {
+      const c = at(find('ModelService', 'kv-ms'), 'spec', 'decode', 'containers', 0);
+      c.mountModelVolume = true;
+      c.env = [{ name: 'HF_HOME', value: '/model-cache' }];
     })).toEqual([]);
   });
 });

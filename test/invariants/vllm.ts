@@ -271,3 +271,43 @@ export function modelServiceInitContainersExit(objs: readonly Manifest[]): Viola
   }
   return out;
 }
+
+/** Env vars the llm-d ModelService operator sets on a `mountModelVolume: true` container for an hf:// model. */
+const OPERATOR_HF_ENV = ['HF_TOKEN', 'HF_HOME'];
+
+/**
+ * The llm-d ModelService operator REPLACES the env of every container with `mountModelVolume: true`
+ * (llm-d-model-service internal/controller/utils.go convertToContainerSliceWithURIInfo:
+ * `containerSlice[i].Env = getEnvsForContainer(...)`, which yields only HF_TOKEN and HF_HOME for
+ * hf:// URIs and nothing for pvc:// / oci://). Any other env var on such a container never reaches
+ * the pod: PYTHONHASHSEED (hash alignment with the EPP) and POD_IP (the KV-event topic) included.
+ */
+export function modelServiceEnvSurvivesOperator(objs: readonly Manifest[]): Violation[] {
+  const out: Violation[] = [];
+  for (const o of objs.filter((x) => x.kind === 'ModelService')) {
+    const uri = String(rec(spec(o).modelArtifacts).uri ?? '');
+    const kept = uri.startsWith('hf://') ? OPERATOR_HF_ENV : [];
+    for (const role of ['decode', 'prefill']) {
+      for (const part of ['initContainers', 'containers']) {
+        recs(rec(spec(o)[role])[part]).forEach((c, i) => {
+          if (c.mountModelVolume !== true) return;
+          const dropped = recs(c.env).map((e) => String(e.name)).filter((n) => !kept.includes(n));
+          if (dropped.length === 0) return;
+          const args = commandLine(c).join(' ');
+          const consequences = [
+            dropped.includes('PYTHONHASHSEED') ? 'PYTHONHASHSEED unset: vLLM block hashes no longer match the EPP' : '',
+            ...dropped.filter((n) => args.includes(`$(${n})`)).map((n) => `$(${n}) in args is left unexpanded`),
+          ].filter((s) => s !== '');
+          out.push(
+            violation(
+              'modelServiceEnvSurvivesOperator',
+              ref(o),
+              `spec.${role}.${part}[${i}] ${JSON.stringify(c.name)} has mountModelVolume: true, so the operator replaces its env with [${kept.join(', ')}] and drops ${JSON.stringify(dropped)}${consequences.length > 0 ? ` (${consequences.join('; ')})` : ''}; set mountModelVolume: false (and pass HF_TOKEN by secretKeyRef) or provide a BaseConfig`,
+            ),
+          );
+        });
+      }
+    }
+  }
+  return out;
+}
