@@ -96,7 +96,17 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     proc.stderr?.on('data', (b: Buffer) => {
       stderr += b.toString();
     });
-    exited = new Promise((resolve) => proc.once('exit', () => resolve()));
+    // Never leave an orphaned server behind when the test process exits without calling stop().
+    const killOnExit = (): void => {
+      proc.kill('SIGKILL');
+    };
+    process.once('exit', killOnExit);
+    exited = new Promise((resolve) =>
+      proc.once('exit', () => {
+        process.removeListener('exit', killOnExit);
+        resolve();
+      }),
+    );
     let spawnError: Error | undefined;
     proc.once('error', (e) => {
       spawnError = e;
