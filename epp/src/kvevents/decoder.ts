@@ -276,7 +276,10 @@ export function decodeKvEventBatch(payload: Uint8Array): DecodeResult {
   try {
     value = unpackr.unpack(payload);
   } catch (e) {
-    return { ok: false, reason: 'msgpack', detail: `payload (${payload.length} bytes) is not valid msgpack: ${e instanceof Error ? e.message : String(e)}` };
+    const msg = e instanceof Error ? e.message : String(e);
+    // msgpackr may quote the whole decoded value in its message; keep log lines short.
+    const short = msg.length > 200 ? `${msg.slice(0, 197)}...` : msg;
+    return { ok: false, reason: 'msgpack', detail: `payload (${payload.length} bytes) is not valid msgpack: ${short}` };
   } finally {
     Error.stackTraceLimit = stackLimit;
   }

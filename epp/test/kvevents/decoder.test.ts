@@ -201,6 +201,14 @@ describe('decodeKvEventBatch value handling', () => {
     expect(r.ok ? '' : r.detail).toMatch(/.{10}/);
   });
 
+  it('rejects trailing bytes after the batch, with a short message', () => {
+    const big = encodeBatch([{ type: 'BlockStored', blockHashes: [1n], parentBlockHash: null, tokenIds: range(0, 4096), blockSize: 4096 }], 'map', 1);
+    const r = decodeKvEventBatch(Buffer.concat([big, Buffer.from([1])]));
+    expect(r).toMatchObject({ ok: false, reason: 'msgpack' });
+    expect(r.ok ? '' : r.detail).toContain('end of buffer not reached');
+    expect((r.ok ? '' : r.detail).length).toBeLessThan(300);
+  });
+
   it('accepts a nil data_parallel_rank', () => {
     const { batch } = ok(packMsgspec([new F64(2), [], null]));
     expect(batch).toEqual({ ts: 2, events: [] });
