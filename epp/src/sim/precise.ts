@@ -9,25 +9,26 @@
  *
  * `precise` (B6): argmax of the prefix score, ties broken with the seeded RNG; no load term.
  *
- * `kvroute` (B7a): weighted sum of [0,1] scores with the EPP's default weights
- * (`ScorerWeightsSchema`: prefix 3, queue 2, kvCacheUtilization 2, activeRequests 1,
- * sessionAffinity 0), max-score picker with seeded random tie-break.
- * TO BE REPLACED by the EPP scheduler (epp/src/scheduling, issue 4) once it lands: only the small
- * score combination in `KvroutePolicy.pick` is simulator code; index, event application and prefix
- * scoring are already the EPP's.
+ * `kvroute` (B7a): the EPP's own scheduler (`buildScheduler` in scheduling/build.ts with the EPP
+ * config's defaults: precise prefix 3, queue 2, kv-cache utilization 2, in-flight 1, max-score
+ * picker), fed with the same index and with `EndpointState`s built from the router's view of the
+ * fleet: scraped metrics older than the config's `metricsStalenessMs` count as unknown, exactly as
+ * the EPP's endpoint store reports them. Tie-breaks use the run's seeded RNG.
  *
  * The simulated pods publish the simulator's own 64-bit engine keys (not vLLM's SHA-256 chain), so
  * the applier's hash-mismatch check is turned off here; request keys are the EPP's `fast` keys
  * computed from the token ids in the events, exactly as in production.
  */
-import { ScorerWeightsSchema } from '../contract/config.js';
+import { parseEppConfig, type EppConfig } from '../contract/config.js';
+import type { EndpointState } from '../datalayer/endpoint-store.js';
 import { Indexer } from '../kvcache/indexer.js';
 import { MemoryIndex } from '../kvblock/memory-index.js';
 import { PrefixScorer } from '../kvblock/scorer.js';
 import { createTokenProcessor } from '../kvblock/token-processor.js';
 import { EventApplier } from '../kvevents/applier.js';
 import type { KvEventBatch } from '../kvevents/types.js';
-import { queueScores } from './policies.js';
+import { buildScheduler } from '../scheduling/build.js';
+import type { Scheduler } from '../scheduling/scheduler.js';
 import { argmaxRandomTie, type FleetView, type PolicyContext, type RoutingPolicy } from './policy.js';
 import { promptTokens, type SimRequest } from './request.js';
 
@@ -104,62 +105,52 @@ export class PrecisePolicy implements RoutingPolicy {
   }
 }
 
-export interface KvrouteWeights {
-  readonly prefix: number;
-  readonly queue: number;
-  readonly kvCacheUtilization: number;
-  readonly activeRequests: number;
-}
-
-/** The EPP config's default scorer weights (ScorerWeightsSchema). */
-export function defaultKvrouteWeights(): KvrouteWeights {
-  const w = ScorerWeightsSchema.parse({});
-  return { prefix: w.prefix, queue: w.queue, kvCacheUtilization: w.kvCacheUtilization, activeRequests: w.activeRequests };
-}
-
-/** Min–max score of the router's own in-flight counts: (max − a)/(max − min), 1 when all equal. */
-export function activeRequestScores(fleet: FleetView): number[] {
-  let min = Infinity;
-  let max = -Infinity;
-  for (const p of fleet.pods) {
-    min = Math.min(min, p.inFlight);
-    max = Math.max(max, p.inFlight);
-  }
-  return fleet.pods.map((p) => (max === min ? 1 : (max - p.inFlight) / (max - min)));
-}
-
 export interface KvrouteOptions extends PreciseOptions {
-  /** @default defaultKvrouteWeights() (prefix 3, queue 2, kvCacheUtilization 2, activeRequests 1) */
-  readonly weights?: KvrouteWeights;
+  /**
+   * EPP config fields merged over `{ model, blockSize }` before parsing (e.g. other
+   * `scheduling.weights`).
+   * @default {} (the EPP's defaults)
+   */
+  readonly config?: Readonly<Record<string, unknown>>;
 }
 
 export class KvroutePolicy implements RoutingPolicy {
   readonly name = 'kvroute';
   readonly epp: EppIndexView;
-  readonly weights: KvrouteWeights;
+  readonly config: EppConfig;
+  readonly scheduler: Scheduler;
+
   constructor(
     private readonly ctx: PolicyContext,
     opts: KvrouteOptions = {},
   ) {
     this.epp = new EppIndexView(ctx, opts);
-    this.weights = opts.weights ?? defaultKvrouteWeights();
+    this.config = parseEppConfig({ model: ctx.model, blockSize: ctx.blockSize, ...opts.config }, 'kvroute policy config');
+    this.scheduler = buildScheduler({ config: this.config, indexer: this.epp.indexer, random: () => ctx.rng.next() }).scheduler;
   }
+
   onKvEvents(podIndex: number, batch: KvEventBatch): Promise<void> {
     return this.epp.apply(podIndex, batch);
   }
+
+  /** The fleet as the EPP's endpoint store would report it (stale metrics → undefined). */
+  candidates(fleet: FleetView): EndpointState[] {
+    const staleMs = this.config.scheduling.metricsStalenessMs;
+    return fleet.pods.map((p) => ({
+      endpoint: { address: p.id, name: `sim-pod-${p.index}`, role: 'both', metricsUrl: `http://${p.id}/metrics` },
+      metrics:
+        p.metricsAgeMs > staleMs
+          ? undefined
+          : { waiting: p.waiting, running: p.running, kvCacheUsage: p.kvUsage, blockSize: this.ctx.blockSize, scrapedAt: fleet.nowMs - p.metricsAgeMs },
+      inFlight: p.inFlight,
+    }));
+  }
+
   async pick(req: SimRequest, fleet: FleetView): Promise<number> {
-    const prefix = await this.epp.prefixScores(req);
-    const queue = queueScores(fleet);
-    const active = activeRequestScores(fleet);
-    const w = this.weights;
-    return argmaxRandomTie(
-      fleet.pods.length,
-      (i) =>
-        w.prefix * (prefix[i] as number) +
-        w.queue * (queue[i] as number) +
-        w.kvCacheUtilization * (1 - (fleet.pods[i]?.kvUsage ?? 0)) +
-        w.activeRequests * (active[i] as number),
-      this.ctx.rng,
-    );
+    const res = await this.scheduler.schedule({ model: this.ctx.model, tokens: promptTokens(req), sessionId: req.sessionId }, this.candidates(fleet));
+    const addr = res.primary.picked[0]?.state.endpoint.address;
+    const i = addr === undefined ? -1 : this.ctx.podIds.indexOf(addr);
+    if (i < 0) throw new Error(`kvroute: the scheduler picked ${String(addr)}, which is not a simulated pod`);
+    return i;
   }
 }

@@ -4,7 +4,7 @@ import { SimPod } from '../../src/sim/pod.js';
 import { ApproxPrefixPolicy, ChwblPolicy, HashRing, LeastLoadedPolicy, OraclePolicy, RandomPolicy, RoundRobinPolicy, SessionPolicy } from '../../src/sim/policies.js';
 import { POLICY_NAMES, createPolicy, parsePolicyName } from '../../src/sim/policy-factory.js';
 import type { FleetView, PodView, PolicyContext } from '../../src/sim/policy.js';
-import { KvroutePolicy, PrecisePolicy, defaultKvrouteWeights } from '../../src/sim/precise.js';
+import { KvroutePolicy, PrecisePolicy } from '../../src/sim/precise.js';
 import { PROFILE_A } from '../../src/sim/profiles.js';
 import { BlockKeyer, type SimRequest } from '../../src/sim/request.js';
 import { Rng } from '../../src/sim/rng.js';
@@ -137,23 +137,27 @@ describe('EPP-index policies', () => {
     expect(half[3]).toBeCloseTo(0.5, 9);
   });
 
-  it('kvroute: EPP default weights; prefix wins at equal load, load wins against a partial hit', async () => {
-    expect(defaultKvrouteWeights()).toEqual({ prefix: 3, queue: 2, kvCacheUtilization: 2, activeRequests: 1 });
+  it('kvroute: the EPP scheduler with default weights; prefix wins at equal load, load wins against a partial hit', async () => {
     const pods = podIds.map((id) => new SimPod({ id, profile: PROFILE_A }));
     const p = new KvroutePolicy(ctx(pods));
+    expect(p.config.scheduling.weights).toMatchObject({ prefix: 3, queue: 2, kvCacheUtilization: 2, activeRequests: 1, sessionAffinity: 0 });
     const events: KvEventBatch[] = [];
     serve(pods[1] as SimPod, req(blocks(1, 40), 'a', 640), events);
     for (const b of events) await p.onKvEvents(1, b);
     expect(await p.pick(req(blocks(1, 40), 'b', 640), fleet())).toBe(1);
-    // pod 1 has the longest queue and most in-flight: 3·0.25 (10 of 40 blocks) < 2 + 1 lost
+    // pod 1 has the longest queue and all in-flight: 3·0.25 (10 of 40 blocks) < queue 2 + in-flight 1 lost
     const partial = req(blocks(1, 10).concat(blocks(900, 30)), 'c', 640);
     const loads: Partial<PodView>[] = [{}, { waiting: 8, inFlight: 8 }, {}, {}];
     expect(await p.pick(partial, fleet(loads))).not.toBe(1);
-    // full hit (3) still beats the queue penalty (2 + 1)? 3 + 0 + 2 + 0 = 5 vs 0 + 2 + 2 + 1 = 5: tie → random among them
+    // full hit: 3 + 0 + 2 + 0 = 5 vs 0 + 2 + 2 + 1 = 5 elsewhere: a tie, broken at random among all
     const picks = new Set<number>();
     for (let i = 0; i < 40; i++) picks.add(await p.pick(req(blocks(1, 40), `d${i}`, 640), fleet(loads)));
     expect(picks.has(1)).toBe(true);
     expect(picks.size).toBeGreaterThan(1);
+    // metrics older than metricsStalenessMs (500) are unknown to the scheduler
+    const stale = p.candidates(fleet([{ metricsAgeMs: 501, waiting: 3 }, { metricsAgeMs: 500, waiting: 3 }]));
+    expect(stale[0]?.metrics).toBeUndefined();
+    expect(stale[1]?.metrics).toMatchObject({ waiting: 3 });
   });
 
   it('every bench policy name builds', () => {
