@@ -96,6 +96,21 @@ describe('kvroute-epp hash: defaults, input shapes, modes', () => {
     expect(JSON.parse(r.stdout)).toHaveLength(4);
   });
 
+  test('a 100,000-token input gives 6,250 keys equal to the library', async () => {
+    const toks = Array.from({ length: 100_000 }, (_, i) => (i * 7919) % 151936);
+    const r = await run(['--block-size', '16'], JSON.stringify(toks));
+    const lib = createTokenProcessor({ algo: 'sha256_cbor', blockSize: 16, hashSeed: '42' }).blockKeys(toks);
+    expect(r.code).toBe(0);
+    const got = JSON.parse(r.stdout) as string[];
+    expect(got).toHaveLength(6250);
+    expect(got).toEqual(lib.map(String));
+  });
+
+  test('--block-size 1 hashes every token', async () => {
+    const r = await run(['--block-size', '1', '--algo', 'fast'], '[5,6,7]');
+    expect(JSON.parse(r.stdout)).toHaveLength(3);
+  });
+
   test('fewer tokens than a block print an empty array', async () => {
     expect(await run([], '[1,2,3]')).toEqual({ code: 0, stdout: '[]\n', stderr: '' });
   });
