@@ -2,7 +2,7 @@ import { mkdtempSync, mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreTokenizer, NO_OFFSET, TokenizationError, readTokenizerAssets } from '../../src/tokenization/index.js';
-import { LLAMA3_DIR } from './helpers.js';
+import { LLAMA3_DIR, TINY_DIR } from './helpers.js';
 
 let tok: CoreTokenizer;
 beforeAll(() => {
@@ -88,14 +88,14 @@ describe('tokenizer file errors', () => {
   it('rejects a bad tokenizer_config.json, and accepts a directory without one', () => {
     const cfg = join(dir, 'cfg');
     mkdirSync(cfg);
-    copyFileSync(join(LLAMA3_DIR, 'tokenizer.json'), join(cfg, 'tokenizer.json'));
+    copyFileSync(join(TINY_DIR, 'tokenizer.json'), join(cfg, 'tokenizer.json'));
     expect(readTokenizerAssets(cfg).config).toEqual({});
     writeFileSync(join(cfg, 'tokenizer_config.json'), 'nope');
     expect(() => readTokenizerAssets(cfg)).toThrow(/tokenizer_config\.json is not valid JSON/);
   });
 
   it('marks non-byte-level tokenizers as unsafe for the prefix store', () => {
-    const assets = readTokenizerAssets(LLAMA3_DIR);
+    const assets = readTokenizerAssets(TINY_DIR);
     const withNormalizer = new CoreTokenizer({ ...assets, tokenizerJson: { ...assets.tokenizerJson, normalizer: { type: 'NFC' } } });
     expect(withNormalizer.info.prefixSafe).toBe(false);
     expect(withNormalizer.info.prefixUnsafeReason).toMatch(/normalizer/);
