@@ -33,7 +33,7 @@
  * Why not a Map: keys are split into u32 halves through a shared BigUint64Array (no allocation, no
  * bigint→string). On a 1M-key index (bench section 1, loaded 2-core box) a Map<bigint> get costs
  * ~360–410 ns/key, a Map<string> get with the decimal conversion ~690–815 ns/key, and a full
- * lookupSync here (holders, LRU touch, result map) ~290–510 ns/key, at a third of the Map's memory.
+ * lookupSync here (holders, LRU touch, result map) ~290–510 ns/key.
  *
  * Recency: `lookup` touches every key it returns and `add` touches every key it writes; `evict`,
  * `clear` and `requestKeyFor` do not.
