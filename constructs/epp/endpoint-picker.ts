@@ -119,6 +119,13 @@ export class EndpointPicker extends Construct {
       timeoutSeconds: 2,
     });
 
+    const httpProbe = (path: string, periodSeconds: number, failureThreshold: number): k8s.Probe => ({
+      httpGet: { path, port: k8s.IntOrString.fromString(EppPortNames.http) },
+      periodSeconds,
+      failureThreshold,
+      timeoutSeconds: 2,
+    });
+
     this.deployment = new k8s.KubeDeployment(this, 'Deployment', {
       metadata: { name: props.name, labels },
       spec: {
@@ -158,9 +165,11 @@ export class EndpointPicker extends Construct {
                   requests: { cpu: k8s.Quantity.fromString(resources.cpu), memory: k8s.Quantity.fromString(resources.memory) },
                   limits: { memory: k8s.Quantity.fromString(resources.memory) },
                 },
-                startupProbe: grpcProbe('', 5, 60),
+                // Readiness = gRPC health (SERVING once the pool is synced and the tokenizer loaded);
+                // liveness = process alive (/healthz), so a slow API server or hub never restarts the EPP.
+                startupProbe: httpProbe('/healthz', 5, 24),
                 readinessProbe: grpcProbe('readiness', 5, 3),
-                livenessProbe: grpcProbe('liveness', 10, 3),
+                livenessProbe: httpProbe('/healthz', 10, 3),
                 securityContext: security.container(),
                 volumeMounts: [
                   { name: 'config', mountPath: EppConfigDir, readOnly: true },

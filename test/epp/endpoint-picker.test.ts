@@ -15,9 +15,9 @@ interface EppContainer {
   env: { name: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
   ports: { name: string; containerPort: number }[];
   resources: { requests: Record<string, string>; limits: Record<string, string> };
-  startupProbe: { grpc: { port: number; service: string } };
+  startupProbe: { httpGet: { path: string; port: string } };
   readinessProbe: { grpc: { port: number; service: string } };
-  livenessProbe: { grpc: { port: number; service: string } };
+  livenessProbe: { httpGet: { path: string; port: string } };
   securityContext: Record<string, unknown>;
   volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
 }
@@ -68,11 +68,11 @@ describe('EPP (defaults)', () => {
     expect(ann['sidecar.istio.io/inject']).toBe('false');
   });
 
-  it('gRPC health probes on 9003', () => {
+  it('readiness = gRPC health on 9003; liveness and startup = /healthz on the metrics port', () => {
     const c = container(dep);
     expect(c.readinessProbe.grpc).toEqual({ port: EppPorts.grpcHealth, service: 'readiness' });
-    expect(c.livenessProbe.grpc).toEqual({ port: EppPorts.grpcHealth, service: 'liveness' });
-    expect(c.startupProbe.grpc).toEqual({ port: EppPorts.grpcHealth, service: '' });
+    expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: EppPortNames.http });
+    expect(c.startupProbe.httpGet).toEqual({ path: '/healthz', port: EppPortNames.http });
   });
 
   it('resources: 2 CPU / 2Gi requested, memory limited', () => {
