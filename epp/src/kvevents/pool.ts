@@ -360,7 +360,7 @@ export class KvEventPool {
     await this.shardFor(endpoint).push(async () => {
       this.seqs.delete(endpoint);
       this.stale.delete(endpoint);
-      await this.applier.clearPod(endpoint);
+      await this.clearPod(endpoint);
     });
   }
 
@@ -450,7 +450,7 @@ export class KvEventPool {
       this.metrics.publisherRestart();
       this.logger.warn({ pod, dpRank: rank, seq: seq.toString(), last: last.toString() }, `KV-event sequence of ${pod} went back from ${last} to ${seq}: publisher restarted; clearing its entries`);
       this.stale.delete(pod);
-      await this.applier.clearPod(pod);
+      await this.clearPod(pod);
     } else if (seq > last + 1n) {
       await this.repair(pod, model, rank, last + 1n, seq, true);
     }
@@ -527,6 +527,15 @@ export class KvEventPool {
     for (const g of got) await this.applier.applyBatch(pod, model, g.batch);
   }
 
+  /** Clear a pod's entries; an index failure is counted and logged, never thrown. */
+  private async clearPod(pod: string): Promise<void> {
+    try {
+      await this.applier.clearPod(pod);
+    } catch (e) {
+      this.drop('apply_error', `clearing the entries of ${pod} failed: ${e instanceof Error ? e.message : String(e)}`, pod);
+    }
+  }
+
   private async markStale(pod: string, info: StaleInfo): Promise<void> {
     this.metrics.podStale();
     this.stale.set(pod, info);
@@ -536,7 +545,7 @@ export class KvEventPool {
         (this.gapPolicy === 'clear' ? 'clearing its index entries' : 'keeping its possibly stale entries') +
         '. Configure the pod replay endpoint (events.podReplayPort / vLLM replay_endpoint) to repair gaps.',
     );
-    if (this.gapPolicy === 'clear') await this.applier.clearPod(pod);
+    if (this.gapPolicy === 'clear') await this.clearPod(pod);
     try {
       this.opts.onStale?.(pod, info);
     } catch (e) {

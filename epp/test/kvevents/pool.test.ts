@@ -196,6 +196,27 @@ describe('KvEventPool (ingest path)', () => {
     expect(await counter(registry, KvEventsMetricNames.publisherRestarts)).toBe(0);
   });
 
+  it('an index that fails to clear is counted, and the batch is still applied', async () => {
+    const inner = new MemoryIndex({ memoryBudgetBytes: 8 << 20 });
+    const failing: Index = {
+      lookup: (k, p) => inner.lookup(k, p),
+      add: (e, r, x) => inner.add(e, r, x),
+      evict: (e, x) => inner.evict(e, x),
+      requestKeyFor: (e) => inner.requestKeyFor(e),
+      clear: () => Promise.reject(new Error('redis down')),
+      close: () => inner.close(),
+    };
+    const { pool, registry, held, logger } = mkPool({ index: failing });
+    const P = '10.0.0.1:8000';
+    await pool.ingest(frames(P, 0, [store(0, 0)]));
+    await pool.ingest(frames(P, 5, [store(0, 1, 0)])); // gap → stale → clear fails
+    await pool.idle();
+    expect(await counter(registry, KvEventsMetricNames.dropped, { reason: 'apply_error' })).toBe(1);
+    expect(await held(P, 2)).toBe(2);
+    expect(pool.lastSeq(P)).toBe(5n);
+    expect(logger.lines.filter((l) => l.level === 'error')).toEqual([]);
+  });
+
   it('removePod clears the pod after its queued batches', async () => {
     const { pool, held } = mkPool();
     const P = '10.0.0.1:8000';
