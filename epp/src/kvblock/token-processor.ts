@@ -107,7 +107,7 @@ interface PreparedExtra {
 function prepareExtra(algo: KeyAlgo, extra: BlockExtraKeys | undefined): PreparedExtra | undefined {
   if (extra === undefined || extra === null) return undefined;
   if (typeof extra !== 'object') {
-    throw new TokenProcessorError('extra', `${show(extra)} is not an object; pass { loraName?, cacheSalt?, mmInputs? } or undefined`);
+    throw new TokenProcessorError('extra', `${show(extra)} is not an object; pass { loraName?, loraId?, cacheSalt?, mmInputs? } or undefined`);
   }
   const { loraName, loraId, cacheSalt, mmInputs } = extra;
   if (loraName !== undefined && typeof loraName !== 'string') {

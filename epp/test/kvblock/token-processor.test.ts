@@ -488,3 +488,70 @@ describe('errors', () => {
     for (const p of procs(16)) expect(() => p.chainFromKey(k as BlockKey)).toThrow(/^key: .* is not a u64 block key; pass a bigint in \[0, 2\^64\)$/);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Randomized: the optimized paths equal the spec formula written naively with the generic encoder.
+// ---------------------------------------------------------------------------------------------
+
+describe('randomized against the naive spec formula (vllm-kv-spec.md §1.3–§1.6)', () => {
+  interface Mm {
+    identifier: string;
+    offset: number;
+    length: number;
+  }
+
+  /** generate_block_hash_extra_keys, literally: lora + overlapping mm (sorted) + salt on block 0. */
+  function naiveExtra(algo: KeyAlgo, e: BlockExtraKeys, start: number, end: number): CborValue {
+    const keys: CborValue[] = [];
+    const lora = algo === 'sha256_cbor_64bit' ? e.loraId : (e.loraName ?? e.loraId);
+    if (lora !== undefined) keys.push(lora);
+    const items = [...(e.mmInputs ?? [])].sort((a, b) => a.offset - b.offset);
+    for (const it of items) {
+      if (it.offset < end && it.offset + it.length > start) keys.push(algo === 'sha256_cbor_64bit' ? it.identifier : [it.identifier, it.offset - start]);
+    }
+    if (start === 0 && e.cacheSalt) keys.push(e.cacheSalt);
+    return keys.length > 0 ? keys : null;
+  }
+
+  function naiveKeys(algo: 'sha256_cbor' | 'sha256_cbor_64bit', seed: string, bs: number, toks: number[], e: BlockExtraKeys): bigint[] {
+    const out: bigint[] = [];
+    let parent: Uint8Array | bigint = algo === 'sha256_cbor' ? sha(encodeCanonical(seed)) : low64(encodeCanonical(seed));
+    for (let s = 0; s + bs <= toks.length; s += bs) {
+      const d = sha(encodeCanonical([parent, toks.slice(s, s + bs), naiveExtra(algo, e, s, s + bs)]));
+      out.push(d.readBigUInt64BE(24));
+      parent = algo === 'sha256_cbor' ? d : d.readBigUInt64BE(24);
+    }
+    return out;
+  }
+
+  test('200 random prompts, block sizes, seeds, LoRA, salts and multimodal items', () => {
+    const r = rng(2026);
+    for (let t = 0; t < 200; t++) {
+      const bs = 2 ** (r() % 6); // 1..32
+      const n = r() % (bs * 6 + 3);
+      const toks = Array.from({ length: n }, () => (r() % 4 === 0 ? r() : r() % 70000)); // all CBOR widths
+      const mmInputs: Mm[] = [];
+      let cursor = r() % 8;
+      for (let k = r() % 4; k > 0; k--) {
+        const length = 1 + (r() % (bs * 2));
+        mmInputs.push({ identifier: `img-${r() % 1000}-é`, offset: cursor, length });
+        cursor += length + (r() % 5);
+      }
+      if (r() % 2 === 0) mmInputs.reverse();
+      const e: BlockExtraKeys = {
+        ...(r() % 2 === 0 ? { loraName: `lora-${t}` } : {}),
+        ...(r() % 2 === 0 ? { loraId: r() % 70000 } : {}),
+        ...(r() % 2 === 0 ? { cacheSalt: r() % 5 === 0 ? '' : `salt-${r() % 100}` } : {}),
+        ...(mmInputs.length > 0 ? { mmInputs } : {}),
+      };
+      const seed = String(r() % 100);
+      const want = naiveKeys('sha256_cbor', seed, bs, toks, e);
+      expect(createTokenProcessor({ algo: 'sha256_cbor', blockSize: bs, hashSeed: seed }).blockKeys(toks, e)).toEqual(want);
+      if (e.loraName === undefined || e.loraId !== undefined) {
+        expect(createTokenProcessor({ algo: 'sha256_cbor_64bit', blockSize: bs, hashSeed: seed }).blockKeys(toks, e)).toEqual(
+          naiveKeys('sha256_cbor_64bit', seed, bs, toks, e),
+        );
+      }
+    }
+  });
+});
