@@ -243,6 +243,20 @@ export function runIndexContract(name: string, factory: () => Promise<Index>): v
       expect([...(await idx.lookup(r)).keys()]).toEqual([r[0], r[1]]);
     });
 
+    it('handles IPv6 endpoints and pod ids containing "|", ":" or "@"', async () => {
+      const idx = await make();
+      const r = keys(32, 2);
+      const odd = ['[fd00::1]:8000', 'p|odd:1', 'a@b:2'];
+      await idx.add([], r, odd.map(gpu));
+      expect(plain(await idx.lookup(r, new Set(['p|odd:1'])))).toEqual([
+        [r[0]?.toString(), ['p|odd:1|gpu']],
+        [r[1]?.toString(), ['p|odd:1|gpu']],
+      ]);
+      await idx.clear('p|odd:1');
+      expect((await idx.lookup(r, new Set(['p|odd:1']))).size).toBe(0);
+      expect(plain(await idx.lookup(r.slice(0, 1)))).toEqual([[r[0]?.toString(), ['[fd00::1]:8000|gpu', 'a@b:2|gpu']]]);
+    });
+
     it('round-trips the extreme key values 0 and 2^64-1', async () => {
       const idx = await make();
       const max = (1n << 64n) - 1n;
