@@ -547,11 +547,11 @@ describe('randomized against the naive spec formula (vllm-kv-spec.md §1.3–§1
       const seed = String(r() % 100);
       const want = naiveKeys('sha256_cbor', seed, bs, toks, e);
       expect(createTokenProcessor({ algo: 'sha256_cbor', blockSize: bs, hashSeed: seed }).blockKeys(toks, e)).toEqual(want);
-      if (e.loraName === undefined || e.loraId !== undefined) {
-        expect(createTokenProcessor({ algo: 'sha256_cbor_64bit', blockSize: bs, hashSeed: seed }).blockKeys(toks, e)).toEqual(
-          naiveKeys('sha256_cbor_64bit', seed, bs, toks, e),
-        );
-      }
+      // sha256_cbor_64bit needs the integer LoRA id; give it one when the case has only a name.
+      const e64: BlockExtraKeys = e.loraName !== undefined && e.loraId === undefined ? { ...e, loraId: t } : e;
+      expect(createTokenProcessor({ algo: 'sha256_cbor_64bit', blockSize: bs, hashSeed: seed }).blockKeys(toks, e64)).toEqual(
+        naiveKeys('sha256_cbor_64bit', seed, bs, toks, e64),
+      );
     }
   });
 });
