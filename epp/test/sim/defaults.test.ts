@@ -78,11 +78,14 @@ describe('simulator defaults', () => {
     // (chained ids: a prefix that differs inside the first 256 tokens has a different 16th id)
     expect(p.keyOf(req([...base.slice(0, 15), 999]))).not.toBe(p.keyOf(req(base)));
     const home = p.pick(req(base), fleet);
-    // total 2 in flight, bound ⌈3·1.25/3⌉ = 2: home with 2 in flight is over the bound
-    const loaded: FleetView = { ...fleet, pods: fleet.pods.map((x) => ({ ...x, inFlight: x.index === home ? 2 : 0 })) };
-    expect(p.pick(req(base), loaded)).not.toBe(home);
-    const ok: FleetView = { ...fleet, pods: fleet.pods.map((x) => ({ ...x, inFlight: x.index === home ? 1 : 0 })) };
-    expect(p.pick(req(base), ok)).toBe(home);
+    // 5 in flight: bound ⌈6·1.25/3⌉ = 3 (ε = 0 would give 2). Home with 2 stays (2 + 1 ≤ 3) …
+    const inFlight = (homeLoad: number, other: number): FleetView => ({
+      ...fleet,
+      pods: fleet.pods.map((x) => ({ ...x, inFlight: x.index === home ? homeLoad : other })),
+    });
+    expect(p.pick(req(base), { ...inFlight(2, 1), pods: inFlight(2, 1).pods.map((x) => (x.index === (home + 1) % 3 ? { ...x, inFlight: 2 } : x)) })).toBe(home);
+    // … home with 3 of 5 (3 + 1 > 3) goes to the next pod on the ring
+    expect(p.pick(req(base), inFlight(3, 1))).not.toBe(home);
   });
 
   it('approx-prefix: 16-token blocks, ≤ 256 matched, 31,250 entries per pod', () => {
