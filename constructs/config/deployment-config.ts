@@ -262,6 +262,8 @@ function crossFieldProblems(c: DeploymentConfig): Problem[] {
       message: 'block size must be a power of two (vLLM --block-size); use 16, 32 or 64',
     });
   }
+  const algo = hashAlgoProblem(c);
+  if (algo) p.push(algo);
   if (c.decode.replicas < 1) {
     p.push({ path: 'decode.replicas', value: c.decode.replicas, message: 'at least one decode pod is needed to serve traffic; set decode.replicas to 1 or more' });
   }
@@ -308,6 +310,31 @@ function crossFieldProblems(c: DeploymentConfig): Problem[] {
     p.push({ path: 'model.extraArgs', value: c.model.extraArgs, message: 'ModelService treats "{{" as a template; remove template markers from model.extraArgs' });
   }
   return p;
+}
+
+/** vLLM version of an official `vllm/vllm-openai:vX.Y.Z` image; undefined for other images (llm-d images carry their own versions). */
+export function vllmImageVersion(image: string): [number, number, number] | undefined {
+  const m = /(^|\/)vllm-openai:v?(\d+)\.(\d+)\.(\d+)/.exec(image);
+  return m ? [Number(m[2]), Number(m[3]), Number(m[4])] : undefined;
+}
+
+const atLeast = (v: readonly number[], min: readonly number[]): boolean => {
+  for (let i = 0; i < min.length; i++) if ((v[i] ?? 0) !== min[i]) return (v[i] ?? 0) > min[i];
+  return true;
+};
+
+/** vLLM offers sha256_cbor from v0.10.2 on, and dropped sha256_cbor_64bit there. */
+function hashAlgoProblem(c: DeploymentConfig): Problem | undefined {
+  const v = vllmImageVersion(c.images.vllm);
+  if (!v) return undefined;
+  const shown = v.join('.');
+  if (atLeast(v, [0, 10, 2]) && c.kvCache.hashAlgo === 'sha256_cbor_64bit') {
+    return { path: 'kvCache.hashAlgo', value: c.kvCache.hashAlgo, message: `vLLM ${shown} (images.vllm) no longer offers sha256_cbor_64bit; use hashAlgo: "sha256_cbor"` };
+  }
+  if (!atLeast(v, [0, 10, 2]) && c.kvCache.hashAlgo === 'sha256_cbor') {
+    return { path: 'kvCache.hashAlgo', value: c.kvCache.hashAlgo, message: `vLLM ${shown} (images.vllm) has no sha256_cbor (added in v0.10.2); use hashAlgo: "sha256_cbor_64bit" or a newer vLLM image` };
+  }
+  return undefined;
 }
 
 function valueAt(input: unknown, path: readonly (string | number)[]): unknown {

@@ -7,6 +7,7 @@ import {
   type DeploymentConfigInput,
   loadDeploymentConfig,
   parseDeploymentConfig,
+  vllmImageVersion,
 } from '../../constructs/config/deployment-config.js';
 import { eppPackageVersion } from '../../constructs/config/epp-version.js';
 
@@ -107,6 +108,8 @@ describe('parseDeploymentConfig errors name field, value and fix', () => {
     ['ext_proc body mode NONE', { gateway: { bodyMode: 'NONE' } }, [/gateway\.bodyMode/, /FULL_DUPLEX_STREAMED/, /got "NONE"/]],
     ['hash algo builtin (the seed mistake)', { kvCache: { hashAlgo: 'builtin' } }, [/kvCache\.hashAlgo/, /sha256_cbor/, /got "builtin"/]],
     ['bad quantity', { decode: { resources: { cpu: 'four', memory: '16Gi' } } }, [/decode\.resources\.cpu/, /quantity/, /got "four"/]],
+    ['sha256_cbor_64bit on a vLLM that dropped it', { kvCache: { hashAlgo: 'sha256_cbor_64bit' } }, [/kvCache\.hashAlgo/, /vLLM 0\.11\.0/, /use hashAlgo: "sha256_cbor"/]],
+    ['sha256_cbor on a vLLM before 0.10.2', { images: { vllm: 'vllm/vllm-openai:v0.10.0' } }, [/kvCache\.hashAlgo/, /vLLM 0\.10\.0/, /sha256_cbor_64bit/]],
     ['PVC cache with ModelService', { workloadMode: 'modelservice', model: { cache: { type: 'pvc', claimName: 'models' } } }, [/model\.cache\.type/, /ModelService/, /emptyDir/]],
   ];
   it.each(cases)('%s', (_name, input, patterns) => {
@@ -129,6 +132,18 @@ describe('parseDeploymentConfig errors name field, value and fix', () => {
   it('several EPP replicas are fine with Redis or with connect mode', () => {
     expect(parseDeploymentConfig({ epp: { replicas: 3 }, redis: { enabled: true } }).epp.replicas).toBe(3);
     expect(parseDeploymentConfig({ epp: { replicas: 3, eventsMode: 'connect' } }).epp.eventsMode).toBe('connect');
+  });
+});
+
+describe('vllmImageVersion', () => {
+  it('reads official vllm-openai tags only', () => {
+    expect(vllmImageVersion('vllm/vllm-openai:v0.11.0')).toEqual([0, 11, 0]);
+    expect(vllmImageVersion('registry.local:5000/mirror/vllm-openai:0.10.2')).toEqual([0, 10, 2]);
+    expect(vllmImageVersion('ghcr.io/llm-d/llm-d:v0.2.0')).toBeUndefined();
+  });
+  it('an older vLLM with sha256_cbor_64bit, and an unknown image with either algo, are accepted', () => {
+    expect(parseDeploymentConfig({ images: { vllm: 'vllm/vllm-openai:v0.10.0' }, kvCache: { hashAlgo: 'sha256_cbor_64bit' } }).kvCache.hashAlgo).toBe('sha256_cbor_64bit');
+    expect(parseDeploymentConfig({ images: { vllm: 'ghcr.io/llm-d/llm-d:v0.2.0' }, kvCache: { hashAlgo: 'sha256_cbor_64bit' } }).kvCache.hashAlgo).toBe('sha256_cbor_64bit');
   });
 });
 
