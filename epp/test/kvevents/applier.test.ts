@@ -3,9 +3,10 @@ import { MemoryIndex } from '../../src/kvblock/memory-index.js';
 import { createTokenProcessor } from '../../src/kvblock/token-processor.js';
 import type { BlockKey } from '../../src/kvblock/types.js';
 import { EventApplier, type EventApplierOptions } from '../../src/kvevents/applier.js';
+import { decodeKvEventBatch } from '../../src/kvevents/decoder.js';
 import { KvEventsMetricNames, createPromKvEventsMetrics } from '../../src/kvevents/observe.js';
 import type { BlockStoredEvent, KvEvent } from '../../src/kvevents/types.js';
-import { counter, hashCase, range, recordingLogger } from './helpers.js';
+import { counter, fixtures, hashCase, range, recordingLogger } from './helpers.js';
 
 const MODEL = 'meta-llama/Llama-3.2-1B';
 const POD = '10.0.0.1:8000';
@@ -212,6 +213,21 @@ describe('EventApplier: engine-hash mismatch detection', () => {
     expect(await counter(registry, KvEventsMetricNames.hashChecks)).toBe(1);
     expect(await counter(registry, KvEventsMetricNames.hashMismatch)).toBe(0);
     expect(logger.lines.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+
+  it.each(['array_like_events', 'map_events__', 'map_events_bytes_hashes'])('vLLM vector payload %s: decoded, applied, hashes verified', async (name) => {
+    const { applier, registry, held, index } = setup({ hashCheck: { sampleEvery: 1 } });
+    const hex = fixtures.kv_event_payloads.find((p) => p.name.startsWith(name))?.payload_hex as string;
+    const r = decodeKvEventBatch(Buffer.from(hex, 'hex'));
+    if (!r.ok) throw new Error(r.detail);
+    // the vector batch is [BlockStored(2 blocks), BlockRemoved(block 0), AllBlocksCleared]; apply the store alone first
+    await applier.applyBatch(POD, MODEL, { ts: r.batch.ts, events: r.batch.events.slice(0, 1) });
+    expect(await held(c42.tokens.slice(0, 32))).toBe(2);
+    expect(await index.requestKeyFor(BigInt(c42.sha256_cbor_u64[1] as string))).toBeDefined();
+    expect(await counter(registry, KvEventsMetricNames.hashChecks)).toBe(1);
+    expect(await counter(registry, KvEventsMetricNames.hashMismatch)).toBe(0);
+    await applier.applyBatch(POD, MODEL, { ts: r.batch.ts, events: r.batch.events.slice(1) });
+    expect(await held(c42.tokens.slice(0, 32))).toBe(0);
   });
 
   it('flags a PYTHONHASHSEED mismatch', async () => {

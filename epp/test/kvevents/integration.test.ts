@@ -185,6 +185,26 @@ describe('KvEventPool over real ZeroMQ', () => {
     expect(r.pool.stalePods().get(P)?.cause).toContain('1 undecodable batch(es) in seq 1..1');
   });
 
+  it('a replay buffer that no longer holds the whole gap: partial repair, then stale', async () => {
+    const r = await rig({ gapPolicy: 'keep' });
+    const P = '10.0.0.1:8000';
+    const a = new VllmPublisher({ endpoint: r.pool.endpoint as string, topic: `kv@${P}@${MODEL}`, replayEndpoint: 'tcp://127.0.0.1:*', bufferSteps: 2 });
+    await a.start();
+    r.pubs.push(a);
+    await a.waitForSubscribers();
+    r.pool.addPod(P, undefined, a.replayAddress);
+    await a.publish([chain(0, 0, 1, h(0))]);
+    for (let i = 1; i < 4; i++) await a.publish([chain(0, i, i + 1, h(0))], { drop: true }); // seq 1..3 lost; buffer keeps 2..3
+    await a.publish([chain(0, 4, 5, h(0))]); // buffer now 3..4
+    await waitFor(() => r.pool.lastSeq(P) === 4n, 'seq 4');
+    await r.pool.idle();
+    expect(await counter(r.registry, KvEventsMetricNames.seqGaps, { outcome: 'partially_replayed' })).toBe(1);
+    expect(await counter(r.registry, KvEventsMetricNames.replayRequests, { result: 'incomplete' })).toBe(1);
+    expect(r.pool.stalePods().get(P)).toMatchObject({ missing: 2n });
+    expect(r.pool.stalePods().get(P)?.cause).toContain('no longer holds seq 1..3');
+    expect(await r.held(P, 0, 5)).toBe(1); // block 1 never came back, so the chain breaks there
+  });
+
   it('without a replay socket a gap marks the pod stale and clears its entries', async () => {
     const stale: StaleInfo[] = [];
     const r = await rig({ onStale: (_p, i) => stale.push(i) });
