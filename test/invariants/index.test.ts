@@ -15,6 +15,6 @@ describe('checkInvariants', () => {
   });
 
   it('lists the invariants by name', () => {
-    expect(Object.keys(INVARIANTS)).toHaveLength(17);
+    expect(Object.keys(INVARIANTS)).toHaveLength(18);
   });
 });

@@ -5,6 +5,7 @@ import { eppAndRedisRestricted, noSecretLiterals } from './security.js';
 import { namedPortsExist, networkPolicyPeersExist, selectorsMatchPods, workloadSelectorsMatchTemplates } from './selectors.js';
 import { gpuRequestsEqualLimits, kvEventsReachEpp, modelServiceEnvSurvivesOperator, modelServiceInitContainersExit, vllmMatchesEppConfig } from './vllm.js';
 import { networkPoliciesAllowRequiredTraffic } from './network.js';
+import { eppWiring } from './epp.js';
 
 export type { Invariant, Manifest, Violation } from './model.js';
 
@@ -27,6 +28,7 @@ export const INVARIANTS: Readonly<Record<string, Invariant>> = {
   networkPoliciesAllowRequiredTraffic,
   noSecretLiterals,
   eppAndRedisRestricted,
+  eppWiring,
 };
 
 /** Run every invariant; [] when all hold. */
