@@ -67,6 +67,11 @@ export function readTokenizerAssets(dir: string): TokenizerAssets {
   return { dir, tokenizerJson, config };
 }
 
+/** Only tokenizer_config.json of `dir` (`{}` when absent); tokenizer.json is left to the workers. */
+export function readTokenizerConfig(dir: string): Record<string, unknown> {
+  return readJson(join(dir, 'tokenizer_config.json'), false) ?? {};
+}
+
 /** A special token in tokenizer_config.json: a string or an AddedToken object `{content}`. */
 export function tokenContent(v: unknown): string | undefined {
   if (typeof v === 'string') return v;

@@ -17,7 +17,7 @@
 import type { EppConfig } from '../contract/config.js';
 import type { Logger } from '../util/logger.js';
 import { ChatTemplate, type ChatMessage, type ChatRenderOptions } from './chat.js';
-import { CoreTokenizer, type Encoded, type TokenizerInfo, readTokenizerAssets } from './core.js';
+import { CoreTokenizer, type Encoded, type TokenizerInfo, readTokenizerAssets, readTokenizerConfig } from './core.js';
 import { TokenizationError, show } from './errors.js';
 import { downloadTokenizer } from './hub.js';
 import { type Encoder, TokenizerPool } from './pool.js';
@@ -184,13 +184,14 @@ export class Tokenization {
     } else {
       throw new TokenizationError('tokenizer_unavailable', 'no tokenizer source: set tokenizer.path (a directory with tokenizer.json) or tokenizer.hfRepo ("org/name")');
     }
-    // The main thread reads the files once too: it needs the chat template, and a bad file
-    // gives its error here instead of in every worker.
-    const assets = readTokenizerAssets(dir);
-    const chatTemplate = ChatTemplate.fromConfig(assets.config);
+    // In-thread: load everything here. With workers: the main thread only needs the chat template
+    // (tokenizer_config.json); each worker parses tokenizer.json and a bad file fails the start.
     const workers = opts.workers ?? 2;
-    const encoder: Encoder =
-      workers === 0 ? new InThreadEncoder(new CoreTokenizer(assets)) : await TokenizerPool.start({ dir, workers, ...(opts.maxQueue !== undefined ? { maxQueue: opts.maxQueue } : {}) });
+    const assets = workers === 0 ? readTokenizerAssets(dir) : undefined;
+    const chatTemplate = ChatTemplate.fromConfig(assets?.config ?? readTokenizerConfig(dir));
+    const encoder: Encoder = assets
+      ? new InThreadEncoder(new CoreTokenizer(assets))
+      : await TokenizerPool.start({ dir, workers, ...(opts.maxQueue !== undefined ? { maxQueue: opts.maxQueue } : {}) });
     const info = encoder.info;
     const bytes = opts.prefixStoreBytes ?? 64 * 1024 * 1024;
     let store: PrefixStore | undefined;

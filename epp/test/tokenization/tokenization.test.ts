@@ -218,6 +218,16 @@ describe('lifecycle and config', () => {
     await expect(Tokenization.create({})).rejects.toThrow(/no tokenizer source: set tokenizer\.path .* or tokenizer\.hfRepo/);
   });
 
+  it('fails to start on bad files, with or without workers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvroute-badfiles-'));
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: '{% for m in messages %}' }));
+    // tokenizer.json missing: reported by the in-thread loader and by the workers alike.
+    await expect(Tokenization.create({ path: dir, workers: 0 })).rejects.toThrow(/tokenizer\.json does not exist/);
+    await expect(Tokenization.create({ path: dir, workers: 1 })).rejects.toThrow(/chat template does not parse/);
+    copyFileSync(join(TINY_DIR, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+    await expect(Tokenization.create({ path: dir, workers: 1 })).rejects.toMatchObject({ code: 'tokenizer_unavailable', message: expect.stringMatching(/tokenizer\.json does not exist/) });
+  });
+
   it('builds from the EPP config', async () => {
     const cfg = parseEppConfig({ model: 'm', tokenizer: { path: TINY_DIR, workers: 1, prefixStoreBytes: 0 } });
     const c = await Tokenization.fromConfig(cfg);
