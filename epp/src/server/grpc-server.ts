@@ -114,6 +114,16 @@ class MalformedFrame {
   constructor(readonly reason: string) {}
 }
 
+/** `ExtProcStartOptions` with every default filled in. */
+export function resolveStartOptions(so: ExtProcStartOptions = {}): { grpcPort: number; healthPort: number | null; host: string; tls: ExtProcTls } {
+  return {
+    grpcPort: so.grpcPort ?? EppPorts.grpc,
+    healthPort: so.healthPort === undefined ? EppPorts.grpcHealth : so.healthPort,
+    host: so.host ?? '0.0.0.0',
+    tls: so.tls ?? { mode: 'off' },
+  };
+}
+
 function bindAsync(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port)));
@@ -170,8 +180,7 @@ export class ExtProcServer {
 
   async start(so: ExtProcStartOptions = {}): Promise<ExtProcBound> {
     if (this.main) throw new Error('ExtProcServer.start() called twice; stop() it first or create a new server');
-    const host = so.host ?? '0.0.0.0';
-    const tls = so.tls ?? { mode: 'off' };
+    const { host, tls, grpcPort: wantGrpcPort, healthPort: hp } = resolveStartOptions(so);
     const protos = loadProtos();
     let creds = grpc.ServerCredentials.createInsecure();
     let certPem: string | undefined;
@@ -203,11 +212,10 @@ export class ExtProcServer {
     const main = new grpc.Server(serverOptions);
     main.addService(this.processService(protos.extProcService), { Process: (call: grpc.ServerDuplexStream<ProcessingRequest | MalformedFrame, ProcessingResponse>) => this.process(call) });
     main.addService(protos.healthService, this.healthHandlers());
-    const grpcPort = await bindAsync(main, hostPort(host, so.grpcPort ?? EppPorts.grpc), creds);
+    const grpcPort = await bindAsync(main, hostPort(host, wantGrpcPort), creds);
     this.main = main;
 
     let healthPort: number | undefined;
-    const hp = so.healthPort === undefined ? EppPorts.grpcHealth : so.healthPort;
     if (hp !== null) {
       const health = new grpc.Server({ 'grpc.enable_channelz': 0 });
       health.addService(protos.healthService, this.healthHandlers());
