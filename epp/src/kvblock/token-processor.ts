@@ -29,13 +29,14 @@
  *   LoRA (`loraName`, or `loraId` where vLLM used `lora_int_id`), then every multimodal item that
  *   overlaps the block as `[identifier, offset - blockStart]` (negative when the item began in an
  *   earlier block; `sha256_cbor_64bit` uses the identifier alone, as vLLM 0.10 did), then
- *   `cacheSalt` on block 0 of the request only. No key → CBOR null.
+ *   `cacheSalt` on block 0 of the request only. No key → CBOR null. Or, with `engineExtraKeys`
+ *   (a BlockStored event's `extra_keys`), each block's keys exactly as vLLM reported them.
  *
  * With a `parent` chain state the tokens continue an earlier sequence: block and multimodal
  * offsets are relative to `tokens[0]`, and `cacheSalt` is not applied (block 0 came before).
  */
 import * as nodeCrypto from 'node:crypto';
-import { CborWriter, encodeCanonical } from './cbor.js';
+import { CborWriter, encodeCanonical, type CborValue } from './cbor.js';
 import { fnv1a64, toBigInt, u64Out } from './hash-fast.js';
 import type { BlockExtraKeys, BlockKey, ChainState, KeyAlgo, TokenProcessor, TokenProcessorOptions } from './types.js';
 
@@ -102,14 +103,54 @@ interface PreparedExtra {
   readonly lora: number | Uint8Array | undefined;
   readonly salt: Uint8Array | undefined;
   readonly mm: readonly MmItem[];
+  /** engineExtraKeys: the verbatim per-block keys (null = none), replacing the fields above. */
+  readonly raw?: readonly (readonly CborValue[] | null)[];
+}
+
+/** Why `v` is not a CBOR value this encoder writes, or undefined when it is one. */
+function cborProblem(v: unknown, depth = 0): string | undefined {
+  if (v === null || typeof v === 'string' || v instanceof Uint8Array) return undefined;
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? undefined : `${show(v)} is not an integer`;
+  if (typeof v === 'bigint') return v >= -(1n << 64n) && v < 1n << 64n ? undefined : `${show(v)} does not fit in 64 bits`;
+  if (Array.isArray(v)) {
+    if (depth > 8) return 'nests deeper than 8 arrays';
+    for (const item of v as unknown[]) {
+      const p = cborProblem(item, depth + 1);
+      if (p !== undefined) return p;
+    }
+    return undefined;
+  }
+  return `${show(v)} is not a string, integer, bytes, null or array`;
+}
+
+function prepareRaw(raw: unknown, others: boolean): PreparedExtra {
+  if (others) {
+    throw new TokenProcessorError(
+      'extra.engineExtraKeys',
+      'is set together with loraName/loraId/cacheSalt/mmInputs; it replaces them, so pass one or the other',
+    );
+  }
+  if (!Array.isArray(raw)) {
+    throw new TokenProcessorError('extra.engineExtraKeys', `${show(raw)} is not an array; pass BlockStored.extra_keys (one entry per block)`);
+  }
+  (raw as unknown[]).forEach((entry, i) => {
+    const problem = entry === null ? undefined : Array.isArray(entry) ? cborProblem(entry) : `${show(entry)} is neither null nor an array`;
+    if (problem !== undefined) {
+      throw new TokenProcessorError(`extra.engineExtraKeys[${i}]`, `${problem}; pass the entry of BlockStored.extra_keys as decoded`);
+    }
+  });
+  return { lora: undefined, salt: undefined, mm: [], raw: raw as (readonly CborValue[] | null)[] };
 }
 
 function prepareExtra(algo: KeyAlgo, extra: BlockExtraKeys | undefined): PreparedExtra | undefined {
   if (extra === undefined || extra === null) return undefined;
   if (typeof extra !== 'object') {
-    throw new TokenProcessorError('extra', `${show(extra)} is not an object; pass { loraName?, loraId?, cacheSalt?, mmInputs? } or undefined`);
+    throw new TokenProcessorError('extra', `${show(extra)} is not an object; pass { loraName?, loraId?, cacheSalt?, mmInputs? }, { engineExtraKeys } or undefined`);
   }
-  const { loraName, loraId, cacheSalt, mmInputs } = extra;
+  const { loraName, loraId, cacheSalt, mmInputs, engineExtraKeys } = extra;
+  if (engineExtraKeys !== undefined) {
+    return prepareRaw(engineExtraKeys, loraName !== undefined || loraId !== undefined || cacheSalt !== undefined || mmInputs !== undefined);
+  }
   if (loraName !== undefined && typeof loraName !== 'string') {
     throw new TokenProcessorError('extra.loraName', `${show(loraName)} is not a string; pass the LoRA adapter name (vLLM lora_name)`);
   }
@@ -164,10 +205,19 @@ function prepareExtra(algo: KeyAlgo, extra: BlockExtraKeys | undefined): Prepare
  * Writes the extra keys of block [start, end) (or null) and returns whether any key was written.
  * `first` is true for the request's block 0.
  */
-function writeExtra(w: CborWriter, algo: KeyAlgo, ex: PreparedExtra | undefined, start: number, end: number, first: boolean): boolean {
+function writeExtra(w: CborWriter, algo: KeyAlgo, ex: PreparedExtra | undefined, start: number, end: number, first: boolean, block: number): boolean {
   if (ex === undefined) {
     w.null();
     return false;
+  }
+  if (ex.raw !== undefined) {
+    const v = ex.raw[block];
+    if (v === null) {
+      w.null();
+      return false;
+    }
+    w.value(v);
+    return true;
   }
   // MM items overlapping [start, end); they are sorted by offset, so stop at the first one past the block.
   let mmCount = 0;
@@ -248,6 +298,12 @@ abstract class BaseProcessor implements TokenProcessor {
     checkTokens(tokens, tokens.length); // the unhashed tail too: bad input is bad input
     if (parent !== undefined) this.checkParent(parent);
     const ex = prepareExtra(this.algo, extra);
+    if (ex?.raw !== undefined && ex.raw.length < nBlocks) {
+      throw new TokenProcessorError(
+        'extra.engineExtraKeys',
+        `has ${ex.raw.length} entries for ${nBlocks} full blocks; pass one entry (null or an array) per block`,
+      );
+    }
     return this.run(tokens, nBlocks, ex, parent);
   }
 
@@ -296,7 +352,7 @@ class Sha256CborProcessor extends BaseProcessor {
     for (let b = 0; b < nBlocks; b++) {
       const start = b * bs;
       w.reset().array(3).bytes(prev).uintArray(tokens, start, start + bs);
-      writeExtra(w, this.algo, ex, start, start + bs, b === 0 && parent === undefined);
+      writeExtra(w, this.algo, ex, start, start + bs, b === 0 && parent === undefined, b);
       const d = sha256(w.view());
       keys[b] = d.readBigUInt64BE(24);
       prev = d;
@@ -336,7 +392,7 @@ class Sha256Cbor64Processor extends BaseProcessor {
         at = 0;
       }
       w.reset().array(3).uint64BE(prev, at).uintArray(tokens, start, start + bs);
-      writeExtra(w, this.algo, ex, start, start + bs, b === 0 && parent === undefined);
+      writeExtra(w, this.algo, ex, start, start + bs, b === 0 && parent === undefined, b);
       prev = sha256(w.view());
       at = 24;
       keys[b] = bytesToU64(prev, at);
@@ -403,7 +459,7 @@ class FastProcessor extends BaseProcessor {
       let len = tokenBytes;
       if (ex !== undefined) {
         const w = this.w.reset();
-        if (writeExtra(w, this.algo, ex, start, start + bs, b === 0 && parent === undefined)) {
+        if (writeExtra(w, this.algo, ex, start, start + bs, b === 0 && parent === undefined, b)) {
           const v = w.view();
           fnv1a64(v, v.length, this.exOut);
           const eh = this.exOut[0];

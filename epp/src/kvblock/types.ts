@@ -29,6 +29,14 @@ export interface BlockExtraKeys {
   readonly cacheSalt?: string;
   /** Multimodal inputs: identifier and token offset range [start, start+length). */
   readonly mmInputs?: readonly { readonly identifier: string; readonly offset: number; readonly length: number }[];
+  /**
+   * The exact extra keys of each block, as vLLM reports them in `BlockStored.extra_keys`
+   * (≥ ~v0.17; decoded msgpack: null, or an array of strings, integers, bytes and nested arrays).
+   * Entry i is used verbatim for block i of the call, instead of deriving the keys from the fields
+   * above (which must then be unset). Lets a subscriber recompute engine hashes with multimodal,
+   * cache_salt or prompt-embeds keys it could not otherwise know.
+   */
+  readonly engineExtraKeys?: readonly unknown[];
 }
 
 /** Hash modes: vLLM's two CBOR/SHA-256 chains, and the index's own fast request keys. */

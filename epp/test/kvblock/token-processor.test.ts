@@ -555,3 +555,43 @@ describe('randomized against the naive spec formula (vllm-kv-spec.md §1.3–§1
     }
   });
 });
+
+describe('engineExtraKeys: the per-block extra keys of a BlockStored event, verbatim', () => {
+  const c = vectors.cases.find((x) => x.name.startsWith('extra_keys')) as VectorCase;
+  const blocks = (c.sha256_cbor.blocks as (CborBlock & { extra_keys: unknown })[]).map((b) => b.extra_keys);
+
+  test('the extra-keys vector reproduces from the event form alone (LoRA, mm with negative offset, salt)', () => {
+    const tp = createTokenProcessor({ algo: 'sha256_cbor', blockSize: 16, hashSeed: c.PYTHONHASHSEED });
+    expect(tp.blockKeys(c.tokens, { engineExtraKeys: blocks }).map(String)).toEqual(c.sha256_cbor.blocks.map((b) => b.event_u64.dec));
+  });
+
+  test('null entries are blocks without keys; equals deriving the same keys, in every mode', () => {
+    const toks = randomTokens(48, 5);
+    for (const algo of KEY_ALGOS) {
+      const tp = createTokenProcessor({ algo, blockSize: 16, hashSeed: '1', model: 'm' });
+      expect(tp.blockKeys(toks, { engineExtraKeys: [null, null, null] })).toEqual(tp.blockKeys(toks));
+      expect(tp.blockKeys(toks, { engineExtraKeys: [[7, 'salt'], [7], [7]] })).toEqual(tp.blockKeys(toks, { loraId: 7, cacheSalt: 'salt' }));
+    }
+  });
+
+  test('bytes (prompt-embeds digests) and bigints are hashed as CBOR bytes and integers', () => {
+    const toks = randomTokens(16, 6);
+    const digest = new Uint8Array(32).fill(3);
+    const tp = createTokenProcessor({ algo: 'sha256_cbor', blockSize: 16, hashSeed: '1' });
+    expect(tp.blockKeys(toks, { engineExtraKeys: [[digest, 2n ** 63n]] })).toEqual([
+      low64(encodeCanonical([noneHash('1'), toks, [digest, 2n ** 63n]])),
+    ]);
+  });
+
+  test.each<[string, BlockExtraKeys, RegExp]>([
+    ['mixed with derived fields', { engineExtraKeys: [null], loraName: 'x' }, /^extra\.engineExtraKeys: is set together with loraName\/loraId\/cacheSalt\/mmInputs; it replaces them, so pass one or the other$/],
+    ['not an array', { engineExtraKeys: 'x' as unknown as unknown[] }, /^extra\.engineExtraKeys: "x" is not an array; pass BlockStored\.extra_keys/],
+    ['entry not null or array', { engineExtraKeys: [null, 'x'] }, /^extra\.engineExtraKeys\[1\]: "x" is neither null nor an array; pass the entry of BlockStored\.extra_keys as decoded$/],
+    ['float inside', { engineExtraKeys: [[1.5]] }, /^extra\.engineExtraKeys\[0\]: 1\.5 is not an integer/],
+    ['object inside', { engineExtraKeys: [[{ a: 1 }]] }, /^extra\.engineExtraKeys\[0\]: \[object Object\] is not a string, integer, bytes, null or array/],
+    ['too few entries', { engineExtraKeys: [null] }, /^extra\.engineExtraKeys: has 1 entries for 2 full blocks; pass one entry \(null or an array\) per block$/],
+  ])('%s', (_n, extra, msg) => {
+    const tp = createTokenProcessor({ algo: 'sha256_cbor', blockSize: 16, hashSeed: '1' });
+    expect(() => tp.blockKeys(randomTokens(40, 1), extra)).toThrow(msg);
+  });
+});
