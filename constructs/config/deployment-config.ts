@@ -36,7 +36,10 @@ const ResourcesSchema = z.object({
 
 const SecretKeyRefSchema = z.object({
   /** Secret name (created outside this repo: values never enter dist/). */
-  name: dnsLabel.or(z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Secret name')),
+  name: z
+    .string()
+    .max(253)
+    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Secret name (lower-case letters, digits, "-" and ".")'),
   /** Key inside the Secret. */
   key: z.string().min(1),
 });
@@ -185,7 +188,10 @@ const MonitoringSchema = z.object({
 const ArgoCdSchema = z.object({
   enabled: z.boolean().default(true),
   /** Git repository holding dist/. */
-  repoURL: z.string().min(1).default('https://github.com/kvroute/kvroute.git'),
+  repoURL: z
+    .string()
+    .regex(/^(https?:\/\/|git@|ssh:\/\/)/, 'must be a git URL: https://..., ssh://... or git@host:org/repo.git')
+    .default('https://github.com/kvroute/kvroute.git'),
   /** Branch, tag or commit. */
   targetRevision: z.string().min(1).default('main'),
   /** Path of the synthesized manifests in the repo. */
