@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -111,6 +111,17 @@ describe('downloadTokenizer', () => {
   it('rejects a malformed repo id', async () => {
     await expect(downloadTokenizer({ repo: 'not a repo', baseUrl: base, cacheDir: cache() })).rejects.toThrow(/hfRepo "not a repo" is not a Hugging Face repo id: use "org\/name"/);
     await expect(downloadTokenizer({ repo: '../etc', baseUrl: base, cacheDir: cache() })).rejects.toThrow(/not a Hugging Face repo id/);
+  });
+
+  it('caches under /tmp/kvroute-tokenizers by default', async () => {
+    const repo = `org/tiny`;
+    const expected = join('/tmp/kvroute-tokenizers', 'org--tiny', `rev-${process.pid}`);
+    try {
+      expect(await downloadTokenizer({ repo, revision: `rev-${process.pid}`, baseUrl: base })).toBe(expected);
+      expect(existsSync(join(expected, 'tokenizer.json'))).toBe(true);
+    } finally {
+      rmSync(expected, { recursive: true, force: true });
+    }
   });
 
   it('documents the default cache directory layout', () => {

@@ -61,6 +61,19 @@ describe('TokenizerPool', () => {
     expect(outcomes.every((o) => o === 'ok' || o === 'shed')).toBe(true);
   });
 
+  it('queues up to 4096 requests by default', async () => {
+    const p = await TokenizerPool.start({ dir: TINY_DIR, workers: 1 });
+    try {
+      const all = Array.from({ length: 4100 }, () => p.encode('a b').then(() => 'ok', (e: TokenizationError) => e.code));
+      const outcomes = await Promise.all(all);
+      // 1 request goes straight to the worker, 4096 wait, the rest are shed.
+      expect(outcomes.filter((o) => o === 'ok')).toHaveLength(4097);
+      expect(outcomes.filter((o) => o === 'shed')).toHaveLength(3);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('replaces a worker that dies and keeps serving', async () => {
     await pool.terminateOne();
     const r = await Promise.all([pool.encode('Hello world'), pool.encode('The quick brown fox')]);
