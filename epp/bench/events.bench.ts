@@ -11,8 +11,10 @@
 import { Worker } from 'node:worker_threads';
 import { Unpackr } from 'msgpackr';
 import { MemoryIndex } from '../src/kvblock/memory-index.js';
+import { createTokenProcessor } from '../src/kvblock/token-processor.js';
 import { decodeKvEventBatch } from '../src/kvevents/decoder.js';
 import { KvEventPool } from '../src/kvevents/pool.js';
+import type { BlockStoredEvent } from '../src/kvevents/types.js';
 import { type PubEvent, encodeBatch, seqFrame } from '../test/support/vllm-publisher.js';
 
 function arg(name: string, def: number): number {
@@ -98,6 +100,28 @@ async function main(): Promise<void> {
   t = performance.now();
   for (const m of msgs) if (!decodeKvEventBatch(m.payload).ok) throw new Error('bench payload did not decode');
   row('decode (unpack + validate)', performance.now() - t);
+
+  // the two halves of applying: request keys (fast TokenProcessor) and the index writes
+  const decoded = msgs.map((m) => {
+    const r = decodeKvEventBatch(m.payload);
+    if (!r.ok) throw new Error(r.detail);
+    return r.batch.events.filter((e): e is BlockStoredEvent => e.type === 'BlockStored');
+  });
+  const tp = createTokenProcessor({ algo: 'fast', blockSize: 16, hashSeed: '42', model: MODEL });
+  t = performance.now();
+  const keys = decoded.map((evs) => evs.map((e) => tp.blockKeys(e.tokenIds)));
+  row('request keys alone (fast TokenProcessor)', performance.now() - t);
+  {
+    const index = new MemoryIndex({ memoryBudgetBytes: 2 * 1024 * 1024 * 1024 });
+    t = performance.now();
+    for (let b = 0; b < decoded.length; b++) {
+      const entry = [{ pod: `p${b % PODS}`, tier: 'gpu' }];
+      const evs = decoded[b] as BlockStoredEvent[];
+      for (let e = 0; e < evs.length; e++) await index.add((evs[e] as BlockStoredEvent).blockHashes, (keys[b] as bigint[][])[e] as bigint[], entry);
+    }
+    row('MemoryIndex.add alone (keys given)', performance.now() - t);
+    await index.close();
+  }
 
   {
     const { pool, index } = mkPool();
