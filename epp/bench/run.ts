@@ -104,6 +104,7 @@ function printSummary(s: RunSummary): void {
     `TTFT p50 ${ms(s.ttftMs.p50)}  p90 ${ms(s.ttftMs.p90)}  p99 ${ms(s.ttftMs.p99)}  mean ${ms(s.ttftMs.mean)}`,
     `output ${s.outputTokensPerSec.toFixed(0)} tok/s   knee ${s.kneeLoad === null ? 'n/a' : `${s.kneeLoad} ${s.kneeUnit}`} (TTFT p90 ≤ ${s.kneeSloMs} ms)`,
     `sim: ${s.sim.pods} pods profile ${s.sim.profile}, event lag ${s.sim.eventLagMs} ms, metrics every ${s.sim.metricsIntervalMs} ms, ${s.sim.simulatedSeconds.toFixed(1)} s simulated in ${(s.sim.wallSeconds ?? 0).toFixed(1)} s, preemptions ${s.sim.preemptions}`,
+    ...(s.sim.kvEventDrops ? [`KV events dropped by the EPP applier: ${JSON.stringify(s.sim.kvEventDrops)}`] : []),
     'stage  rate        reqs  hit      TTFT p50   p90        p99        out tok/s  max/mean',
   ];
   for (const st of s.stages) {

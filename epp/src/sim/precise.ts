@@ -26,6 +26,7 @@ import { MemoryIndex } from '../kvblock/memory-index.js';
 import { PrefixScorer } from '../kvblock/scorer.js';
 import { createTokenProcessor } from '../kvblock/token-processor.js';
 import { EventApplier } from '../kvevents/applier.js';
+import { noopMetrics } from '../kvevents/observe.js';
 import type { KvEventBatch } from '../kvevents/types.js';
 import { buildScheduler } from '../scheduling/build.js';
 import type { Scheduler } from '../scheduling/scheduler.js';
@@ -44,6 +45,8 @@ export class EppIndexView {
   readonly index: MemoryIndex;
   readonly indexer: Indexer;
   readonly applier: EventApplier;
+  /** Events the applier dropped, by reason (e.g. `parent_unknown`). */
+  readonly drops: Record<string, number> = {};
   private readonly podIndex = new Map<string, number>();
 
   constructor(
@@ -65,6 +68,12 @@ export class EppIndexView {
       hashSeed,
       createTokenProcessor,
       hashCheck: { enabled: false },
+      metrics: {
+        ...noopMetrics,
+        dropped: (reason, n = 1) => {
+          this.drops[reason] = (this.drops[reason] ?? 0) + n;
+        },
+      },
     });
     ctx.podIds.forEach((id, i) => this.podIndex.set(id, i));
   }

@@ -1,7 +1,7 @@
 /** One benchmark run: a workload, a policy and a seed → a RunSummary. */
 import { simulate, defaultPodId, type SimResult } from './engine.js';
 import { createPolicy, type PolicyName } from './policy-factory.js';
-import type { PreciseOptions } from './precise.js';
+import { KvroutePolicy, PrecisePolicy, type PreciseOptions } from './precise.js';
 import { BlockKeyer } from './request.js';
 import { Rng } from './rng.js';
 import type { SimPod } from './pod.js';
@@ -64,5 +64,7 @@ export async function runBenchmark(opts: RunOptions): Promise<RunOutput> {
     keyer,
     wallSeconds,
   });
+  const epp = policy instanceof PrecisePolicy || policy instanceof KvroutePolicy ? policy.epp : undefined;
+  if (epp) return { summary: { ...summary, sim: { ...summary.sim, kvEventDrops: { ...epp.drops } } }, result };
   return { summary, result };
 }

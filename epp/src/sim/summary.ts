@@ -73,6 +73,8 @@ export interface RunSummary {
     readonly kvEventBatches: number;
     readonly preemptions: number;
     readonly wallSeconds?: number;
+    /** KV events the EPP's applier dropped, by reason (precise/kvroute only). */
+    readonly kvEventDrops?: Readonly<Record<string, number>>;
   };
 }
 

@@ -42,6 +42,8 @@ describe('simulate', () => {
     const b = await runBenchmark({ workload: smallW1(3), policy: 'kvroute', seed: 3 });
     const strip = (s: typeof a.summary) => ({ ...s, sim: { ...s.sim, wallSeconds: 0 } });
     expect(strip(a.summary)).toEqual(strip(b.summary));
+    expect(a.summary.sim.kvEventDrops).toEqual({}); // every simulated event applies cleanly to the EPP index
+    expect(a.summary.sim.kvEventBatches).toBeGreaterThan(0);
     expect(a.result.records.map((r) => [r.req.id, r.pod, r.firstTokenMs])).toEqual(b.result.records.map((r) => [r.req.id, r.pod, r.firstTokenMs]));
     const c = await runBenchmark({ workload: smallW1(4), policy: 'random', seed: 4 });
     const d = await runBenchmark({ workload: smallW1(5), policy: 'random', seed: 5 });
