@@ -43,7 +43,7 @@ describe('eppWiring', () => {
 
   it('fails when the config volume is not a ConfigMap', () => {
     const m = broken(eppWiring, (_, find) => {
-      at(eppPodSpec(find), 'volumes').splice(0, 1, { name: 'config', emptyDir: {} });
+      (eppPodSpec(find).volumes as unknown[]).splice(0, 1, { name: 'config', emptyDir: {} });
     });
     expect(m).toEqual([expect.stringMatching(/volume "config" mounted at \/etc\/kvroute is not a ConfigMap volume/)]);
   });

@@ -66,3 +66,10 @@ export function unknownCoreFields(obj: Record<string, unknown>, apiVersion: stri
   walk(obj, type, '', object, out);
   return out;
 }
+
+/** Unknown fields of `metadata` (ObjectMeta) for any kind, custom resources included (their schemas leave metadata open). */
+export function unknownMetadataFields(obj: Record<string, unknown>, object: string): SchemaError[] {
+  const out: SchemaError[] = [];
+  walk(obj.metadata, 'V1ObjectMeta', '/metadata', object, out);
+  return out;
+}

@@ -207,6 +207,14 @@ describe('validateObject: API-server rules', () => {
     expect(paths(validateObject(o))).toEqual(['/metadata/name', '/spec/ports/1/name']);
   });
 
+  it('unknown metadata fields are rejected for custom resources too', () => {
+    const o = good('InferencePool');
+    at(o, 'metadata').label = { a: 'b' };
+    const errors = validateObject(o);
+    expect(errors.map((e) => [e.path, e.source])).toEqual([['/metadata/label', 'strict-fields']]);
+    expect(errors[0].message).toMatch(/unknown field "label" in V1ObjectMeta/);
+  });
+
   it('metadata.name is required for every kind, CRDs included', () => {
     const o = good('InferencePool');
     at(o, 'metadata').name = '';

@@ -13,7 +13,7 @@
 import { CrdSchemaSet } from './crd.js';
 import { describeObject, formatError, isRecord, type SchemaError } from './errors.js';
 import { hasModel, validateWithModel } from './models.js';
-import { unknownCoreFields } from './strict-fields.js';
+import { unknownCoreFields, unknownMetadataFields } from './strict-fields.js';
 import { apiserverRules } from './apiserver-rules.js';
 
 export type { SchemaError } from './errors.js';
@@ -58,7 +58,8 @@ export function validateObject(obj: unknown, schemas: CrdSchemaSet = crds()): Sc
   const errors: SchemaError[] = [];
   if (modelled) errors.push(...validateWithModel(obj, apiVersion, kind, object));
   if (crd) errors.push(...schemas.validate(obj, apiVersion, kind, object));
-  if (isCoreGroup(apiVersion)) errors.push(...(unknownCoreFields(obj, apiVersion, kind, object) ?? []));
+  const core = isCoreGroup(apiVersion) ? unknownCoreFields(obj, apiVersion, kind, object) : undefined;
+  errors.push(...(core ?? unknownMetadataFields(obj, object)));
   errors.push(...apiserverRules(obj, kind, object));
   return errors;
 }
