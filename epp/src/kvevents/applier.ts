@@ -172,6 +172,7 @@ export class EventApplier {
     const k = `${algo}/${blockSize}`;
     let tp = this.engineTps.get(k);
     if (!tp) {
+      if (this.engineTps.size >= 64) this.engineTps.clear(); // block sizes come from the wire
       tp = this.factory({ algo, blockSize, hashSeed: this.hashSeed });
       this.engineTps.set(k, tp);
     }

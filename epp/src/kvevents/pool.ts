@@ -139,6 +139,12 @@ export interface KvEventPoolOptions {
   /** @default { enabled: true, sampleEvery: 8 } */
   readonly hashCheck?: HashCheckOptions;
   /**
+   * Pods whose sequence state is kept (bind mode accepts any topic, so this bounds memory); past
+   * it the longest-tracked pod's state is dropped and its next batch counts as its first.
+   * @default 16384
+   */
+  readonly maxTrackedPods?: number;
+  /**
    * ZeroMQ receive high-water mark of the SUB socket (messages).
    * @default 100000
    */
@@ -220,6 +226,7 @@ export class KvEventPool {
   private readonly replayTimeoutMs: number;
   private readonly replayOnJoin: boolean;
   private readonly replayCooldownMs: number;
+  private readonly maxTrackedPods: number;
   /** replay address → time before which it is not asked again. */
   private readonly replayBackoff = new Map<string, number>();
   private readonly metrics: KvEventsMetrics;
@@ -252,6 +259,7 @@ export class KvEventPool {
     this.replayTimeoutMs = opts.replayTimeoutMs ?? 2000;
     this.replayOnJoin = opts.replayOnJoin ?? true;
     this.replayCooldownMs = opts.replayCooldownMs ?? 30_000;
+    this.maxTrackedPods = Math.max(1, opts.maxTrackedPods ?? 16_384);
     this.metrics = opts.metrics ?? (opts.registry ? createPromKvEventsMetrics(opts.registry) : noopMetrics);
     this.logger = opts.logger ?? silentLogger;
     this.warnLog = new RateLimitedLog(this.logger);
@@ -440,6 +448,10 @@ export class KvEventPool {
     const rank = batch.dpRank ?? 0;
     let ranks = this.seqs.get(pod);
     if (!ranks) {
+      if (this.seqs.size >= this.maxTrackedPods) {
+        const oldest = this.seqs.keys().next();
+        if (!oldest.done) this.seqs.delete(oldest.value);
+      }
       ranks = new Map();
       this.seqs.set(pod, ranks);
     }

@@ -217,6 +217,20 @@ describe('KvEventPool (ingest path)', () => {
     expect(logger.lines.filter((l) => l.level === 'error')).toEqual([]);
   });
 
+  it('bounds the number of pods whose sequence state is kept', async () => {
+    const { pool, registry } = mkPool({ maxTrackedPods: 2 });
+    for (const p of ['10.0.0.1:1', '10.0.0.2:1', '10.0.0.3:1']) await pool.ingest(frames(p, 5, []));
+    await pool.idle();
+    expect(pool.lastSeq('10.0.0.1:1')).toBeUndefined();
+    expect(pool.lastSeq('10.0.0.3:1')).toBe(5n);
+    // the forgotten pod starts over without a false gap or restart
+    await pool.ingest(frames('10.0.0.1:1', 9, []));
+    await pool.idle();
+    expect(pool.lastSeq('10.0.0.1:1')).toBe(9n);
+    expect(await counter(registry, KvEventsMetricNames.seqGaps)).toBe(0);
+    expect(await counter(registry, KvEventsMetricNames.publisherRestarts)).toBe(0);
+  });
+
   it('removePod clears the pod after its queued batches', async () => {
     const { pool, held } = mkPool();
     const P = '10.0.0.1:8000';
@@ -238,6 +252,7 @@ describe('KvEventPool (ingest path)', () => {
     expect(opts['replayTimeoutMs']).toBe(2000);
     expect(opts['replayOnJoin']).toBe(true);
     expect(opts['replayCooldownMs']).toBe(30_000);
+    expect(opts['maxTrackedPods']).toBe(16_384);
     expect((opts['shards'] as unknown[]).length).toBe(8);
     expect((opts['shards'] as { capacity: number }[])[0]?.capacity).toBe(1024);
     expect(pool.endpoint).toBeUndefined();
