@@ -55,6 +55,13 @@ export interface PrefixStoreOptions {
    * @default 4096
    */
   readonly maxBoundarySearchTokens?: number;
+  /**
+   * Only the first this many characters of a text are block-hashed (index and lookup), which bounds
+   * the main-thread hashing cost per request (~40 ns/char); a longer shared prefix is still found
+   * and reused, by native string comparison past the last indexed block.
+   * @default 1048576
+   */
+  readonly maxIndexedChars?: number;
 }
 
 /** The reusable part of a stored text for a new text. */
@@ -101,6 +108,16 @@ function blockHash(text: string, from: number, to: number, seed: number): number
   return (a >>> 0) * 0x200000 + ((b >>> 0) & 0x1fffff);
 }
 
+/** Length of the common prefix of a and b, known to be at least `from`: native compares of 4 KiB slices, then chars. */
+function commonPrefix(a: string, b: string, from: number): number {
+  const lim = Math.min(a.length, b.length);
+  let i = from;
+  const CHUNK = 4096;
+  while (i + CHUNK <= lim && a.slice(i, i + CHUNK) === b.slice(i, i + CHUNK)) i += CHUNK;
+  while (i < lim && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  return i;
+}
+
 function isAsciiAlnum(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
 }
@@ -119,6 +136,7 @@ export class PrefixStore {
   readonly blockChars: number;
   readonly guardChars: number;
   readonly maxBoundarySearchTokens: number;
+  readonly maxIndexedChars: number;
   private readonly lru = new Map<Entry, true>();
   private readonly byHash = new Map<number, Entry>();
   private readonly s: PrefixStoreStats = { entries: 0, bytes: 0, lookups: 0, hits: 0, reusedChars: 0, evictions: 0 };
@@ -128,6 +146,7 @@ export class PrefixStore {
     this.blockChars = opts.blockChars ?? 256;
     this.guardChars = opts.guardChars ?? 32;
     this.maxBoundarySearchTokens = opts.maxBoundarySearchTokens ?? 4096;
+    this.maxIndexedChars = opts.maxIndexedChars ?? 1024 * 1024;
     if (!Number.isInteger(this.maxBytes) || this.maxBytes < 0) throw new RangeError(`prefix store maxBytes must be an integer ≥ 0, got ${this.maxBytes}`);
     if (!Number.isInteger(this.blockChars) || this.blockChars < 1) throw new RangeError(`prefix store blockChars must be an integer ≥ 1, got ${this.blockChars}`);
   }
@@ -148,7 +167,8 @@ export class PrefixStore {
     let h = 0;
     let found: Entry | undefined;
     let foundEnd = 0;
-    for (let end = B; end <= text.length; end += B) {
+    const last = Math.min(text.length, this.maxIndexedChars);
+    for (let end = B; end <= last; end += B) {
       h = blockHash(text, end - B, end, h);
       const e = this.byHash.get(h);
       if (e === undefined) break;
@@ -159,12 +179,7 @@ export class PrefixStore {
     const e = found;
     // Confirm the hashed blocks by comparison, then extend the shared prefix.
     if (e.text.length < foundEnd || !text.startsWith(e.text.slice(0, foundEnd))) return undefined;
-    let common = foundEnd;
-    if (text.startsWith(e.text)) common = e.text.length;
-    else {
-      const lim = Math.min(text.length, e.text.length);
-      while (common < lim && text.charCodeAt(common) === e.text.charCodeAt(common)) common++;
-    }
+    const common = text.startsWith(e.text) ? e.text.length : commonPrefix(text, e.text, foundEnd);
     this.touch(e);
     if (common === e.text.length && common === text.length) {
       this.s.hits++;
@@ -203,7 +218,7 @@ export class PrefixStore {
    */
   insert(text: string, ids: Uint32Array, charEnds: Uint32Array): void {
     if (this.maxBytes === 0 || text.length < this.blockChars) return;
-    const nBlocks = Math.floor(text.length / this.blockChars);
+    const nBlocks = Math.floor(Math.min(text.length, this.maxIndexedChars) / this.blockChars);
     const bytes = ENTRY_OVERHEAD + text.length * 2 + ids.byteLength + charEnds.byteLength + nBlocks * HASH_ENTRY_BYTES;
     if (bytes > this.maxBytes) return;
     const hashes: number[] = new Array<number>(nBlocks);
@@ -213,9 +228,12 @@ export class PrefixStore {
       hashes[i] = h;
     }
     // Drop stored texts that this one extends (or repeats): it answers all their lookups.
+    const seen = new Set<Entry>();
     for (const h2 of hashes) {
       const old = this.byHash.get(h2);
-      if (old !== undefined && old.text.length <= text.length && text.startsWith(old.text)) this.remove(old);
+      if (old === undefined || seen.has(old)) continue;
+      seen.add(old);
+      if (old.text.length <= text.length && text.startsWith(old.text)) this.remove(old);
     }
     const entry: Entry = { text, ids, charEnds, hashes, bytes };
     for (const h2 of hashes) this.byHash.set(h2, entry);

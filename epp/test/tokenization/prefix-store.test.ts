@@ -121,6 +121,18 @@ describe('PrefixStore bounds and defaults', () => {
     expect(s.blockChars).toBe(256);
     expect(s.guardChars).toBe(32);
     expect(s.maxBoundarySearchTokens).toBe(4096);
+    expect(s.maxIndexedChars).toBe(1024 * 1024);
+  });
+
+  it('reuses a shared prefix longer than the indexed part, exactly', () => {
+    const store = new PrefixStore({ maxIndexedChars: 512 });
+    const next = rng(77);
+    const prefix = randomText(next, 3000);
+    viaStore(store, prefix);
+    const text = `${prefix} and then some more words at the end`;
+    const got = viaStore(store, text);
+    expect(Array.from(got.ids)).toEqual(Array.from(core.encode(text).ids));
+    expect(got.reused).toBeGreaterThan(0.9 * core.encode(prefix).ids.length); // found past char 512
   });
 
   it('keeps its memory under the budget, evicting least recently used texts', () => {
