@@ -44,6 +44,24 @@ export function isQuantity(v: unknown): boolean {
   return (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && QUANTITY.test(v));
 }
 
+const SUFFIX: Readonly<Record<string, number>> = {
+  n: 1e-9, u: 1e-6, m: 1e-3, '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+};
+
+/** Numeric value of a Kubernetes quantity ("500m" → 0.5, "2Gi" → 2147483648); undefined if invalid. */
+export function quantityValue(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v !== 'string' || !QUANTITY.test(v)) return undefined;
+  const m = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))([eE][+-]?\d+|[KMGTPE]i|[numkMGTPE])?$/.exec(v);
+  if (!m) return undefined;
+  const suffix = m[2] ?? '';
+  if (/^[eE]/.test(suffix)) return Number(m[1] + suffix);
+  return Number(m[1]) * (SUFFIX[suffix] ?? NaN);
+}
+
+const PROBE_HANDLERS = ['exec', 'httpGet', 'tcpSocket', 'grpc'];
+
 function checkLabels(labels: unknown, path: string, object: string, out: SchemaError[], what: string): void {
   if (!isRecord(labels)) return;
   for (const [k, v] of Object.entries(labels)) {
@@ -74,7 +92,7 @@ function checkMetadata(md: unknown, path: string, object: string, out: SchemaErr
   }
 }
 
-function checkContainers(list: unknown, path: string, object: string, out: SchemaError[], names: Set<string>): void {
+function checkContainers(list: unknown, path: string, object: string, out: SchemaError[], names: Set<string>, requireImage: boolean): void {
   if (!Array.isArray(list)) return;
   list.forEach((c, i) => {
     if (!isRecord(c)) return;
@@ -104,6 +122,27 @@ function checkContainers(list: unknown, path: string, object: string, out: Schem
         }
       });
     }
+    if (requireImage && (typeof c.image !== 'string' || c.image === '')) {
+      out.push({ object, path: ptr(cp, 'image'), message: `container ${show(c.name)} has no image (required in pod templates)`, source: 'apiserver-rules' });
+    }
+    for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) {
+      const p = c[probe];
+      if (!isRecord(p)) continue;
+      const handlers = PROBE_HANDLERS.filter((h) => p[h] !== undefined);
+      if (handlers.length !== 1) {
+        out.push({ object, path: ptr(cp, probe), message: `${probe} must have exactly one handler of ${PROBE_HANDLERS.join('/')} (has ${handlers.length === 0 ? 'none' : handlers.join(', ')})`, source: 'apiserver-rules' });
+      }
+    }
+    if (isRecord(c.resources) && isRecord(c.resources.requests) && isRecord(c.resources.limits)) {
+      const lim = c.resources.limits;
+      for (const [r, v] of Object.entries(c.resources.requests)) {
+        const req = quantityValue(v);
+        const l = quantityValue(lim[r]);
+        if (req !== undefined && l !== undefined && req > l) {
+          out.push({ object, path: ptr(ptr(ptr(cp, 'resources'), 'requests'), r), message: `request ${show(v)} exceeds limit ${show(lim[r])} for ${r}`, source: 'apiserver-rules' });
+        }
+      }
+    }
     if (isRecord(c.resources)) {
       for (const part of ['requests', 'limits']) {
         const q = c.resources[part];
@@ -119,9 +158,9 @@ function checkContainers(list: unknown, path: string, object: string, out: Schem
 }
 
 /** Walk the whole object: every nested metadata, matchLabels, pod spec (containers) found anywhere. */
-function walk(v: unknown, path: string, object: string, out: SchemaError[]): void {
+function walk(v: unknown, path: string, object: string, out: SchemaError[], requireImage: boolean): void {
   if (Array.isArray(v)) {
-    v.forEach((x, i) => walk(x, ptr(path, i), object, out));
+    v.forEach((x, i) => walk(x, ptr(path, i), object, out, requireImage));
     return;
   }
   if (!isRecord(v)) return;
@@ -129,12 +168,12 @@ function walk(v: unknown, path: string, object: string, out: SchemaError[]): voi
   if (isRecord(v.matchLabels)) checkLabels(v.matchLabels, ptr(path, 'matchLabels'), object, out, 'selector');
   if (Array.isArray(v.containers) || Array.isArray(v.initContainers)) {
     const names = new Set<string>();
-    checkContainers(v.initContainers, ptr(path, 'initContainers'), object, out, names);
-    checkContainers(v.containers, ptr(path, 'containers'), object, out, names);
+    checkContainers(v.initContainers, ptr(path, 'initContainers'), object, out, names, requireImage);
+    checkContainers(v.containers, ptr(path, 'containers'), object, out, names, requireImage);
   }
   for (const [k, x] of Object.entries(v)) {
     if (k === 'metadata' && path === '') continue;
-    walk(x, ptr(path, k), object, out);
+    walk(x, ptr(path, k), object, out, requireImage);
   }
 }
 
@@ -181,6 +220,9 @@ export function apiserverRules(obj: Record<string, unknown>, kind: string, objec
       }
     }
   }
-  walk(obj, '', object, out);
+  // Pod templates of built-in workloads need images; custom resources (ModelService) may leave them to an operator.
+  const apiVersion = typeof obj.apiVersion === 'string' ? obj.apiVersion : '';
+  const builtIn = !apiVersion.includes('/') || !apiVersion.slice(0, apiVersion.indexOf('/')).includes('.') || apiVersion.includes('.k8s.io/');
+  walk(obj, '', object, out, builtIn && !apiVersion.startsWith('gateway.') && !apiVersion.startsWith('inference.'));
   return out;
 }

@@ -1,4 +1,5 @@
 import { miniDeployment, type Obj } from '../invariants/fixtures.js';
+import { quantityValue } from './apiserver-rules.js';
 import { CrdSchemaSet } from './crd.js';
 import { assertAllValid, formatError, isKnownKind, validateAll, validateObject, type SchemaError } from './validate.js';
 
@@ -227,6 +228,43 @@ describe('validateObject: API-server rules', () => {
     at(spec, 'initContainers', 0).name = 'vllm';
     at(spec, 'containers', 0, 'resources', 'limits').memory = '16 GB';
     expect(paths(validateObject(o))).toEqual(['/spec/template/spec/containers/0/name', '/spec/template/spec/containers/0/resources/limits/memory']);
+  });
+
+  it('pod template containers need an image; probes need exactly one handler; requests may not exceed limits', () => {
+    const o = good('Deployment');
+    const c = at(o, 'spec', 'template', 'spec', 'containers', 0);
+    delete c.image;
+    at(c, 'readinessProbe').tcpSocket = { port: 8200 };
+    at(c, 'resources', 'requests').memory = '17Gi';
+    const errors = validateObject(o);
+    expect(paths(errors)).toEqual([
+      '/spec/template/spec/containers/0/image',
+      '/spec/template/spec/containers/0/readinessProbe',
+      '/spec/template/spec/containers/0/resources/requests/memory',
+    ]);
+    expect(errors.map((e) => e.message)).toEqual(expect.arrayContaining([
+      'readinessProbe must have exactly one handler of exec/httpGet/tcpSocket/grpc (has httpGet, tcpSocket)',
+      'request "17Gi" exceeds limit "16Gi" for memory',
+    ]));
+  });
+
+  it('quantities compare by value (1Gi < 1100M, 500m < 1)', () => {
+    expect(quantityValue('500m')).toBe(0.5);
+    expect(quantityValue('2Gi')).toBe(2 * 2 ** 30);
+    expect(quantityValue('1e3')).toBe(1000);
+    expect(quantityValue('1.5k')).toBe(1500);
+    expect(quantityValue('16 GB')).toBeUndefined();
+    const o = good('Deployment');
+    const r = at(o, 'spec', 'template', 'spec', 'containers', 0, 'resources');
+    at(r, 'requests').memory = '1Gi';
+    at(r, 'limits').memory = '1100M';
+    expect(validateObject(o)).toEqual([]);
+  });
+
+  it('ModelService containers may omit the image (an operator or BaseConfig supplies it)', () => {
+    const o = good('ModelService');
+    delete at(o, 'spec', 'decode', 'containers', 0).image;
+    expect(validateObject(o)).toEqual([]);
   });
 
   it('ConfigMap values must be strings', () => {
