@@ -132,7 +132,9 @@ export interface KvEventPoolOptions {
    */
   readonly replayCooldownMs?: number;
   /**
-   * Replay `[0, seq)` for the first batch seen from a pod with a replay address.
+   * Replay `[0, seq)` for the first batch seen from a pod with a replay address (rebuilds an empty
+   * in-memory index after an EPP restart). Turn it off when the index outlives the pool (a shared
+   * Redis index), or the replayed batches would be counted twice.
    * @default true
    */
   readonly replayOnJoin?: boolean;
@@ -447,6 +449,11 @@ export class KvEventPool {
     if (!batch) return;
     const rank = batch.dpRank ?? 0;
     let ranks = this.seqs.get(pod);
+    if (ranks && this.seqs.size > this.maxTrackedPods / 2) {
+      // keep recently active pods at the young end, so a flood of new topics evicts idle ones
+      this.seqs.delete(pod);
+      this.seqs.set(pod, ranks);
+    }
     if (!ranks) {
       if (this.seqs.size >= this.maxTrackedPods) {
         const oldest = this.seqs.keys().next();

@@ -219,10 +219,17 @@ describe('KvEventPool (ingest path)', () => {
 
   it('bounds the number of pods whose sequence state is kept', async () => {
     const { pool, registry } = mkPool({ maxTrackedPods: 2 });
-    for (const p of ['10.0.0.1:1', '10.0.0.2:1', '10.0.0.3:1']) await pool.ingest(frames(p, 5, []));
+    await pool.ingest(frames('10.0.0.1:1', 5, []));
+    await pool.ingest(frames('10.0.0.2:1', 5, []));
+    await pool.ingest(frames('10.0.0.1:1', 6, [])); // 10.0.0.1 is the most recently active now
+    await pool.ingest(frames('10.0.0.3:1', 5, []));
+    await pool.idle();
+    expect(pool.lastSeq('10.0.0.2:1')).toBeUndefined();
+    expect(pool.lastSeq('10.0.0.1:1')).toBe(6n);
+    expect(pool.lastSeq('10.0.0.3:1')).toBe(5n);
+    await pool.ingest(frames('10.0.0.4:1', 1, []));
     await pool.idle();
     expect(pool.lastSeq('10.0.0.1:1')).toBeUndefined();
-    expect(pool.lastSeq('10.0.0.3:1')).toBe(5n);
     // the forgotten pod starts over without a false gap or restart
     await pool.ingest(frames('10.0.0.1:1', 9, []));
     await pool.idle();
