@@ -60,9 +60,19 @@ export interface ChatRenderOptions {
 
 export type ContentFormat = 'string' | 'openai';
 
-/** vLLM's content-format detection: does the template iterate over a message's content? */
+/**
+ * vLLM's content-format detection: "openai" when the template iterates over a message's content,
+ * directly (`{% for p in message['content'] %}`) or through a variable assigned from it
+ * (`{% set c = message.content %}…{% for p in c %}`); otherwise "string".
+ */
 export function detectContentFormat(template: string): ContentFormat {
-  return /\{%-?\s*for\s+\w+\s+in\s+\w+(\[\s*['"]content['"]\s*\]|\.content)(?!\w)/.test(template) ? 'openai' : 'string';
+  const contentAccess = String.raw`\w+(?:\[\s*['"]content['"]\s*\]|\.content)(?!\w)`;
+  if (new RegExp(String.raw`\{%-?\s*for\s+\w+\s+in\s+` + contentAccess).test(template)) return 'openai';
+  const assigned = new RegExp(String.raw`\{%-?\s*set\s+(\w+)\s*=\s*` + contentAccess + String.raw`\s*-?%\}`, 'g');
+  for (const m of template.matchAll(assigned)) {
+    if (new RegExp(String.raw`\{%-?\s*for\s+\w+\s+in\s+` + m[1] + String.raw`(?!\w)`).test(template)) return 'openai';
+  }
+  return 'string';
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -90,6 +90,9 @@ describe('openai content format', () => {
     expect(detectContentFormat(tpl)).toBe('openai');
     expect(detectContentFormat('{%- for c in message.content %}{{ c.text }}{% endfor %}')).toBe('openai');
     expect(detectContentFormat(String(config.chat_template))).toBe('string');
+    expect(detectContentFormat("{% for m in messages %}{% set c = m['content'] %}{%- for p in c %}{{ p.text }}{% endfor %}{% endfor %}")).toBe('openai');
+    expect(detectContentFormat("{% for m in messages %}{% set c = m['content'] %}{{ c }}{% for x in cx %}{% endfor %}{% endfor %}")).toBe('string');
+    expect(detectContentFormat("{% for m in messages %}{{ m['contents'] }}{% for p in m.contents %}{% endfor %}{% endfor %}")).toBe('string');
   });
 
   it('passes content as parts, wrapping string content in one text part, like vLLM', () => {
