@@ -12,7 +12,7 @@
  *     loopback; the client shares the machine);
  *   - the server's RSS at start, after warm-up and after the throughput run.
  *
- *   npx tsx bench/extproc.bench.ts [--streams 20000] [--concurrency 128] [--rate 1000] [--seconds 5]
+ *   npx tsx bench/extproc.bench.ts [--streams 20000] [--concurrency 128] [--rates 250,1000] [--seconds 5]
  *                                  [--prompt-bytes 8192] [--endpoints 16]
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -35,7 +35,11 @@ function arg(name: string, def: number): number {
 
 const STREAMS = arg('streams', 20_000);
 const CONCURRENCY = arg('concurrency', 128);
-const RATE = arg('rate', 1000);
+/** Offered rates for the open-loop phase, e.g. `--rates 200,1000`. */
+const RATES = (() => {
+  const i = process.argv.indexOf('--rates');
+  return i >= 0 ? process.argv[i + 1]!.split(',').map(Number) : [250, 1000];
+})();
 const SECONDS = arg('seconds', 5);
 const PROMPT_BYTES = arg('prompt-bytes', 8192);
 const ENDPOINTS = arg('endpoints', 16);
@@ -70,6 +74,8 @@ async function serve(): Promise<void> {
   process.send!({ port: grpcPort } satisfies ToParent);
   process.on('message', (m: string) => {
     if (m === 'rss') {
+      // Retained memory, not garbage waiting for the next GC (the child runs with --expose-gc).
+      (globalThis as { gc?: () => void }).gc?.();
       const mu = process.memoryUsage();
       const cpu = process.cpuUsage();
       process.send!({ rss: mu.rss, heap: mu.heapUsed, cpuUs: cpu.user + cpu.system } satisfies ToParent);
@@ -229,7 +235,11 @@ async function main(): Promise<void> {
   console.log(`protocol layer alone (ExtProcStream, no gRPC, same exchange): ${layerUs.toFixed(0)} µs CPU/stream`);
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--serve', ...process.argv.slice(2)], {
     // KVROUTE_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the server process.
-    execArgv: process.env.KVROUTE_BENCH_CPU_PROF ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${process.env.KVROUTE_BENCH_CPU_PROF}`] : process.execArgv,
+    execArgv: [
+      ...process.execArgv,
+      '--expose-gc',
+      ...(process.env.KVROUTE_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KVROUTE_BENCH_CPU_PROF}`] : []),
+    ],
   });
   const next = (): Promise<ToParent> => new Promise((r) => child.once('message', (m: ToParent) => r(m)));
   const { port } = (await next()) as { port: number };
@@ -253,7 +263,7 @@ async function main(): Promise<void> {
 
   await driver.closedLoop(2000, 64);
   const m1 = await rss();
-  console.log(`server RSS after 2,000-stream warm-up: ${mb(m1.rss)} (heap ${mb(m1.heap)})`);
+  console.log(`server RSS after 2,000-stream warm-up (after GC): ${mb(m1.rss)} (heap ${mb(m1.heap)})`);
 
   const c1 = clientCpu();
   const tp = await driver.closedLoop(STREAMS, CONCURRENCY);
@@ -263,10 +273,15 @@ async function main(): Promise<void> {
   console.log(`  ${cpuPer(m1, m2, STREAMS)}; driver (Envoy stand-in) CPU ${clientUs.toFixed(0)} µs/stream; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores`);
   console.log(`server RSS after ${STREAMS} more streams: ${mb(m2.rss)} (heap ${mb(m2.heap)}; growth since warm-up ${mb(m2.rss - m1.rss)})`);
 
-  const ol = await driver.openLoop(RATE, SECONDS);
-  console.log(`open loop: ${RATE} streams/s offered (${ol.achievedRate.toFixed(0)} achieved) for ${SECONDS} s, max in flight ${ol.maxInFlight}; added latency ${summary(ol.latencies)}`);
+  let prev = m2;
+  for (const rate of RATES) {
+    const ol = await driver.openLoop(rate, SECONDS);
+    console.log(`open loop: ${rate} streams/s offered (${ol.achievedRate.toFixed(0)} achieved) for ${SECONDS} s, max in flight ${ol.maxInFlight}; added latency ${summary(ol.latencies)}`);
+    const m = await rss();
+    console.log(`  ${cpuPer(prev, m, ol.latencies.length)}`);
+    prev = m;
+  }
   const m3 = await rss();
-  console.log(`  ${cpuPer(m2, m3, ol.latencies.length)}`);
   console.log(`server RSS at the end: ${mb(m3.rss)} (heap ${mb(m3.heap)})`);
   driver.close();
   child.send('stop');
