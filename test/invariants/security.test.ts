@@ -1,6 +1,6 @@
 import { at, broken, clean, decodeVllm, drop } from './helpers.js';
 import { NS } from './fixtures.js';
-import { eppAndRedisRestricted, noSecretLiterals } from './security.js';
+import { eppAndRedisRestricted, noSecretLiterals, SECRET_ENV_NAME } from './security.js';
 import type { Manifest } from './model.js';
 
 type Find = (kind: string, name: string) => Manifest;
@@ -38,6 +38,15 @@ describe('noSecretLiterals', () => {
       expect.stringMatching(/^Deployment llm-d\/kv-epp: container "epp" .* env REDIS_PASSWORD has a literal value/),
       expect.stringMatching(/^ModelService llm-d\/kv-ms: .* env api_key has a literal value/),
     ]);
+  });
+
+  it('credential names are matched by name segment (TOKENIZERS_PARALLELISM is not a credential)', () => {
+    expect(SECRET_ENV_NAME.test('TOKENIZERS_PARALLELISM')).toBe(false);
+    expect(SECRET_ENV_NAME.test('MAX_TOKENS')).toBe(false);
+    expect(['HF_TOKEN', 'token', 'REDIS_PASSWORD', 'AWS_SECRET_ACCESS_KEY', 'OPENAI_API_KEY', 'APIKEY', 'GCP_CREDENTIALS'].every((n) => SECRET_ENV_NAME.test(n))).toBe(true);
+    expect(broken(noSecretLiterals, (_, find) => {
+      (decodeVllm(find).env as unknown[]).push({ name: 'TOKENIZERS_PARALLELISM', value: 'false' });
+    })).toEqual([]);
   });
 
   it('fails for token-looking strings anywhere (args, annotations, config)', () => {

@@ -15,8 +15,12 @@ import {
   type Violation,
 } from './model.js';
 
-/** Env var names that must come from a Secret (valueFrom), never a literal `value`. */
-export const SECRET_ENV_NAME = /TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|CREDENTIAL/i;
+/**
+ * Env var names that must come from a Secret (valueFrom), never a literal `value`: a name segment
+ * (between `_`) TOKEN, PASSWORD, PASSWD, SECRET, APIKEY/API_KEY or CREDENTIAL(S). Segments, so that
+ * TOKENIZERS_PARALLELISM or MAX_TOKENS are not mistaken for credentials.
+ */
+export const SECRET_ENV_NAME = /(^|_)(TOKEN|PASSWORD|PASSWD|SECRET|API_?KEY|CREDENTIALS?)(_|$)/i;
 
 /** Strings that look like credentials wherever they appear. */
 const SECRET_PATTERNS: readonly [RegExp, string][] = [
