@@ -470,6 +470,8 @@ export class KvEventPool {
       this.logger.warn({ pod, dpRank: rank, seq: seq.toString(), last: last.toString() }, `KV-event sequence of ${pod} went back from ${last} to ${seq}: publisher restarted; clearing its entries`);
       this.stale.delete(pod);
       await this.clearPod(pod);
+      // The other DP ranks' entries went too: their next batch counts as a first one (join replay).
+      ranks.clear();
     } else if (seq > last + 1n) {
       await this.repair(pod, model, rank, last + 1n, seq, true);
     }
@@ -564,7 +566,12 @@ export class KvEventPool {
         (this.gapPolicy === 'clear' ? 'clearing its index entries' : 'keeping its possibly stale entries') +
         '. Configure the pod replay endpoint (events.podReplayPort / vLLM replay_endpoint) to repair gaps.',
     );
-    if (this.gapPolicy === 'clear') await this.clearPod(pod);
+    if (this.gapPolicy === 'clear') {
+      await this.clearPod(pod);
+      // The other DP ranks' entries went too: their next batch counts as a first one (join replay).
+      const ranks = this.seqs.get(pod);
+      if (ranks) for (const r of [...ranks.keys()]) if (r !== info.dpRank) ranks.delete(r);
+    }
     try {
       this.opts.onStale?.(pod, info);
     } catch (e) {

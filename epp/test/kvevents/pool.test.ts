@@ -217,6 +217,20 @@ describe('KvEventPool (ingest path)', () => {
     expect(logger.lines.filter((l) => l.level === 'error')).toEqual([]);
   });
 
+  it('a restart of one DP rank resets the other ranks too (their entries were cleared with the pod)', async () => {
+    const { pool, registry } = mkPool();
+    const P = '10.0.0.1:8000';
+    await pool.ingest(frames(P, 0, [], 'map', 0));
+    await pool.ingest(frames(P, 3, [], 'map', 1));
+    await pool.ingest(frames(P, 0, [], 'map', 0)); // rank 0 went back: restart
+    await pool.idle();
+    expect(pool.lastSeq(P, 0)).toBe(0n);
+    expect(pool.lastSeq(P, 1)).toBeUndefined();
+    await pool.ingest(frames(P, 0, [], 'map', 1)); // rank 1 restarted as well: not a second clear
+    await pool.idle();
+    expect(await counter(registry, KvEventsMetricNames.publisherRestarts)).toBe(1);
+  });
+
   it('bounds the number of pods whose sequence state is kept', async () => {
     const { pool, registry } = mkPool({ maxTrackedPods: 2 });
     await pool.ingest(frames('10.0.0.1:1', 5, []));
