@@ -26,6 +26,7 @@ import { Accelerator } from './vllm/accelerator.js';
 import { KvEventsWiring } from './vllm/kv-events.js';
 import { ModelServerDeployment } from './vllm/model-server-deployment.js';
 import { ModelService } from './vllm/model-service.js';
+import { ModelServiceBaseConfig } from './vllm/model-service-base-config.js';
 import { VllmPortNames, vllmServer, type VllmServerParts } from './vllm/vllm-server.js';
 
 export interface KvrouteChartProps extends ChartProps {
@@ -103,8 +104,14 @@ export class KvrouteChart extends Chart {
       }
     } else {
       const prefill = servers.get(Roles.prefill);
+      const base = new ModelServiceBaseConfig(this, 'ModelServiceBaseConfig', {
+        name: names.modelServiceBaseConfig,
+        decode: { server: decode.parts, accelerator: decode.accelerator },
+        ...(prefill ? { prefill: { server: prefill.parts, accelerator: prefill.accelerator } } : {}),
+      });
       new ModelService(this, 'ModelService', {
         name: names.modelService,
+        baseConfigName: base.name,
         modelName: config.model.name,
         huggingFaceRepo: config.model.name,
         authSecretName: config.model.hfTokenSecret.name,

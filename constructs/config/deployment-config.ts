@@ -298,20 +298,6 @@ function crossFieldProblems(c: DeploymentConfig): Problem[] {
         'several EPP replicas with the in-memory index and eventsMode "bind" would each see the KV events of only some pods; set redis.enabled: true (shared index), or epp.eventsMode: "connect" (every replica subscribes to every pod), or epp.replicas: 1',
     });
   }
-  if (c.model.cache.type === 'pvc' && c.workloadMode === 'modelservice') {
-    p.push({
-      path: 'model.cache.type',
-      value: c.model.cache.type,
-      message: 'the ModelService CRD has no volumes field, so a PVC model cache cannot be expressed; use model.cache.type: "emptyDir" or workloadMode: "deployments"',
-    });
-  }
-  if (c.workloadMode === 'modelservice' && c.model.hfTokenSecret.key !== 'HF_TOKEN') {
-    p.push({
-      path: 'model.hfTokenSecret.key',
-      value: c.model.hfTokenSecret.key,
-      message: 'the ModelService operator reads the token from key "HF_TOKEN" of modelArtifacts.authSecretName; store the token under HF_TOKEN or use workloadMode: "deployments"',
-    });
-  }
   if (c.workloadMode === 'modelservice' && c.model.extraArgs.some((a) => a.includes('{{'))) {
     p.push({ path: 'model.extraArgs', value: c.model.extraArgs, message: 'ModelService treats "{{" as a template; remove template markers from model.extraArgs' });
   }

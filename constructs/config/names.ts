@@ -58,6 +58,8 @@ export class DeploymentNames {
   /** Model-server ServiceAccount. */
   readonly modelServer: string;
   readonly modelService: string;
+  /** BaseConfig ConfigMap of the ModelService. */
+  readonly modelServiceBaseConfig: string;
   readonly inferencePool: string;
   readonly httpRoute: string;
   readonly gateway: string;
@@ -76,6 +78,7 @@ export class DeploymentNames {
     this.prefill = `${n}-prefill`;
     this.modelServer = `${n}-model-server`;
     this.modelService = n;
+    this.modelServiceBaseConfig = `${n}-base-config`;
     this.inferencePool = `${n}-pool`;
     this.httpRoute = `${n}-route`;
     this.gateway = config.gateway.name;

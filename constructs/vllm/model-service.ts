@@ -2,9 +2,10 @@
  * The model servers as one llm-d `ModelService` (llm-d.ai/v1alpha1) custom resource.
  * The operator (llm-d/llm-d-model-service) is deprecated upstream; this mode exists for clusters that
  * still run it. The CRD's container type has no ports, probes or volume mounts: the operator's
- * BaseConfig templates add those, and `mountModelVolume` asks for the model volume.
+ * BaseConfig templates add those (see model-service-base-config.ts). Containers keep mountModelVolume
+ * false: the operator would otherwise replace their env with HF_TOKEN/HF_HOME, dropping PYTHONHASHSEED
+ * and POD_IP; the pods bring their own HF_TOKEN Secret reference and model cache volume instead.
  */
-import { HfTokenEnv } from '@kvroute/epp/contract';
 import { Construct } from 'constructs';
 import {
   ModelService as ModelServiceL1,
@@ -49,6 +50,11 @@ export interface ModelServiceProps {
    */
   readonly gatewayRef?: { readonly name: string; readonly namespace: string };
   /**
+   * BaseConfig ConfigMap the operator renders the child objects from.
+   * @default - none (the operator's built-in defaults)
+   */
+  readonly baseConfigName?: string;
+  /**
    * Labels of the ModelService object.
    * @default {}
    */
@@ -64,8 +70,7 @@ function msContainer<L, R>(c: ContainerSpec, q: Quantities<L, R>) {
   const j = toModelServiceContainer(c);
   const map = <T>(rec: Record<string, string>, f: (s: string) => T): Record<string, T> =>
     Object.fromEntries(Object.entries(rec).map(([k, v]) => [k, f(v)]));
-  // For hf:// artifacts the operator injects HF_TOKEN into containers that mount the model volume.
-  const env: ModelServiceEnvJson[] = j.mountModelVolume ? j.env.filter((e) => e.name !== HfTokenEnv) : j.env;
+  const env: ModelServiceEnvJson[] = j.env;
   return {
     name: j.name,
     image: j.image,
@@ -106,6 +111,7 @@ export class ModelService extends Construct {
     this.resource = new ModelServiceL1(this, 'Resource', {
       metadata: { name: props.name, labels: { ...(props.labels ?? {}) } },
       spec: {
+        ...(props.baseConfigName ? { baseConfigMapRef: { name: props.baseConfigName } } : {}),
         modelArtifacts: { uri: `hf://${props.huggingFaceRepo}`, authSecretName: props.authSecretName },
         routing: {
           modelName: props.modelName,

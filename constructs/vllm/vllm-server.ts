@@ -145,7 +145,9 @@ export function vllmServer(p: VllmServerProps): VllmServerParts {
       { name: ShmVolume, mountPath: '/dev/shm' },
       { name: ModelCacheVolume, mountPath: ModelCacheMountPath },
     ],
-    mountModelVolume: true,
+    // The pod brings its own model cache volume and HF_TOKEN; with mountModelVolume the ModelService
+    // operator would replace the container's env (dropping PYTHONHASHSEED and POD_IP).
+    mountModelVolume: false,
   };
 
   const initContainers: ContainerSpec[] = sidecar

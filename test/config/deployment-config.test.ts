@@ -112,7 +112,6 @@ describe('parseDeploymentConfig errors name field, value and fix', () => {
     ['sha256_cbor on a vLLM before 0.10.2', { images: { vllm: 'vllm/vllm-openai:v0.10.0' } }, [/kvCache\.hashAlgo/, /vLLM 0\.10\.0/, /sha256_cbor_64bit/]],
     ['bad Secret name', { model: { hfTokenSecret: { name: 'HF Token', key: 'HF_TOKEN' } } }, [/model\.hfTokenSecret\.name/, /Secret name/, /got "HF Token"/]],
     ['Argo CD repo URL not a git URL', { argocd: { repoURL: 'github.com/x/y' } }, [/argocd\.repoURL/, /git URL/, /got "github\.com\/x\/y"/]],
-    ['PVC cache with ModelService', { workloadMode: 'modelservice', model: { cache: { type: 'pvc', claimName: 'models' } } }, [/model\.cache\.type/, /ModelService/, /emptyDir/]],
   ];
   it.each(cases)('%s', (_name, input, patterns) => {
     const msg = errorOf(input);

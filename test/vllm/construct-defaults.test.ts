@@ -3,6 +3,7 @@ import { Accelerator } from '../../constructs/vllm/accelerator.js';
 import { KvEventsWiring } from '../../constructs/vllm/kv-events.js';
 import { ModelServerDeployment } from '../../constructs/vllm/model-server-deployment.js';
 import { ModelService } from '../../constructs/vllm/model-service.js';
+import { ModelServiceBaseConfig } from '../../constructs/vllm/model-service-base-config.js';
 import { vllmServer, type VllmServerProps } from '../../constructs/vllm/vllm-server.js';
 import type { K8sObject } from '../support/synth.js';
 
@@ -43,6 +44,18 @@ describe('ModelServerDeployment defaults', () => {
   });
 });
 
+describe('ModelServiceBaseConfig defaults', () => {
+  it('grace period 120 s, no prefill template, no labels', () => {
+    const chart = Testing.chart();
+    new ModelServiceBaseConfig(chart, 'b', { name: 'b', decode: { server: vllmServer(server), accelerator: Accelerator.nvidia(1) } });
+    const cm = (Testing.synth(chart) as K8sObject[])[0];
+    const data = cm.data as Record<string, string>;
+    expect(Object.keys(data)).toEqual(['decodeDeployment']);
+    expect(data.decodeDeployment).toContain('terminationGracePeriodSeconds: 120');
+    expect(cm.metadata.labels ?? {}).toEqual({});
+  });
+});
+
 describe('ModelService defaults', () => {
   it('no prefill, no gatewayRefs, no labels; decode replicas ≥ 1', () => {
     const chart = Testing.chart();
@@ -56,6 +69,7 @@ describe('ModelService defaults', () => {
     const o = (Testing.synth(chart) as K8sObject[])[0];
     const spec = o.spec as Record<string, unknown> & { routing: Record<string, unknown> };
     expect(spec).not.toHaveProperty('prefill');
+    expect(spec).not.toHaveProperty('baseConfigMapRef');
     expect(spec.routing).not.toHaveProperty('gatewayRefs');
     expect(o.metadata.labels ?? {}).toEqual({});
     expect(

@@ -1,4 +1,5 @@
 import { HfTokenEnv } from '@kvroute/epp/contract';
+import { parse } from 'yaml';
 import { parseDeploymentConfig } from '../../constructs/config/deployment-config.js';
 import { operatorModelLabel } from '../../constructs/config/names.js';
 import { findObject, objectsOfKind, synthObjects } from '../support/synth.js';
@@ -17,6 +18,19 @@ interface MsRole {
   acceleratorTypes: { labelKey: string; labelValues: string[] };
   containers: MsContainer[];
   initContainers?: MsContainer[];
+}
+interface BaseTemplate {
+  apiVersion: string;
+  kind: string;
+  spec: {
+    template: {
+      spec: {
+        containers: { name: string; ports?: unknown[]; startupProbe?: unknown; volumeMounts?: unknown[] }[];
+        volumes: unknown[];
+        tolerations: unknown[];
+      };
+    };
+  };
 }
 interface MsSpec {
   modelArtifacts: { uri: string; authSecretName: string };
@@ -44,7 +58,7 @@ describe('ModelService mode', () => {
     ]);
   });
 
-  it('carries the same vLLM container (flags, GPUs) as Deployment mode, minus the HF_TOKEN the operator injects', () => {
+  it('carries the same vLLM container (flags, env, GPUs) as Deployment mode; mountModelVolume false keeps the env intact', () => {
     const deploymentObjects = synthObjects(parseDeploymentConfig({}));
     const dep = findObject(deploymentObjects, 'Deployment', 'kvroute-decode');
     const depArgs = (dep.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0].args;
@@ -52,8 +66,8 @@ describe('ModelService mode', () => {
     expect(c.args).toEqual(depArgs);
     expect(c.resources.limits['nvidia.com/gpu']).toBe('1');
     expect(c.resources.requests['nvidia.com/gpu']).toBe('1');
-    expect(c.mountModelVolume).toBe(true);
-    expect(c.env.map((e) => e.name)).not.toContain(HfTokenEnv);
+    expect(c.mountModelVolume).toBe(false);
+    expect(c.env.map((e) => e.name)).toEqual(expect.arrayContaining(['POD_IP', 'PYTHONHASHSEED', HfTokenEnv, 'HF_HOME']));
     expect(c.env).toContainEqual({ name: 'PYTHONHASHSEED', value: '42' });
   });
 
@@ -82,9 +96,37 @@ describe('ModelService mode', () => {
     expect(operatorModelLabel('a'.repeat(70))).toHaveLength(63);
   });
 
-  it('rejects a token Secret key the operator cannot read', () => {
-    expect(() => parseDeploymentConfig({ workloadMode: 'modelservice', model: { hfTokenSecret: { name: 'x', key: 'token' } } })).toThrow(
-      /model\.hfTokenSecret\.key.*"HF_TOKEN"/,
-    );
+  it('references a BaseConfig whose Deployment templates add ports, probes, /dev/shm, model cache and tolerations', () => {
+    expect((ms.spec as { baseConfigMapRef: { name: string } }).baseConfigMapRef).toEqual({ name: 'kvroute-base-config' });
+    const cm = findObject(objects, 'ConfigMap', 'kvroute-base-config');
+    const data = cm.data as Record<string, string>;
+    expect(Object.keys(data).sort()).toEqual(['decodeDeployment', 'prefillDeployment']);
+    const decodeTpl = parse(data.decodeDeployment) as BaseTemplate;
+    expect(decodeTpl.apiVersion).toBe('apps/v1');
+    expect(decodeTpl.kind).toBe('Deployment');
+    const pod = decodeTpl.spec.template.spec;
+    // Same container names as the ModelService, so the operator merges them.
+    expect(pod.containers.map((c) => c.name)).toEqual(spec.decode.containers.map((c) => c.name));
+    const vllm = pod.containers[0];
+    expect(vllm.ports).toContainEqual({ name: 'vllm-http', containerPort: 8200, protocol: 'TCP' });
+    expect(vllm.startupProbe).toMatchObject({ httpGet: { path: '/health', port: 8200 }, failureThreshold: 180 });
+    expect(vllm.volumeMounts).toEqual([
+      { name: 'dshm', mountPath: '/dev/shm' },
+      { name: 'model-cache', mountPath: '/model-cache' },
+    ]);
+    expect(vllm).not.toHaveProperty('args');
+    expect(vllm).not.toHaveProperty('env');
+    expect(pod.containers[1].ports).toEqual([{ name: 'http', containerPort: 8000, protocol: 'TCP' }]);
+    expect(pod.volumes).toContainEqual({ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: '2Gi' } });
+    expect(pod.tolerations).toEqual([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+    expect(data.decodeDeployment).not.toContain('{{');
+    const prefillTpl = parse(data.prefillDeployment) as BaseTemplate;
+    expect(prefillTpl.spec.template.spec.containers.map((c) => c.name)).toEqual(['vllm']);
+  });
+
+  it('a PVC model cache reaches the BaseConfig volumes', () => {
+    const o = synthObjects(parseDeploymentConfig({ workloadMode: 'modelservice', model: { cache: { type: 'pvc', claimName: 'models' } } }));
+    const tpl = parse((findObject(o, 'ConfigMap', 'kvroute-base-config').data as Record<string, string>).decodeDeployment) as BaseTemplate;
+    expect(tpl.spec.template.spec.volumes).toContainEqual({ name: 'model-cache', persistentVolumeClaim: { claimName: 'models' } });
   });
 });
