@@ -200,11 +200,15 @@ export class ChatTemplate {
       throw new TokenizationError('bad_request', `the chat template rejected the conversation: ${(err as Error).message}`, { cause: err });
     }
     if (continueFinal) {
-      // Like transformers: cut the rendered text after the final message's content.
+      // Like transformers: cut the rendered text right after the final message's (last text part's) stripped content.
       const last = normalized[normalized.length - 1]!;
-      const content = typeof last.content === 'string' ? last.content : (last.content as { text: string }[]).map((p) => p.text).join('');
-      const at = text.lastIndexOf(content.trim());
-      if (content.trim().length > 0 && at >= 0) text = text.slice(0, at + content.trim().length);
+      const parts = last.content;
+      const final = (typeof parts === 'string' ? parts : ((parts as { text: string }[]).at(-1)?.text ?? '')).trim();
+      const at = text.lastIndexOf(final);
+      if (at < 0) {
+        throw new TokenizationError('bad_request', 'continue_final_message is set but the final message does not appear in the rendered chat: check the last message, or unset continue_final_message');
+      }
+      text = text.slice(0, at + final.length);
     }
     return text;
   }

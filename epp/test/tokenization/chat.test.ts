@@ -47,6 +47,8 @@ describe('Llama-3 chat template (tokenizer_config.json)', () => {
     const out = llama.render([...messages, { role: 'assistant', content: 'The capital is' }], { addGenerationPrompt: false, continueFinalMessage: true });
     expect(out).toBe(`${LLAMA3_TWO_MESSAGES}The capital is`);
     expect(() => llama.render(messages, { continueFinalMessage: true })).toThrow(/cannot both be true/);
+    const hidden = new ChatTemplate('{% for m in messages %}[{{ m.role }}]{% endfor %}', {});
+    expect(() => hidden.render([{ role: 'assistant', content: 'abc' }], { addGenerationPrompt: false, continueFinalMessage: true })).toThrow(/final message does not appear/);
   });
 });
 
