@@ -175,8 +175,10 @@ export function summarize(result: SimResult, opts: SummarizeOptions): RunSummary
   const measured = result.records.filter((r) => !r.req.warmup);
   const all = aggregate(measured, nPods);
 
-  // H* over the sequence as it arrived (closed-loop arrivals included), warm-up filling the cache
-  const inOrder = [...result.records].sort((a, b) => a.arrivalMs - b.arrivalMs || a.req.id - b.req.id).map((r) => r.req);
+  // H* over the served sequence as it arrived (closed-loop arrivals included), warm-up filling the cache
+  const inOrder = result.records
+    .filter((r) => r.rejected === undefined)
+    .sort((a, b) => a.arrivalMs - b.arrivalMs || a.req.id - b.req.id).map((r) => r.req);
   const hStar = infiniteCacheHitRate(inOrder, bs, (r) => !r.warmup, opts.keyer);
 
   const stageSummaries: StageSummary[] = opts.stages.map((st) => {
