@@ -15,6 +15,6 @@ describe('checkInvariants', () => {
   });
 
   it('lists the invariants by name', () => {
-    expect(Object.keys(INVARIANTS)).toHaveLength(18);
+    expect(Object.keys(INVARIANTS)).toHaveLength(20);
   });
 });

@@ -6,6 +6,7 @@ import { namedPortsExist, networkPolicyPeersExist, selectorsMatchPods, workloadS
 import { gpuRequestsEqualLimits, kvEventsReachEpp, modelServiceEnvSurvivesOperator, modelServiceInitContainersExit, vllmMatchesEppConfig } from './vllm.js';
 import { networkPoliciesAllowRequiredTraffic } from './network.js';
 import { eppWiring } from './epp.js';
+import { eppReplicasSeeAllEvents, pdbAllowsDrain } from './availability.js';
 
 export type { Invariant, Manifest, Violation } from './model.js';
 
@@ -29,6 +30,8 @@ export const INVARIANTS: Readonly<Record<string, Invariant>> = {
   noSecretLiterals,
   eppAndRedisRestricted,
   eppWiring,
+  eppReplicasSeeAllEvents,
+  pdbAllowsDrain,
 };
 
 /** Run every invariant; [] when all hold. */
