@@ -139,7 +139,9 @@ const GatewaySchema = z.object({
   /** Listener port of the emitted Gateway. */
   listenerPort: z.number().int().min(1).max(65535).default(80),
   /** HTTPRoute hostnames (empty: any). */
-  hostnames: z.array(z.string().min(1)).default([]),
+  hostnames: z
+    .array(z.string().regex(/^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'must be a DNS hostname such as "llm.example.com" or "*.example.com" (no port, no scheme)'))
+    .default([]),
   /** Path prefix routed to the model. */
   pathPrefix: z.string().startsWith('/').default('/v1'),
   /** ext_proc request/response body mode (EnvoyFilter mode). NONE is not allowed: the EPP needs the body. */
@@ -206,8 +208,12 @@ const ArgoCdSchema = z.object({
 
 export const DeploymentConfigSchema = z
   .object({
-    /** Base of every object name (`<name>-epp`, `<name>-decode`, ...). */
-    name: dnsLabel.default('kvroute'),
+    /** Base of every object name (`<name>-epp`, `<name>-decode`, ...); Service names must stay ≤ 63 chars and start with a letter. */
+    name: z
+      .string()
+      .max(40, 'must be at most 40 characters so that "<name>-base-config" and the other object names stay valid')
+      .regex(/^[a-z]([-a-z0-9]*[a-z0-9])?$/, 'must start with a lower-case letter and contain only lower-case letters, digits and "-" (it prefixes Service names), e.g. "kvroute"')
+      .default('kvroute'),
     namespace: dnsLabel.default('llm-d'),
     model: ModelSchema.default({}),
     kvCache: KvCacheSchema.default({}),

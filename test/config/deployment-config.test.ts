@@ -110,6 +110,9 @@ describe('parseDeploymentConfig errors name field, value and fix', () => {
     ['bad quantity', { decode: { resources: { cpu: 'four', memory: '16Gi' } } }, [/decode\.resources\.cpu/, /quantity/, /got "four"/]],
     ['sha256_cbor_64bit on a vLLM that dropped it', { kvCache: { hashAlgo: 'sha256_cbor_64bit' } }, [/kvCache\.hashAlgo/, /vLLM 0\.11\.0/, /use hashAlgo: "sha256_cbor"/]],
     ['sha256_cbor on a vLLM before 0.10.2', { images: { vllm: 'vllm/vllm-openai:v0.10.0' } }, [/kvCache\.hashAlgo/, /vLLM 0\.10\.0/, /sha256_cbor_64bit/]],
+    ['name too long for Service names', { name: 'x'.repeat(41) }, [/^.*name: must be at most 40 characters/m]],
+    ['name starting with a digit', { name: '1kv' }, [/name: must start with a lower-case letter/, /got "1kv"/]],
+    ['hostname with a scheme', { gateway: { hostnames: ['https://llm.example.com'] } }, [/gateway\.hostnames\.0/, /DNS hostname/, /got "https:\/\/llm\.example\.com"/]],
     ['bad Secret name', { model: { hfTokenSecret: { name: 'HF Token', key: 'HF_TOKEN' } } }, [/model\.hfTokenSecret\.name/, /Secret name/, /got "HF Token"/]],
     ['Argo CD repo URL not a git URL', { argocd: { repoURL: 'github.com/x/y' } }, [/argocd\.repoURL/, /git URL/, /got "github\.com\/x\/y"/]],
   ];
@@ -128,6 +131,10 @@ describe('parseDeploymentConfig errors name field, value and fix', () => {
   it('prefill GPUs are not checked when P/D is off', () => {
     const c = parseDeploymentConfig({ pd: { enabled: false }, prefill: { replicas: 0, gpusPerPod: 4 } });
     expect(c.pd.enabled).toBe(false);
+  });
+
+  it('wildcard hostnames are accepted', () => {
+    expect(parseDeploymentConfig({ gateway: { hostnames: ['*.example.com', 'llm.example.com'] } }).gateway.hostnames).toHaveLength(2);
   });
 
   it('several EPP replicas are fine with Redis or with connect mode', () => {
