@@ -139,6 +139,17 @@ describe('EventApplier: engine block size ≠ index block size', () => {
     expect(await held(range(0, 48))).toBe(1);
   });
 
+  it('engine 24, index 16 (neither divides the other): chains re-chunk at absolute offsets', async () => {
+    const { applier, held, registry } = setup({ hashCheck: { enabled: false } });
+    await apply(applier, stored([eh(0), eh(1)], range(0, 48), 24)); // index blocks 0..2, no leftover
+    expect(await held(range(0, 96))).toBe(3);
+    await apply(applier, stored([eh(2)], range(48, 72), 24, eh(1))); // block 3 (48..63), leftover 64..71
+    expect(await held(range(0, 96))).toBe(4);
+    await apply(applier, stored([eh(3)], range(72, 96), 24, eh(2))); // 64..79, 80..95
+    expect(await held(range(0, 96))).toBe(6);
+    expect(await counter(registry, KvEventsMetricNames.dropped)).toBe(0);
+  });
+
   it('engine 16, index 64: blocks appear once a whole index block is covered', async () => {
     const { applier, held } = setup({ hashCheck: { enabled: false } }, 64);
     await apply(applier, stored([eh(0), eh(1)], range(0, 32), 16));
