@@ -3,7 +3,7 @@ export { Tokenization } from './tokenization.js';
 export type { TokenizationOptions, CompletionOptions, ChatOptions, TokenizationEvent, TokenizationObserver } from './tokenization.js';
 export { ChatTemplate, detectContentFormat } from './chat.js';
 export type { ChatMessage, ChatContentPart, ChatRenderOptions, ContentFormat } from './chat.js';
-export { CoreTokenizer, readTokenizerAssets, NO_OFFSET } from './core.js';
+export { CoreTokenizer, readTokenizerAssets, readTokenizerConfig, NO_OFFSET } from './core.js';
 export type { TokenizerAssets, TokenizerInfo, Encoded } from './core.js';
 export { PrefixStore, isSafeBoundary } from './prefix-store.js';
 export type { PrefixStoreOptions, PrefixHit, PrefixStoreStats } from './prefix-store.js';

@@ -1,4 +1,4 @@
-import { CoreTokenizer, PrefixStore, isSafeBoundary, readTokenizerAssets } from '../../src/tokenization/index.js';
+import { ChatTemplate, CoreTokenizer, PrefixStore, isSafeBoundary, readTokenizerAssets, readTokenizerConfig } from '../../src/tokenization/index.js';
 import { LLAMA3_DIR, randomText, rng } from './helpers.js';
 
 let core: CoreTokenizer;
@@ -74,6 +74,28 @@ describe('PrefixStore equivalence with full tokenization (property)', () => {
     // The store must actually have been used, or the property proves nothing.
     expect(store.stats.hits).toBeGreaterThan(200);
     expect(reusedTotal).toBeGreaterThan(20_000);
+  });
+
+  it('stays exact over random chat sessions: shared system prompts, growing turns, edited history', () => {
+    const tpl = ChatTemplate.fromConfig(readTokenizerConfig(LLAMA3_DIR))!;
+    const store = new PrefixStore({ maxBytes: 4 * 1024 * 1024 });
+    const systems = [randomText(rng(1), 1200), randomText(rng(2), 600)];
+    let checked = 0;
+    for (let session = 0; session < 25; session++) {
+      const next = rng(9000 + session);
+      const msgs: { role: string; content: string }[] = [{ role: 'system', content: systems[session % 2]! }];
+      for (let turn = 0; turn < 6; turn++) {
+        if (turn > 1 && next() < 0.25) msgs[msgs.length - 2]!.content += randomText(next, 20); // edited history: divergence
+        msgs.push({ role: turn % 2 ? 'assistant' : 'user', content: randomText(next, 50 + Math.floor(next() * 400)) });
+        const text = tpl.render(msgs, { addGenerationPrompt: turn % 2 === 0 });
+        const got = viaStore(store, text).ids;
+        const want = core.encode(text).ids;
+        if (got.length !== want.length || got.some((v, i) => v !== want[i])) throw new Error(`session ${session} turn ${turn}: ids differ from full tokenization`);
+        checked++;
+      }
+    }
+    expect(checked).toBe(150);
+    expect(store.stats.hits).toBeGreaterThan(100);
   });
 
   it('stays exact at every cut point of one text (exhaustive)', () => {
