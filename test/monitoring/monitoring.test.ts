@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { EppPortNames } from '@kvroute/epp/contract';
 import { parseDeploymentConfig } from '../../constructs/config/deployment-config.js';
 import { dashboardPanels } from '../../constructs/monitoring/grafana-dashboard.js';
@@ -77,5 +80,27 @@ describe('Grafana dashboard', () => {
 
   it('rate window is configurable', () => {
     expect(dashboardPanels('ns', 'm', '1m')[0].targets[0].expr).toContain('[1m]');
+  });
+});
+
+describe('EPP metric names exist in the EPP source', () => {
+  /** Every `.ts` file under epp/src, concatenated. */
+  function eppSource(): string {
+    const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../epp/src');
+    const out: string[] = [];
+    const walk = (d: string): void => {
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(join(d, e.name));
+        else if (e.name.endsWith('.ts')) out.push(readFileSync(join(d, e.name), 'utf8'));
+      }
+    };
+    walk(root);
+    return out.join('\n');
+  }
+
+  const src = eppSource();
+  it.each(EppMetricNames)('%s is registered by the EPP', (name) => {
+    // A metric definition names it as a string literal: name: 'x' or x: 'x' in a names table.
+    expect(src).toMatch(new RegExp(`['"\`]${name}['"\`]`));
   });
 });
