@@ -16,6 +16,10 @@ let silentBase: string;
 beforeAll(async () => {
   server = createServer((req, res) => {
     seen.push({ url: req.url ?? '', auth: req.headers.authorization });
+    const cdn = /^\/cdn\/(tokenizer(?:_config)?\.json)$/.exec(req.url ?? '');
+    if (cdn) return void res.writeHead(200).end(readFileSync(join(TINY_DIR, cdn[1]!)));
+    const redirect = /^\/org\/lfs\/resolve\/main\/(tokenizer(?:_config)?\.json)$/.exec(req.url ?? '');
+    if (redirect) return void res.writeHead(302, { location: `/cdn/${redirect[1]}` }).end();
     const m = /^\/(org\/[\w-]+)\/resolve\/([\w.-]+)\/(tokenizer(?:_config)?\.json)$/.exec(req.url ?? '');
     if (!m) return void res.writeHead(404).end('Entry not found');
     const [, repo, , file] = m;
@@ -56,6 +60,13 @@ describe('downloadTokenizer', () => {
     seen.length = 0;
     expect(await downloadTokenizer({ repo: 'org/tiny', baseUrl: base, cacheDir })).toBe(dir);
     expect(seen).toEqual([]);
+  });
+
+  it('follows the hub\'s redirects to its file CDN', async () => {
+    seen.length = 0;
+    const dir = await downloadTokenizer({ repo: 'org/lfs', baseUrl: base, cacheDir: cache() });
+    expect(readFileSync(join(dir, 'tokenizer.json'), 'utf8')).toBe(readFileSync(join(TINY_DIR, 'tokenizer.json'), 'utf8'));
+    expect(seen.map((s) => s.url)).toEqual(['/org/lfs/resolve/main/tokenizer.json', '/cdn/tokenizer.json', '/org/lfs/resolve/main/tokenizer_config.json', '/cdn/tokenizer_config.json']);
   });
 
   it('uses HF_TOKEN and HF_ENDPOINT from the environment by default', async () => {
