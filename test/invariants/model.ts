@@ -102,24 +102,60 @@ export function operatorModelLabel(modelName: string): string {
  * Pods the llm-d ModelService operator creates for spec.decode / spec.prefill. Labels as the operator
  * sets them (llm-d-model-service internal/controller/child_resources.go getPodLabels):
  * `llm-d.ai/inferenceServing: "true"`, `llm-d.ai/model: sanitize(routing.modelName)`,
- * `llm-d.ai/role: decode|prefill`; containers as given in the CR.
+ * `llm-d.ai/role: decode|prefill`. Containers: the CR's, merged by name over the
+ * `<role>Deployment` pod template of the BaseConfig ConfigMap (spec.baseConfigMapRef) when that is
+ * emitted as plain YAML (then ports are known); without one the pods declare no ports.
  */
-export function modelServicePods(o: Manifest): PodTemplate[] {
+export function modelServicePods(o: Manifest, objs: readonly Manifest[] = []): PodTemplate[] {
   const s = rec(o.spec);
   const model = String(rec(s.routing).modelName ?? '');
+  const baseName = rec(s.baseConfigMapRef).name;
+  const baseNs = typeof rec(s.baseConfigMapRef).namespace === 'string' ? String(rec(s.baseConfigMapRef).namespace) : ns(o);
+  const base = objs.find((x) => x.kind === 'ConfigMap' && x.metadata.name === baseName && ns(x) === baseNs);
   const out: PodTemplate[] = [];
   for (const role of ['decode', 'prefill']) {
     const r = s[role];
     if (!isRecord(r)) continue;
+    const template = baseTemplate(base, `${role}Deployment`);
+    const labels = { ...strMap(rec(template?.metadata).labels), 'llm-d.ai/inferenceServing': 'true', 'llm-d.ai/model': operatorModelLabel(model), 'llm-d.ai/role': role };
+    const baseSpec = rec(template?.spec);
     out.push({
       owner: `${ref(o)} (${role} pods)`,
       ownerObj: o,
       namespace: ns(o),
-      labels: { 'llm-d.ai/inferenceServing': 'true', 'llm-d.ai/model': operatorModelLabel(model), 'llm-d.ai/role': role },
-      spec: { containers: r.containers ?? [], ...(r.initContainers !== undefined ? { initContainers: r.initContainers } : {}) },
+      labels,
+      spec: {
+        ...baseSpec,
+        containers: mergeByName(baseSpec.containers, r.containers),
+        initContainers: mergeByName(baseSpec.initContainers, r.initContainers),
+      },
       path: `/spec/${role}`,
-      portsKnown: false,
+      portsKnown: template !== undefined,
     });
+  }
+  return out;
+}
+
+/** The pod template of a BaseConfig key (plain YAML Deployment); undefined if absent or templated. */
+function baseTemplate(base: Manifest | undefined, key: string): Json | undefined {
+  const text = strMap(base?.data)[key];
+  if (text === undefined) return undefined;
+  try {
+    const d: unknown = parseYaml(text);
+    return isRecord(d) ? rec(rec(d.spec).template) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The operator's container merge: CR containers override BaseConfig containers of the same name, others are appended. */
+function mergeByName(baseList: unknown, crList: unknown): Json[] {
+  const out = recs(baseList).map((c) => ({ ...c }));
+  for (const c of recs(crList)) {
+    const { mountModelVolume: _ignored, ...fields } = c;
+    const i = out.findIndex((b) => b.name === c.name);
+    if (i >= 0) out[i] = { ...out[i], ...fields };
+    else out.push(fields);
   }
   return out;
 }
@@ -140,7 +176,7 @@ export function podTemplates(objs: readonly Manifest[]): PodTemplate[] {
     } else if (o.kind === 'Pod') {
       t = { metadata: o.metadata, spec: o.spec };
     } else if (o.kind === 'ModelService') {
-      out.push(...modelServicePods(o));
+      out.push(...modelServicePods(o, objs));
     }
     if (t === undefined) continue;
     out.push({ owner: ref(o), ownerObj: o, namespace: ns(o), labels: strMap(rec(t.metadata).labels), spec: rec(t.spec), path: `${path}/spec`, portsKnown: true });
@@ -166,7 +202,7 @@ export function allContainers(objs: readonly Manifest[]): ContainerRef[] {
   }
   for (const o of objs) {
     if (o.kind !== 'ModelService') continue;
-    const pods = modelServicePods(o);
+    const pods = modelServicePods(o, objs);
     for (const role of ['decode', 'prefill', 'endpointPicker']) {
       const pod = pods.find((p) => p.path === `/spec/${role}`);
       for (const part of ['initContainers', 'containers'] as const) {

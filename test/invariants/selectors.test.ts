@@ -171,4 +171,36 @@ describe('ModelService pods (as the llm-d operator labels them)', () => {
     // ports of operator-built pods are unknown: no declared-port verdict
     expect(namedPortsExist([...base, svc({ 'llm-d.ai/inferenceServing': 'true' })])).toEqual([]);
   });
+
+  it('merges a plain-YAML BaseConfig pod template by container name, so ports and probes become checkable', () => {
+    const objs: Manifest[] = miniDeployment().filter((o) => o.kind === 'ModelService');
+    at(objs[0], 'spec').baseConfigMapRef = { name: 'base' };
+    const decodeDeployment = [
+      'apiVersion: apps/v1',
+      'kind: Deployment',
+      'spec:',
+      '  template:',
+      '    metadata: { labels: { tier: gpu } }',
+      '    spec:',
+      '      containers:',
+      '        - name: vllm',
+      '          ports: [{ name: http, containerPort: 8000 }]',
+      '          readinessProbe: { httpGet: { path: /health, port: metrics } }',
+      '',
+    ].join('\n');
+    objs.push({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'base', namespace: NS }, data: { decodeDeployment } });
+    const [pod] = modelServicePods(objs[0], objs);
+    expect(pod.portsKnown).toBe(true);
+    expect(pod.labels.tier).toBe('gpu');
+    const c = (pod.spec.containers as Record<string, unknown>[])[0];
+    expect([c.image, c.ports, 'mountModelVolume' in c]).toEqual(['vllm/vllm-openai:v0.11.0', [{ name: 'http', containerPort: 8000 }], false]);
+    const svc = (targetPort: string): Manifest => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'ms', namespace: NS }, spec: { selector: { 'llm-d.ai/role': 'decode' }, ports: [{ port: 80, targetPort }] } });
+    expect(namedPortsExist([...objs, svc('http')]).map((v) => v.message)).toEqual([
+      expect.stringMatching(/container "vllm" readinessProbe.httpGet.port "metrics" is not a named port of that container/),
+    ]);
+    expect(namedPortsExist([...objs, svc('grpc')]).map((v) => v.message)).toEqual([
+      expect.stringMatching(/targetPort "grpc" is not a container port of ModelService llm-d\/kv-ms \(decode pods\)/),
+      expect.stringMatching(/readinessProbe/),
+    ]);
+  });
 });
