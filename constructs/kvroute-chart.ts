@@ -164,6 +164,7 @@ export class KvrouteChart extends Chart {
         backend: this.inferencePool,
         pathPrefix: config.gateway.pathPrefix,
         hostnames: config.gateway.hostnames,
+        requestTimeout: config.gateway.requestTimeout,
       });
     } else {
       new ModelRoute(this, 'HttpRoute', {
@@ -172,6 +173,7 @@ export class KvrouteChart extends Chart {
         backend: ServiceBackend.of(decodeService.name, decode.parts.servingPort),
         pathPrefix: config.gateway.pathPrefix,
         hostnames: config.gateway.hostnames,
+        requestTimeout: config.gateway.requestTimeout,
       });
       new ExtProcEnvoyFilter(this, 'EnvoyFilter', {
         name: names.envoyFilter,
@@ -182,6 +184,7 @@ export class KvrouteChart extends Chart {
         eppPort: EppPorts.grpc,
         bodyMode: config.gateway.bodyMode,
         failureModeAllow: config.gateway.failureMode === 'FailOpen',
+        routeTimeout: config.gateway.requestTimeout,
       });
     }
 

@@ -144,6 +144,8 @@ const GatewaySchema = z.object({
     .default([]),
   /** Path prefix routed to the model. */
   pathPrefix: z.string().startsWith('/').default('/v1'),
+  /** Request timeout of the model route (LLM responses stream for minutes). */
+  requestTimeout: z.string().regex(/^\d+(ms|s|m|h)$/, 'must be a Gateway API duration such as "600s" or "10m"').default('600s'),
   /** ext_proc request/response body mode (EnvoyFilter mode). NONE is not allowed: the EPP needs the body. */
   bodyMode: z.enum(['FULL_DUPLEX_STREAMED', 'BUFFERED']).default('FULL_DUPLEX_STREAMED'),
   /** What the gateway does when the EPP is unreachable. */

@@ -13,6 +13,15 @@ import {
 } from '../../imports/envoyfilter-networking.istio.io.js';
 import { type ExtProcBodyMode, extProcFilterPatch, originalDstCluster, routeToCluster } from './ext-proc-filter.js';
 
+/** Gateway API duration ("10m", "600s", "500ms") → protobuf duration in seconds ("600s"). */
+export function envoyDuration(d: string): string {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(d);
+  if (!m) throw new Error(`duration ${JSON.stringify(d)} is not a Gateway API duration; write e.g. "600s" or "10m"`);
+  const n = Number(m[1]);
+  const seconds = { ms: n / 1000, s: n, m: n * 60, h: n * 3600 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return `${seconds}s`;
+}
+
 /** Props of {@link ExtProcEnvoyFilter}. */
 export interface ExtProcEnvoyFilterProps {
   readonly name: string;
@@ -34,6 +43,11 @@ export interface ExtProcEnvoyFilterProps {
    * @default true
    */
   readonly failureModeAllow?: boolean;
+  /**
+   * Timeout of the repointed route (keep it equal to the HTTPRoute's request timeout).
+   * @default '600s'
+   */
+  readonly routeTimeout?: string;
   /**
    * Object labels.
    * @default {}
@@ -81,7 +95,7 @@ export class ExtProcEnvoyFilter extends Construct {
         (h): EnvoyFilterSpecConfigPatches => ({
           applyTo: ApplyTo.HTTP_UNDERSCORE_ROUTE,
           match: { context: Context.GATEWAY, routeConfiguration: { portNumber: props.listenerPort, vhost: { name: `${h}:${props.listenerPort}` } } },
-          patch: { operation: Op.MERGE, value: routeToCluster(this.clusterName) },
+          patch: { operation: Op.MERGE, value: routeToCluster(this.clusterName, envoyDuration(props.routeTimeout ?? '600s')) },
         }),
       ),
     ];

@@ -46,7 +46,7 @@ describe('parseDeploymentConfig defaults (reproduce the seed)', () => {
       nodeLabelValues: ['true'],
       tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
     }));
-  it('gateway: inferencepool mode, Gateway kvroute-gateway created, class istio, port 80, /v1, FULL_DUPLEX_STREAMED, FailOpen', () =>
+  it('gateway: inferencepool mode, Gateway kvroute-gateway created, class istio, port 80, /v1, 600s, FULL_DUPLEX_STREAMED, FailOpen', () =>
     expect(c.gateway).toEqual({
       mode: 'inferencepool',
       name: 'kvroute-gateway',
@@ -55,6 +55,7 @@ describe('parseDeploymentConfig defaults (reproduce the seed)', () => {
       listenerPort: 80,
       hostnames: [],
       pathPrefix: '/v1',
+      requestTimeout: '600s',
       bodyMode: 'FULL_DUPLEX_STREAMED',
       failureMode: 'FailOpen',
     }));

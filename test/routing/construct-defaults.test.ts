@@ -1,5 +1,5 @@
 import { Testing } from 'cdk8s';
-import { ExtProcEnvoyFilter } from '../../constructs/routing/envoy-filter.js';
+import { envoyDuration, ExtProcEnvoyFilter } from '../../constructs/routing/envoy-filter.js';
 import { EppDestinationRule } from '../../constructs/routing/epp-destination-rule.js';
 import { ModelGateway } from '../../constructs/routing/gateway.js';
 import { ServiceBackend } from '../../constructs/routing/http-backend.js';
@@ -12,6 +12,16 @@ const only = (chart: ReturnType<typeof Testing.chart>): K8sObject => {
   expect(objs).toHaveLength(1);
   return objs[0];
 };
+
+describe('envoyDuration', () => {
+  it('converts Gateway API durations to seconds', () => {
+    expect(envoyDuration('600s')).toBe('600s');
+    expect(envoyDuration('10m')).toBe('600s');
+    expect(envoyDuration('1h')).toBe('3600s');
+    expect(envoyDuration('500ms')).toBe('0.5s');
+    expect(() => envoyDuration('ten')).toThrow(/"ten" is not a Gateway API duration/);
+  });
+});
 
 describe('routing construct defaults', () => {
   it('InferencePool: failureMode FailOpen, no labels; empty selector rejected', () => {
@@ -54,6 +64,7 @@ describe('routing construct defaults', () => {
     expect(tc?.failure_mode_allow).toBe(true);
     expect(tc?.processing_mode.request_body_mode).toBe('FULL_DUPLEX_STREAMED');
     expect(patches.map((p) => p.applyTo)).toEqual(['CLUSTER', 'HTTP_FILTER', 'HTTP_ROUTE']);
+    expect(patches[2].patch.value).toEqual({ route: { cluster: 'f-original-dst', timeout: '600s' } });
   });
 
   it('EppDestinationRule: TLS disabled, no labels', () => {

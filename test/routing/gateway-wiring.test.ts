@@ -105,7 +105,8 @@ describe('EnvoyFilter mode', () => {
       { portNumber: 8080, vhost: { name: 'a.example.com:8080' } },
       { portNumber: 8080, vhost: { name: 'b.example.com:8080' } },
     ]);
-    for (const r of routes) expect(r.patch).toEqual({ operation: 'MERGE', value: { route: { cluster: 'kvroute-ext-proc-original-dst', timeout: '0s' } } });
+    // Same timeout as the HTTPRoute (gateway.requestTimeout, default 600s).
+    for (const r of routes) expect(r.patch).toEqual({ operation: 'MERGE', value: { route: { cluster: 'kvroute-ext-proc-original-dst', timeout: '600s' } } });
   });
 
   it('HTTPRoute sends the model path to the decode Service (which the route patch overrides)', () => {
@@ -122,8 +123,12 @@ describe('EnvoyFilter mode', () => {
     expect((findObject(objects, 'Gateway', 'kvroute-gateway').spec as { listeners: { port: number }[] }).listeners[0].port).toBe(8080);
   });
 
-  it('without hostnames the wildcard virtual host is patched; BUFFERED reaches the filter', () => {
-    const o = synthObjects(parseDeploymentConfig({ gateway: { mode: 'envoyfilter', bodyMode: 'BUFFERED', failureMode: 'FailClose' } }));
+  it('without hostnames the wildcard virtual host is patched; BUFFERED and the timeout reach the filter and route', () => {
+    const o = synthObjects(parseDeploymentConfig({ gateway: { mode: 'envoyfilter', bodyMode: 'BUFFERED', failureMode: 'FailClose', requestTimeout: '15m' } }));
+    expect((findObject(o, 'HTTPRoute', 'kvroute-route').spec as RouteSpec).rules[0].timeouts.request).toBe('15m');
+    expect((findObject(o, 'EnvoyFilter', 'kvroute-ext-proc').spec as { configPatches: Patch[] }).configPatches.find((p) => p.applyTo === 'HTTP_ROUTE')?.patch.value).toEqual({
+      route: { cluster: 'kvroute-ext-proc-original-dst', timeout: '900s' },
+    });
     const s = findObject(o, 'EnvoyFilter', 'kvroute-ext-proc').spec as { configPatches: Patch[] };
     expect(s.configPatches.filter((p) => p.applyTo === 'HTTP_ROUTE').map((p) => p.match.routeConfiguration?.vhost.name)).toEqual(['*:80']);
     const f = s.configPatches.find((p) => p.applyTo === 'HTTP_FILTER')?.patch.value as { typed_config: { failure_mode_allow: boolean; processing_mode: Record<string, string> } };
