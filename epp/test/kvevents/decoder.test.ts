@@ -126,6 +126,14 @@ describe('decodeKvEventBatch value handling', () => {
     expect(normaliseBlockHash(new Uint8Array([0xab]), 'x')).toBe(0xabn);
   });
 
+  it('reads a bytes parent hash and an int64 (d3) hash below 2^63', () => {
+    const parent = Buffer.from('0000000000000000000000000000000000000000000000007fffffffffffffff', 'hex');
+    const { batch } = ok(batchOf(stored({ parent_block_hash: parent, block_hashes: [-(1n << 40n)] })));
+    const st = batch.events[0] as BlockStoredEvent;
+    expect(st.parentBlockHash).toBe((1n << 63n) - 1n);
+    expect(st.blockHashes).toEqual([(1n << 64n) - (1n << 40n)]);
+  });
+
   it('normalises medium and lora fields', () => {
     const { batch } = ok(batchOf(stored({ medium: 'CPU', lora_name: 'sql-lora', lora_id: 3 }), stored({ medium: null })));
     const [a, b] = batch.events as BlockStoredEvent[];

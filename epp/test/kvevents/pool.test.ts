@@ -231,6 +231,16 @@ describe('KvEventPool (ingest path)', () => {
     expect(await counter(registry, KvEventsMetricNames.publisherRestarts)).toBe(1);
   });
 
+  it('stop() drains every queued batch before it resolves', async () => {
+    const { pool, held } = mkPool({ concurrency: 2, queueCapacity: 2 });
+    const P = '10.0.0.1:8000';
+    const pushes: Promise<void>[] = [];
+    for (let i = 0; i < 30; i++) pushes.push(pool.ingest(frames(P, i, [store(0, i, i === 0 ? undefined : i - 1)])));
+    await pool.stop();
+    await Promise.all(pushes);
+    expect(await held(P, 30)).toBe(30);
+  });
+
   it('bounds the number of pods whose sequence state is kept', async () => {
     const { pool, registry } = mkPool({ maxTrackedPods: 2 });
     await pool.ingest(frames('10.0.0.1:1', 5, []));

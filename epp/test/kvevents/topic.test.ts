@@ -29,6 +29,17 @@ describe('parseTopic', () => {
     expect(() => parseTopic(topic)).toThrow(msg);
   });
 
+  it('shortens a huge topic in the error message', () => {
+    let msg = '';
+    try {
+      parseTopic('x'.repeat(100_000));
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toContain('does not start with');
+    expect(msg.length).toBeLessThan(400);
+  });
+
   it('names the expected form in the error', () => {
     expect(() => parseTopic('kv@x')).toThrow('kv@<ip:port>@<model>');
   });
