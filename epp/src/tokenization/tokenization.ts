@@ -103,7 +103,8 @@ export interface TokenizationOptions {
    */
   readonly observer?: TokenizationObserver;
   /**
-   * Logger for startup facts (worker count, prefix-store support).
+   * Logger for startup facts (worker count, prefix-store support) and failures (debug for
+   * rejected requests, warn for internal errors).
    * @default undefined (silent)
    */
   readonly logger?: Logger;
@@ -322,6 +323,9 @@ export class Tokenization {
     } catch (err) {
       const e = err instanceof TokenizationError ? err : new TokenizationError('internal', `tokenization failed: ${(err as Error).message}`, { cause: err });
       this.opts.observer?.onError?.(kind, e);
+      // Client mistakes at debug (they are counted by the observer); our own failures at warn.
+      if (e.status >= 500) this.opts.logger?.warn({ kind, code: e.code, err: e.message }, 'tokenization failed');
+      else this.opts.logger?.debug({ kind, code: e.code, err: e.message }, 'tokenization request rejected');
       throw e;
     }
   }

@@ -177,9 +177,10 @@ describe('prefix store through the facade', () => {
     const tj = JSON.parse(readFileSync(join(TINY_DIR, 'tokenizer.json'), 'utf8')) as Record<string, unknown>;
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({ ...tj, normalizer: { type: 'NFC' } }));
     const logged: object[] = [];
+    const debugged: object[] = [];
     const logger: Logger = {
       trace: () => undefined,
-      debug: () => undefined,
+      debug: (o) => void debugged.push(o),
       info: (o) => void logged.push(o),
       warn: () => undefined,
       error: () => undefined,
@@ -189,6 +190,9 @@ describe('prefix store through the facade', () => {
     try {
       expect(u.prefixStore).toBeUndefined();
       expect(logged).toEqual([expect.objectContaining({ prefixStoreDisabled: 'the tokenizer has a normalizer', prefixStoreBytes: 0 })]);
+      // A rejected request is logged at debug with its code (and still answered with the error).
+      await expect(u.tokenizeCompletion('m', [-1])).rejects.toThrow(/is not a token id/);
+      expect(debugged).toEqual([expect.objectContaining({ kind: 'token_ids', code: 'bad_request' })]);
     } finally {
       await u.close();
     }
