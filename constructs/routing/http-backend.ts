@@ -1,8 +1,16 @@
 /** Something an HTTPRoute can send traffic to: an InferencePool or a plain Service port. */
 export interface HttpBackendRef {
+  /**
+   * API group of the backend.
+   * @default '' (core)
+   */
   readonly group?: string;
   readonly kind: string;
   readonly name: string;
+  /**
+   * Port (required for Services, absent for InferencePools).
+   * @default - none
+   */
   readonly port?: number;
 }
 

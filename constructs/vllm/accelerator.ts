@@ -5,6 +5,10 @@ import { k8s } from 'cdk8s-plus-28';
 export interface AcceleratorToleration {
   readonly key: string;
   readonly operator: 'Exists' | 'Equal';
+  /**
+   * Taint value (operator Equal).
+   * @default - none
+   */
   readonly value?: string;
   readonly effect: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
 }

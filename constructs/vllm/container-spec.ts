@@ -24,20 +24,43 @@ export interface HttpProbeSpec {
 export interface ContainerSpec {
   readonly name: string;
   readonly image: string;
+  /**
+   * Entrypoint override.
+   * @default - the image's entrypoint
+   */
   readonly command?: readonly string[];
   readonly args: readonly string[];
   readonly env: readonly EnvVarSpec[];
   readonly ports: readonly { readonly name: string; readonly port: number }[];
   readonly cpu: string;
   readonly memory: string;
+  /**
+   * GPUs (requests = limits).
+   * @default - no accelerator
+   */
   readonly accelerator?: Accelerator;
+  /**
+   * Startup probe.
+   * @default - none
+   */
   readonly startupProbe?: HttpProbeSpec;
+  /**
+   * Readiness probe.
+   * @default - none
+   */
   readonly readinessProbe?: HttpProbeSpec;
+  /**
+   * Liveness probe.
+   * @default - none
+   */
   readonly livenessProbe?: HttpProbeSpec;
   readonly volumeMounts: readonly { readonly name: string; readonly mountPath: string; readonly readOnly?: boolean }[];
   /** Mount the model volume (ModelService only: the operator adds the mount). */
   readonly mountModelVolume: boolean;
-  /** `Always` makes an init container a native sidecar (Kubernetes ≥ 1.29). */
+  /**
+   * `Always` makes an init container a native sidecar (Kubernetes ≥ 1.29).
+   * @default - a plain (run-to-completion) init container
+   */
   readonly restartPolicy?: 'Always';
 }
 
@@ -83,7 +106,15 @@ export function toK8sContainer(c: ContainerSpec): k8s.Container {
 /** Wire-format env var of a ModelService container. */
 export interface ModelServiceEnvJson {
   readonly name: string;
+  /**
+   * Literal value.
+   * @default - none (valueFrom is set)
+   */
   readonly value?: string;
+  /**
+   * Downward-API field or Secret key.
+   * @default - none (value is set)
+   */
   readonly valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } };
 }
 
@@ -91,6 +122,10 @@ export interface ModelServiceEnvJson {
 export interface ModelServiceContainerJson {
   readonly name: string;
   readonly image: string;
+  /**
+   * Entrypoint override.
+   * @default - the image's entrypoint
+   */
   readonly command?: string[];
   readonly args: string[];
   readonly env: ModelServiceEnvJson[];
