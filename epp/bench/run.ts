@@ -6,7 +6,7 @@
  * RunSummary. See bench/README.md.
  */
 import { writeFile } from 'node:fs/promises';
-import { blockReuse } from '../src/sim/bounds.js';
+import { blockReuse, infiniteCacheHitRate } from '../src/sim/bounds.js';
 import { POLICY_NAMES, parsePolicyName, type PolicyName } from '../src/sim/policy-factory.js';
 import { PROFILES } from '../src/sim/profiles.js';
 import { runBenchmark } from '../src/sim/run.js';
@@ -136,7 +136,16 @@ async function validate(args: Args): Promise<boolean> {
   checks.push({ name: 'W0 round-robin token hit', measured: pct(rr.tokenHitRate), expected: '81–85 %', pass: rr.tokenHitRate >= 0.81 && rr.tokenHitRate <= 0.85 });
   checks.push({ name: 'W0 H* (infinite cache)', measured: pct(rr.oracleTokenHitRate), expected: '92.1 %', pass: Math.abs(rr.oracleTokenHitRate - 176 / 191) < 0.005 });
 
-  // 2. W2 random knee between 15 and 20 QPS
+  // 2. the generators' H* against the note's order-only bounds (§5.2)
+  const hStar = (w: Workload): number => infiniteCacheHitRate(w.requests, w.profile.blockSize).rate;
+  const h1 = hStar(generateWorkload('w1', 1));
+  checks.push({ name: 'W1 H*', measured: pct(h1), expected: '85.5 % ± 0.5 pp', pass: Math.abs(h1 - 0.855) <= 0.005 });
+  const h2 = hStar(generateWorkload('w2', 1));
+  checks.push({ name: 'W2 H* (all requests)', measured: pct(h2), expected: '98.1 % ± 0.5 pp', pass: Math.abs(h2 - 0.981) <= 0.005 });
+  const h3 = hStar(generateWorkload('w3', 11));
+  checks.push({ name: 'W3 H* (seed 11)', measured: pct(h3), expected: '81.8 % ± 1.5 pp', pass: Math.abs(h3 - 0.818) <= 0.015 });
+
+  // 3. W2 random knee between 15 and 20 QPS
   if (args['skip-w2'] === true) {
     checks.push({ name: 'W2 random knee', measured: 'skipped (--skip-w2)', expected: '15–20 QPS', pass: undefined });
   } else {
@@ -156,7 +165,7 @@ async function validate(args: Args): Promise<boolean> {
     });
   }
 
-  // 3. Mooncake conversation trace block reuse
+  // 4. Mooncake conversation trace block reuse
   const trace = args.trace;
   if (typeof trace === 'string') {
     const reqs = await readWorkloadFile(trace, { hashBlockSize: 512 });
