@@ -36,7 +36,7 @@ for m in "${modules[@]}"; do
     exit 1
   fi
   echo "import-crds: $name <- $crd_dir/$file"
-  npx cdk8s import "$name:=$crd_dir/$file" --language typescript --output imports --no-save >/dev/null
+  npx cdk8s import "$name:=$crd_dir/$file" --language typescript --output imports --no-save --no-check-upgrade >/dev/null
 done
 
 # Record where each CRD comes from (from SOURCES.md next to the CRDs) in cdk8s.yaml comments.
