@@ -14,3 +14,4 @@ export type { HubOptions } from './hub.js';
 export { TokenizationError } from './errors.js';
 export type { TokenizationErrorCode } from './errors.js';
 export { tokenizationMetrics } from './metrics.js';
+export { chatOptionsFromBody, completionOptionsFromBody } from './body.js';
