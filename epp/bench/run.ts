@@ -11,7 +11,7 @@ import { POLICY_NAMES, parsePolicyName, type PolicyName } from '../src/sim/polic
 import { PROFILES } from '../src/sim/profiles.js';
 import { runBenchmark } from '../src/sim/run.js';
 import type { RunSummary } from '../src/sim/summary.js';
-import { readWorkloadFile } from '../src/sim/workload-file.js';
+import { readWorkloadFile, toWorkloadJsonl } from '../src/sim/workload-file.js';
 import { WORKLOAD_NAMES, generateW0, generateW2, generateWorkload, type Workload, type WorkloadName } from '../src/sim/workloads.js';
 
 const HELP = `usage: npm run bench -- --workload <${WORKLOAD_NAMES.join('|')}|path.jsonl> --policy <name> [options]
@@ -32,6 +32,8 @@ const HELP = `usage: npm run bench -- --workload <${WORKLOAD_NAMES.join('|')}|pa
   --hash-block-size N     tokens per hash id when a line has no hash_block_size (default 512, Mooncake)
   --speed X               replay X times faster (default 1)
   --limit N               first N requests only
+  --emit-workload FILE    write the (generated) workload as JSONL in the workload-file format;
+                          without --policy nothing is simulated
   --quiet                 no progress output
 `;
 
@@ -189,9 +191,15 @@ async function main(): Promise<number> {
   }
   if (args.validate) return (await validate(args)) ? 0 : 1;
   const seed = num(args, 'seed', 1, (n) => Number.isInteger(n) && n >= 0, 'use an integer ≥ 0');
-  if (typeof args.policy !== 'string') throw new Error(`--policy is required (one of ${POLICY_NAMES.join(', ')})`);
-  const policy = parsePolicyName(args.policy);
+  const emit = args['emit-workload'];
+  if (typeof args.policy !== 'string' && typeof emit !== 'string') throw new Error(`--policy is required (one of ${POLICY_NAMES.join(', ')})`);
   const workload = await loadWorkload(args, seed);
+  if (typeof emit === 'string') {
+    await writeFile(emit, toWorkloadJsonl(workload.requests));
+    console.error(`wrote ${workload.requests.length} requests to ${emit}`);
+    if (typeof args.policy !== 'string') return 0;
+  }
+  const policy = parsePolicyName(args.policy as string);
   const quiet = args.quiet === true;
   if (!quiet) console.error(`${workload.description}; policy ${policy}, seed ${seed}`);
   const { summary } = await runBenchmark({

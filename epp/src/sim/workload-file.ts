@@ -12,6 +12,9 @@
  *   - `hash_ids` + `input_length`: chained block ids (equal id ⇒ equal prefix) of
  *     `hash_block_size` tokens each (per line, or the reader's `hashBlockSize`, 512 for Mooncake);
  *     the last block may be partial. The simulator expands them to its engine block size.
+ *     `hash_covered_tokens` (optional, default `input_length`): how many tokens of prompt + output
+ *     the ids describe; more than the prompt when the output is known (multi-turn chat, where the
+ *     next turn's prompt repeats it), so the pod caches those output blocks as vLLM does.
  * - `stage` (integer ≥ 0, optional): load stage for per-stage reporting (default 0).
  *
  * Every problem is reported with its line (or array index), field, the value seen and the fix;
@@ -156,8 +159,14 @@ export function parseWorkloadText(text: string, opts: WorkloadFileOptions = {}):
         else if (hashIds.length < need) {
           bad('hash_ids', `${hashIds.length} ids`, `input_length ${L} needs ⌈${L}/${hb}⌉ = ${need} ids of ${hb} tokens; fix input_length or hash_block_size`);
         } else {
-          inputLength = L;
-          content = { kind: 'ids', ids: Uint32Array.from(hashIds as number[]), idBlockSize: hb, coveredTokens: L };
+          const covered = o.hash_covered_tokens ?? L;
+          const maxCovered = Math.min(hashIds.length * hb, L + (isNonNegInt(out) ? out : 0));
+          if (!(isNonNegInt(covered) && covered >= L && covered <= maxCovered)) {
+            bad('hash_covered_tokens', covered, `use an integer from input_length (${L}) to min(ids × hash_block_size, input_length + output_length) = ${maxCovered}`);
+          } else {
+            inputLength = L;
+            content = { kind: 'ids', ids: Uint32Array.from(hashIds as number[]), idBlockSize: hb, coveredTokens: covered };
+          }
         }
       }
     } else {
@@ -194,4 +203,30 @@ export async function readWorkloadFile(path: string, opts: WorkloadFileOptions =
     throw new WorkloadFileError(`cannot read workload file ${path}: ${(e as Error).message}; pass an existing JSONL/JSON file`, []);
   }
   return parseWorkloadText(text, { ...opts, source: opts.source ?? path });
+}
+
+/**
+ * One JSONL line per request in the format `parseWorkloadText` reads (ids workloads: `hash_ids` at
+ * their own block size, including the ids of a known output).
+ */
+export function toWorkloadJsonl(requests: readonly SimRequest[]): string {
+  const lines: string[] = [];
+  for (const r of requests) {
+    const c = r.content;
+    const base: Record<string, unknown> = {
+      ...(r.arrivalMs !== undefined ? { timestamp_ms: Math.round(r.arrivalMs * 1000) / 1000 } : { after_previous_ms: r.afterPreviousMs }),
+      session_id: r.sessionId,
+      input_length: r.inputLength,
+      output_length: r.outputLength,
+      stage: r.stage,
+    };
+    if (c.kind === 'tokens') base.token_ids = Array.from(c.tokens);
+    else {
+      base.hash_block_size = c.idBlockSize;
+      if (c.coveredTokens !== r.inputLength) base.hash_covered_tokens = c.coveredTokens;
+      base.hash_ids = Array.from(c.ids).slice(0, Math.ceil(c.coveredTokens / c.idBlockSize));
+    }
+    lines.push(JSON.stringify(base));
+  }
+  return lines.join('\n') + '\n';
 }

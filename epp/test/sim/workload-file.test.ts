@@ -5,7 +5,8 @@ import { blockReuse, infiniteCacheHitRate } from '../../src/sim/bounds.js';
 import { BlockKeyer, promptTokens, type SimRequest } from '../../src/sim/request.js';
 import { runBenchmark } from '../../src/sim/run.js';
 import { PROFILE_B } from '../../src/sim/profiles.js';
-import { WorkloadFileError, parseWorkloadText, readWorkloadFile } from '../../src/sim/workload-file.js';
+import { WorkloadFileError, parseWorkloadText, readWorkloadFile, toWorkloadJsonl } from '../../src/sim/workload-file.js';
+import { generateW1, generateW3 } from '../../src/sim/workloads.js';
 
 // Synthetic lines in the Mooncake trace format (timestamp ms, input/output length, 512-token hash ids).
 const MOONCAKE = [
@@ -79,6 +80,7 @@ describe('workload files', () => {
         '{"timestamp": 0, "output_length": 4}',
         '{"after_previous_ms": 10, "session_id": "new", "output_length": 4, "token_ids": [1]}',
         '[1, 2]',
+        '{"timestamp": 0, "input_length": 10, "output_length": 4, "hash_ids": [0], "hash_block_size": 16, "hash_covered_tokens": 15}',
       ].join('\n'),
     );
     expect(problems).toEqual([
@@ -90,6 +92,7 @@ describe('workload files', () => {
       expect.stringMatching(/^line 8: field "token_ids" is nothing; give the prompt as "token_ids".*or "hash_ids"/),
       expect.stringMatching(/^line 9: field "after_previous_ms" is 10; the session "new" has no earlier request/),
       expect.stringMatching(/^line 10: expected a JSON object, got \[1,2\]$/),
+      expect.stringMatching(/^line 11: field "hash_covered_tokens" is 15; use an integer from input_length \(10\) to .* = 14$/),
     ]);
   });
 
@@ -118,5 +121,23 @@ describe('workload files', () => {
     expect(summary.rejected).toBe(0);
     // request 3 arrives 1.5 s later and finds ids 0,1 on the pod that served request 1
     expect(summary.tokenHitRate).toBeCloseTo((512 + 1024) / (1200 + 700 + 1400 + 300), 9);
+  });
+
+  it('round-trips generated workloads through JSONL (closed loop and known outputs included)', () => {
+    for (const w of [generateW1(1, { sessions: 6, perSession: 3 }), generateW3(2, { sessionsPerStage: 6, rates: [2] })]) {
+      const back = parseWorkloadText(toWorkloadJsonl(w.requests));
+      expect(back).toHaveLength(w.requests.length);
+      const bs = w.profile.blockSize;
+      expect(infiniteCacheHitRate(back, bs)).toEqual(infiniteCacheHitRate(w.requests, bs));
+      back.forEach((r, i) => {
+        const o = w.requests[i] as SimRequest;
+        expect([r.sessionId, r.afterPreviousMs, r.inputLength, r.outputLength, r.stage]).toEqual([o.sessionId, o.afterPreviousMs, o.inputLength, o.outputLength, o.stage]);
+        expect(r.arrivalMs ?? -1).toBeCloseTo(o.arrivalMs ?? -1, 2);
+      });
+      // multi-turn: the output ids survive, so turn 2 can hit turn 1's output blocks
+      expect(back.map((r) => (r.content.kind === 'ids' ? r.content.coveredTokens : 0))).toEqual(
+        w.requests.map((r) => (r.content.kind === 'ids' ? r.content.coveredTokens : 0)),
+      );
+    }
   });
 });
