@@ -130,8 +130,8 @@ const GatewaySchema = z.object({
    * `envoyfilter`: explicit Istio EnvoyFilter (ext_proc + ORIGINAL_DST cluster) and an HTTPRoute.
    */
   mode: z.enum(['inferencepool', 'envoyfilter']).default('inferencepool'),
-  /** Gateway name (parentRef of the HTTPRoute, EnvoyFilter target). */
-  name: dnsLabel.default('kvroute-gateway'),
+  /** Gateway name (parentRef of the HTTPRoute, EnvoyFilter target); defaults to `<name>-gateway`. */
+  name: dnsLabel.optional(),
   /** Emit the Gateway itself (false: it exists already). */
   create: z.boolean().default(true),
   /** GatewayClass of the emitted Gateway. */

@@ -81,7 +81,7 @@ export class DeploymentNames {
     this.modelServiceBaseConfig = `${n}-base-config`;
     this.inferencePool = `${n}-pool`;
     this.httpRoute = `${n}-route`;
-    this.gateway = config.gateway.name;
+    this.gateway = config.gateway.name ?? `${n}-gateway`;
     this.envoyFilter = `${n}-ext-proc`;
     this.eppDestinationRule = `${n}-epp`;
     this.redis = `${n}-redis`;

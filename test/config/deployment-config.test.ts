@@ -10,6 +10,7 @@ import {
   vllmImageVersion,
 } from '../../constructs/config/deployment-config.js';
 import { eppPackageVersion } from '../../constructs/config/epp-version.js';
+import { DeploymentNames } from '../../constructs/config/names.js';
 
 /** The error message of parsing `input`, or fail. */
 function errorOf(input: unknown): string {
@@ -46,10 +47,10 @@ describe('parseDeploymentConfig defaults (reproduce the seed)', () => {
       nodeLabelValues: ['true'],
       tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }],
     }));
-  it('gateway: inferencepool mode, Gateway kvroute-gateway created, class istio, port 80, /v1, 600s, FULL_DUPLEX_STREAMED, FailOpen', () =>
+  it('gateway name defaults to <name>-gateway', () => expect(DeploymentNames.of(c).gateway).toBe('kvroute-gateway'));
+  it('gateway: inferencepool mode, Gateway created, class istio, port 80, /v1, 600s, FULL_DUPLEX_STREAMED, FailOpen', () =>
     expect(c.gateway).toEqual({
       mode: 'inferencepool',
-      name: 'kvroute-gateway',
       create: true,
       className: 'istio',
       listenerPort: 80,
