@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { transformSync } from 'esbuild';
+import ts from 'typescript';
 import { CoreTokenizer, TokenizationError, TokenizerPool, readTokenizerAssets } from '../../src/tokenization/index.js';
 import { workerLaunch } from '../../src/tokenization/pool.js';
 import { TINY_DIR, randomText, rng } from './helpers.js';
@@ -114,7 +114,9 @@ describe('compiled JavaScript', () => {
     mkdirSync(tokDir, { recursive: true });
     try {
       for (const f of readdirSync(srcDir).filter((n) => n.endsWith('.ts'))) {
-        const js = transformSync(readFileSync(join(srcDir, f), 'utf8'), { loader: 'ts', format: 'esm', target: 'es2022' }).code;
+        const js = ts.transpileModule(readFileSync(join(srcDir, f), 'utf8'), {
+          compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false },
+        }).outputText;
         writeFileSync(join(tokDir, f.replace(/\.ts$/, '.js')), js);
       }
       const script = `
