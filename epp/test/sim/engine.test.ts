@@ -4,7 +4,7 @@ import type { FleetView, RoutingPolicy } from '../../src/sim/policy.js';
 import { PROFILE_A } from '../../src/sim/profiles.js';
 import type { SimRequest } from '../../src/sim/request.js';
 import { runBenchmark } from '../../src/sim/run.js';
-import { generateW1 } from '../../src/sim/workloads.js';
+import { generateW0, generateW1 } from '../../src/sim/workloads.js';
 
 const smallW1 = (seed: number) => generateW1(seed, { sessions: 12, perSession: 4, rates: [50, 400] });
 
@@ -48,6 +48,16 @@ describe('simulate', () => {
     const c = await runBenchmark({ workload: smallW1(4), policy: 'random', seed: 4 });
     const d = await runBenchmark({ workload: smallW1(5), policy: 'random', seed: 5 });
     expect(c.result.records.map((r) => r.pod)).not.toEqual(d.result.records.map((r) => r.pod));
+  });
+
+  it('precise routing depends on the events it has seen: sticky at lag 0, blind when they never arrive in time', async () => {
+    const w0 = generateW0(1);
+    const fresh = await runBenchmark({ workload: w0, policy: 'precise', seed: 1, eventLagMs: 0 });
+    expect(fresh.summary.tokenHitRate).toBeCloseTo(176 / 191, 9);
+    expect(fresh.summary.loadMaxOverMean).toBe(3);
+    const blind = await runBenchmark({ workload: w0, policy: 'precise', seed: 1, eventLagMs: 1e9 });
+    expect(blind.summary.tokenHitRate).toBeLessThan(0.9);
+    expect(blind.summary.loadMaxOverMean).toBeLessThan(3);
   });
 
   it('delivers KV events to the router exactly eventLagMs after the step that emitted them', async () => {

@@ -80,6 +80,29 @@ describe('SimPod prefix cache', () => {
   });
 });
 
+describe('SimPod known outputs', () => {
+  it('caches the full blocks of a known output, so the next turn that repeats it hits them', () => {
+    const pod = new SimPod({ id: 'p:1', profile: tiny });
+    const ids = [1, 2, 3, 4, 5, 6, 7, 8];
+    const turn = (L: number, O: number): SimRequest => ({
+      id: nextId++,
+      sessionId: 'chat',
+      arrivalMs: 0,
+      inputLength: L,
+      outputLength: O,
+      stage: 0,
+      warmup: false,
+      content: { kind: 'ids', ids, idBlockSize: 16, coveredTokens: L + O },
+    });
+    pod.enqueue(turn(40, 40), 0); // computes 40 + 39 tokens: blocks 0..3 full
+    drain(pod);
+    expect(pod.cachedKeys()).toHaveLength(4);
+    const next = pod.enqueue(turn(100, 10), 1000); // prompt = turn 1's prompt + output + 20 new tokens
+    drain(pod, 1000);
+    expect(next.hitTokens).toBe(64);
+  });
+});
+
 describe('SimPod step cost and scheduling', () => {
   it('charges α + β_p·P for a prefill step and α + β_d·D + γ·K for decode steps', () => {
     const pod = new SimPod({ id: 'p:1', profile: tiny });
