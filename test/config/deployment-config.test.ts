@@ -7,8 +7,8 @@ import {
   type DeploymentConfigInput,
   loadDeploymentConfig,
   parseDeploymentConfig,
-  vllmImageVersion,
 } from '../../constructs/config/deployment-config.js';
+import { vllmImageVersion } from '../../constructs/config/cross-field-rules.js';
 import { eppPackageVersion } from '../../constructs/config/epp-version.js';
 import { DeploymentNames } from '../../constructs/config/names.js';
 
