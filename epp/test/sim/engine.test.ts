@@ -115,6 +115,17 @@ describe('simulate', () => {
     await expect(simulate([idsReq(5, undefined, { afterPreviousMs: 10 })], rr, { profile: PROFILE_A, pods: 1 })).rejects.toThrow(/no earlier request of its session/);
   });
 
+  it('a rejected request still releases its closed-loop follow-up', async () => {
+    const tooLong = idsReq(0, 0, { sessionId: 'a', inputLength: 5000, content: { kind: 'ids', ids: Array.from({ length: 313 }, (_, i) => 1 + i), idBlockSize: 16, coveredTokens: 5000 } });
+    const next = idsReq(1, undefined, { sessionId: 'a', afterPreviousMs: 40 });
+    const res = await simulate([tooLong, next], { name: 'zero', pick: () => 0 }, { profile: PROFILE_A, pods: 1 });
+    expect(res.records.map((r) => [r.req.id, r.rejected === undefined])).toEqual([
+      [0, false],
+      [1, true],
+    ]);
+    expect(res.records[1]?.arrivalMs).toBe(40);
+  });
+
   it('rejects bad picks and options with clear errors', async () => {
     const bad: RoutingPolicy = { name: 'bad', pick: () => 7 };
     await expect(simulate([idsReq(0, 0)], bad, { profile: PROFILE_A, pods: 2 })).rejects.toThrow(/picked pod 7.*expected 0\.\.1/);
