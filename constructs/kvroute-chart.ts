@@ -84,6 +84,7 @@ export class KvrouteChart extends Chart {
         modelCache: config.model.cache,
         startupTimeoutSeconds: config.model.startupTimeoutSeconds,
         extraArgs: config.model.extraArgs,
+        ipv6: config.ipFamily === 'IPv6',
       });
       servers.set(role, { parts, accelerator: acc, replicas: pool.replicas });
     }

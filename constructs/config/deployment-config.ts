@@ -216,6 +216,8 @@ export const DeploymentConfigSchema = z
       .regex(/^[a-z]([-a-z0-9]*[a-z0-9])?$/, 'must start with a lower-case letter and contain only lower-case letters, digits and "-" (it prefixes Service names), e.g. "kvroute"')
       .default('kvroute'),
     namespace: dnsLabel.default('llm-d'),
+    /** IP family of the pod IPs (IPv6: the KV-event topic brackets the address, as the EPP expects). */
+    ipFamily: z.enum(['IPv4', 'IPv6']).default('IPv4'),
     model: ModelSchema.default({}),
     kvCache: KvCacheSchema.default({}),
     /** `deployments` (plain Deployments) or `modelservice` (one llm-d ModelService CR; operator deprecated upstream). */

@@ -41,6 +41,16 @@ export interface KvEventsConfigOptions {
    * @default VllmPorts.kvEventsReplay (5556)
    */
   readonly replayPort?: number;
+  /**
+   * Pod IPs are IPv6 (the topic then brackets the address: `kv@[$(POD_IP)]:<port>@<model>`).
+   * @default false
+   */
+  readonly ipv6?: boolean;
+}
+
+/** The pod id in the topic: `$(POD_IP):<port>`, bracketed for IPv6 (expanded by the kubelet). */
+export function topicPodId(servingPort: number, ipv6 = false): string {
+  return ipv6 ? `[$(${PodIpEnv})]:${servingPort}` : `$(${PodIpEnv}):${servingPort}`;
 }
 
 /** The `--kv-events-config` object. Topic = `kv@$(POD_IP):<serving port>@<model>`. */
@@ -51,6 +61,6 @@ export function kvEventsConfig(o: KvEventsConfigOptions): Record<string, string 
     publisher: 'zmq',
     endpoint: o.wiring.endpoint,
     ...(replay !== undefined ? { replay_endpoint: `tcp://*:${replay}` } : {}),
-    topic: KvEventsTopic.format(`$(${PodIpEnv}):${o.servingPort}`, o.model),
+    topic: KvEventsTopic.format(topicPodId(o.servingPort, o.ipv6 ?? false), o.model),
   };
 }

@@ -56,6 +56,11 @@ export interface VllmServerProps {
    * @default []
    */
   readonly extraArgs?: readonly string[];
+  /**
+   * Pod IPs are IPv6 (bracketed in the KV-event topic).
+   * @default false
+   */
+  readonly ipv6?: boolean;
 }
 
 /** The rendered pod parts. */
@@ -101,7 +106,7 @@ export function vllmServer(p: VllmServerProps): VllmServerParts {
     `--max-model-len=${p.maxModelLen}`,
     `--max-num-seqs=${p.maxNumSeqs}`,
     `--tensor-parallel-size=${tp}`,
-    `--kv-events-config=${JSON.stringify(kvEventsConfig({ model: p.model, servingPort, wiring: p.kvEvents }))}`,
+    `--kv-events-config=${JSON.stringify(kvEventsConfig({ model: p.model, servingPort, wiring: p.kvEvents, ipv6: p.ipv6 ?? false }))}`,
     ...(p.pd ? [`--kv-transfer-config=${JSON.stringify({ kv_connector: 'NixlConnector', kv_role: 'kv_both' })}`] : []),
     ...(p.extraArgs ?? []),
   ];

@@ -28,6 +28,7 @@ describe('parseDeploymentConfig defaults (reproduce the seed)', () => {
   it('model meta-llama/Llama-3.2-1B', () => expect(c.model.name).toBe('meta-llama/Llama-3.2-1B'));
   it('namespace llm-d', () => expect(c.namespace).toBe('llm-d'));
   it('name kvroute', () => expect(c.name).toBe('kvroute'));
+  it('IPv4 pod IPs', () => expect(c.ipFamily).toBe('IPv4'));
   it('3 decode replicas, 1 GPU each', () => expect([c.decode.replicas, c.decode.gpusPerPod]).toEqual([3, 1]));
   it('2 prefill replicas, 1 GPU each', () => expect([c.prefill.replicas, c.prefill.gpusPerPod]).toEqual([2, 1]));
   it('P/D on with threshold 256', () => expect(c.pd).toEqual({ enabled: true, nonCachedTokensThreshold: 256 }));

@@ -2,7 +2,8 @@ import { HfTokenEnv, KvEventsTopic, Labels, VllmPorts } from '@kvroute/epp/contr
 import { parseDeploymentConfig } from '../../constructs/config/deployment-config.js';
 import { Accelerator } from '../../constructs/vllm/accelerator.js';
 import { toK8sContainer } from '../../constructs/vllm/container-spec.js';
-import { kvEventsConfig, KvEventsWiring } from '../../constructs/vllm/kv-events.js';
+import { parseTopic } from '../../epp/src/kvevents/topic.js';
+import { kvEventsConfig, KvEventsWiring, topicPodId } from '../../constructs/vllm/kv-events.js';
 import { vllmServer, type VllmServerProps } from '../../constructs/vllm/vllm-server.js';
 import { findObject, type K8sObject, synthObjects } from '../support/synth.js';
 
@@ -243,5 +244,28 @@ describe('Accelerator', () => {
     expect(() => Accelerator.nvidia(0)).toThrow(/count 0 is invalid.*Accelerator\.nvidia\(1\)/);
     expect(() => Accelerator.nvidia(1.5)).toThrow(/count 1\.5/);
     expect(() => Accelerator.nvidia(1, { nodeLabelValues: [] })).toThrow(/nodeLabelValues is empty/);
+  });
+});
+
+describe('KV-event topic as the EPP parses it', () => {
+  /** The topic vLLM publishes once the kubelet has expanded $(POD_IP). */
+  const published = (ipFamily: 'IPv4' | 'IPv6', podIp: string): string => {
+    const o = synthObjects(parseDeploymentConfig({ ipFamily }));
+    const cfg = JSON.parse(flag(vllm(findObject(o, 'Deployment', 'kvroute-decode')).args, 'kv-events-config') ?? '{}') as { topic: string };
+    return cfg.topic.replace('$(POD_IP)', podIp);
+  };
+
+  it('IPv4 (default): kv@10.0.0.7:8000@model → pod 10.0.0.7:8000', () => {
+    expect(parseTopic(published('IPv4', '10.0.0.7'))).toEqual({ pod: '10.0.0.7:8000', model: 'meta-llama/Llama-3.2-1B' });
+  });
+
+  it('IPv6: the address is bracketed so the EPP can split off the port', () => {
+    expect(parseTopic(published('IPv6', 'fd00::7'))).toEqual({ pod: '[fd00::7]:8000', model: 'meta-llama/Llama-3.2-1B' });
+    // Unbracketed, the EPP would reject it: this is why ipFamily exists.
+    expect(() => parseTopic('kv@fd00::7:8000@m')).toThrow(/unbracketed IPv6/);
+  });
+
+  it('topicPodId defaults to IPv4', () => {
+    expect(topicPodId(8000)).toBe('$(POD_IP):8000');
   });
 });
