@@ -116,6 +116,11 @@ describe('parseDeploymentConfig errors name field, value and fix', () => {
     ['name too long for Service names', { name: 'x'.repeat(41) }, [/^.*name: must be at most 40 characters/m]],
     ['name starting with a digit', { name: '1kv' }, [/name: must start with a lower-case letter/, /got "1kv"/]],
     ['hostname with a scheme', { gateway: { hostnames: ['https://llm.example.com'] } }, [/gateway\.hostnames\.0/, /DNS hostname/, /got "https:\/\/llm\.example\.com"/]],
+    ['prefill GPUs ≠ TP with P/D on', { model: { tensorParallelSize: 2 }, decode: { gpusPerPod: 2 } }, [/prefill\.gpusPerPod/, /got 1/, /set prefill\.gpusPerPod: 2/]],
+    ['gpu-memory-utilization above 1', { model: { gpuMemoryUtilization: 1.2 } }, [/model\.gpuMemoryUtilization/, /got 1\.2/]],
+    ['block size given as a string', { kvCache: { blockSize: '16' } }, [/kvCache\.blockSize/, /Expected number, received string/, /got "16"/]],
+    ['negative prefill replicas', { prefill: { replicas: -1 } }, [/prefill\.replicas/, /got -1/]],
+    ['request timeout without a unit', { gateway: { requestTimeout: '600' } }, [/gateway\.requestTimeout/, /"600s" or "10m"/, /got "600"/]],
     ['bad Secret name', { model: { hfTokenSecret: { name: 'HF Token', key: 'HF_TOKEN' } } }, [/model\.hfTokenSecret\.name/, /Secret name/, /got "HF Token"/]],
     ['Argo CD repo URL not a git URL', { argocd: { repoURL: 'github.com/x/y' } }, [/argocd\.repoURL/, /git URL/, /got "github\.com\/x\/y"/]],
   ];
