@@ -173,6 +173,7 @@ export class ExtProcStream {
   /** Set when a non-SSE response outgrew the buffer: it is streamed from then on. */
   private respStreaming: StreamingRewriter | 'plain' | undefined;
   private responded = false;
+  private responseHeadersSeen = false;
   private servedEndpoint: string | undefined;
 
   private queue: Promise<void> = Promise.resolve();
@@ -445,11 +446,14 @@ export class ExtProcStream {
 
   private requireRouted(phase: string): InferenceRequest {
     if (!this.routed || !this.req) throw new ProtocolError(`${phase} received before the request was routed (state ${this.state})`);
+    if (this.responded) throw new ProtocolError(`${phase} received after the response completed`);
     return this.req;
   }
 
   private onResponseHeaders(h: HttpHeaders): void {
     this.requireRouted('response_headers');
+    if (this.responseHeadersSeen) throw new ProtocolError('response_headers received twice');
+    this.responseHeadersSeen = true;
     const hdr = headerMapToRecord(h.headers);
     const status = Number(hdr[':status']);
     this.status = Number.isInteger(status) && status > 0 ? status : undefined;

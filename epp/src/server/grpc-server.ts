@@ -138,7 +138,8 @@ export class ExtProcServer {
   readonly metrics: ExtProcMetrics;
   private readonly observer: ExtProcObserver;
   private readonly logger: Logger;
-  private readonly streams = new Set<ExtProcStream>();
+  /** Open ext_proc streams and their calls (to cancel them at the drain deadline). */
+  private readonly streams = new Map<ExtProcStream, grpc.ServerDuplexStream<ProcessingRequest | MalformedFrame, ProcessingResponse>>();
   private readonly watchers = new Set<{ call: grpc.ServerWritableStream<HealthCheckRequest, HealthCheckResponse>; last: ServingStatusValue }>();
   private main: grpc.Server | undefined;
   private health: grpc.Server | undefined;
@@ -255,7 +256,8 @@ export class ExtProcServer {
         (s) =>
           new Promise<void>((resolve) => {
             const timer = setTimeout(() => {
-              forcedStreams = this.streams.size;
+              forcedStreams = Math.max(forcedStreams, this.streams.size);
+              this.cancelOpenStreams();
               s.forceShutdown();
               resolve();
             }, graceMs);
@@ -269,6 +271,18 @@ export class ExtProcServer {
     this.logger.info({ forcedStreams }, 'ext_proc server stopped');
     this.stopping = false;
     return { forcedStreams };
+  }
+
+  /**
+   * Ends every open ext_proc call with UNAVAILABLE. grpc-js's forceShutdown() only destroys the
+   * sessions it tracks for channelz, which is off here, so open calls are ended explicitly.
+   */
+  private cancelOpenStreams(): void {
+    for (const [stream, call] of [...this.streams]) {
+      this.streams.delete(stream);
+      stream.abort('cancelled', 'drain deadline passed at shutdown');
+      call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'EPP shutting down: drain deadline passed' });
+    }
   }
 
   /** The ext_proc service definition with a deserializer that turns bad frames into values. */
@@ -315,7 +329,7 @@ export class ExtProcServer {
         },
       },
     );
-    this.streams.add(stream);
+    this.streams.set(stream, call);
     call.on('data', (msg: ProcessingRequest | MalformedFrame) => {
       if (msg instanceof MalformedFrame) {
         stream.abort('error', `undecodable ProcessingRequest: ${msg.reason}`);

@@ -321,3 +321,58 @@ describe('subset hints and destinations', () => {
     s2.end();
   });
 });
+
+describe('header and rewrite details', () => {
+  test('headers sent as `value` (older Envoys) are read like raw_value; repeated names are joined', async () => {
+    h = await startHarness();
+    const s = h.client.open();
+    s.send({
+      request_headers: {
+        headers: {
+          headers: [
+            { key: ':path', value: PATH_CHAT },
+            { key: ':method', value: 'post' },
+            { key: 'X-Session-ID', value: 'abc' },
+            { key: 'x-tag', value: 'a' },
+            { key: 'x-tag', raw_value: Buffer.from('b') },
+          ],
+        },
+      },
+      protocol_config: protocolConfig(FULL_DUPLEX),
+    });
+    s.send(frames.requestBody('{"model":"m","messages":[{"role":"user","content":"x"}]}', true));
+    await s.take(2);
+    expect(h.director.picks[0]).toMatchObject({ apiKind: 'chat', method: 'POST', sessionId: 'abc', headers: { ':path': PATH_CHAT, 'x-session-id': 'abc', 'x-tag': 'a,b' } });
+    s.end();
+  });
+
+  test('a targetModel equal to the model leaves the body untouched (no content-length)', async () => {
+    h = await startHarness();
+    h.director.then({ result: { endpoints: ['10.0.0.1:8000'], targetModel: 'm' } });
+    const body = '{"model":"m",  "prompt":"keep my spacing"}';
+    const s = h.client.open();
+    const out = await routeRequest(s, { headers: postHeaders(PATH_COMPLETIONS), body });
+    expect(out.responses).toEqual([headersDecision('10.0.0.1:8000'), requestBodyChunk(body, true)]);
+    s.end();
+  });
+
+  test('an empty x-request-id is replaced by a generated one', async () => {
+    h = await startHarness();
+    const s = h.client.open();
+    s.send(frames.requestHeaders({ ':method': 'GET', ':path': '/health', 'x-request-id': '' }, { endOfStream: true }));
+    const [r] = await s.take(1);
+    const id = h.director.picks[0]!.requestId;
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(r).toEqual(headersDecision('10.0.0.1:8000', [setHeader('x-request-id', id)]));
+    s.end();
+  });
+
+  test('request_headers twice is a protocol error', async () => {
+    h = await startHarness();
+    const s = h.client.open();
+    s.send(frames.requestHeaders(postHeaders(PATH_COMPLETIONS)));
+    s.send(frames.requestHeaders(postHeaders(PATH_COMPLETIONS)));
+    const st = await s.done;
+    expect([st.code, st.details]).toEqual([3, 'request_headers received twice (state body)']);
+  });
+});

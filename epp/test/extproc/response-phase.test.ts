@@ -92,6 +92,35 @@ test('filter metadata accumulates: the request-time subset hint and the response
   expect(h.director.responses[0]!.info).toMatchObject({ servedEndpoint: '10.0.0.2:8000', pickedEndpoints: ['10.0.0.2:8000'] });
 });
 
+test('SSE with a rewrite: response trailers flush a held partial line (no end_of_stream), then TrailersResponse', async () => {
+  h = await startHarness();
+  h.director.then({ result: { endpoints: ['10.0.0.1:8000'], targetModel: 't' } });
+  const s = h.client.open();
+  await routeRequest(s, { headers: postHeaders(PATH_CHAT), body: chatBody('a', true) });
+  s.send(frames.responseHeaders(SSE_HEADERS));
+  await s.take(1);
+  s.send(frames.responseBody('data: {"model":"t"}\n\ndata: {"model":"t"', false));
+  expect(await s.take(1)).toEqual([responseBodyChunk('data: {"model":"a"}\n\n', false)]);
+  s.send(frames.responseTrailers());
+  expect(await s.take(2)).toEqual([responseBodyChunk('data: {"model":"a"', false), { response_trailers: {} }]);
+  // Nothing may follow the response trailers.
+  s.send(frames.responseBody('', true));
+  const st = await s.done;
+  expect([st.code, st.details]).toEqual([3, 'response_body received after the response completed']);
+});
+
+test('response_headers twice is a protocol error', async () => {
+  h = await startHarness();
+  const s = await routed('{"model":"m","prompt":"p"}', PATH_COMPLETIONS);
+  s.send(frames.responseHeaders(JSON_HEADERS));
+  s.send(frames.responseHeaders(JSON_HEADERS));
+  const st = await s.done;
+  expect([st.code, st.details]).toEqual([3, 'response_headers received twice']);
+  // The routed request is still released exactly once.
+  await h.director.waitDone(1);
+  expect(h.director.done).toHaveLength(1);
+});
+
 describe('buffered (JSON) responses', () => {
   test('buffered to end of stream, model rewritten back, content-length removed, usage read', async () => {
     h = await startHarness();
@@ -182,7 +211,7 @@ describe('BUFFERED response mode', () => {
     s.send(frames.requestBody('{"model":"a","prompt":"p"}', true));
     await s.take(2);
     s.send(frames.responseHeaders(JSON_HEADERS));
-    s.send(frames.responseBody('{"model":"a"}', true));
+    s.send(frames.responseBody('{"model":"a"}', false));
     s.send(frames.responseTrailers());
     expect(await s.take(3)).toEqual([{ response_headers: { response: {} } }, { response_body: { response: {} } }, { response_trailers: {} }]);
     s.end();
