@@ -5,9 +5,10 @@
  *   3. endpoints (static list) and the vLLM metrics scraper
  *   4. the KV-event pool (ZeroMQ SUB; bind, or connect to each endpoint)
  *   5. tokenization (when a tokenizer is configured)
- *   6. the scheduler and its request director (used by the ext_proc server)
- *   7. the HTTP port: /metrics, /healthz, /readyz, POST /v1/score
- * and stops them in reverse order.
+ *   6. the scheduler and its request director
+ *   7. the ext_proc gRPC server (9002) and gRPC health (9003)
+ *   8. the HTTP port: /metrics, /healthz, /readyz, POST /v1/score
+ * and stops them in reverse order: readiness drops first, open ext_proc streams are drained.
  */
 import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
@@ -25,6 +26,7 @@ import type { Index } from '../kvblock/types.js';
 import { KvEventPool } from '../kvevents/pool.js';
 import { buildScheduler } from '../scheduling/build.js';
 import { SchedulingDirector } from '../scheduling/director.js';
+import { ExtProcServer } from '../server/grpc-server.js';
 import { HttpServer } from '../server/http-server.js';
 import { Tokenization, tokenizationMetrics } from '../tokenization/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
@@ -40,6 +42,11 @@ export interface EppRuntimeOptions {
    * @default process.env
    */
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Time open ext_proc streams get to finish on stop before they are cancelled.
+   * @default 10000
+   */
+  readonly drainMs?: number;
 }
 
 /** The endpoint a static config entry describes. */
@@ -68,9 +75,15 @@ export class EppRuntime {
   private discovery: KubernetesDiscovery | undefined;
   private readonly env: NodeJS.ProcessEnv;
   private http: HttpServer | undefined;
+  private extproc: ExtProcServer | undefined;
   private ready = false;
+  private readonly drainMs: number;
   /** Bound ports after start. */
   httpPort = 0;
+  grpcPort = 0;
+  healthPort: number | undefined;
+  /** PEM of the ext_proc certificate when TLS is on (self-signed or from files). */
+  certPem: string | undefined;
 
   private constructor(
     readonly config: EppConfig,
@@ -78,6 +91,7 @@ export class EppRuntime {
   ) {
     const env = opts.env ?? process.env;
     this.env = env;
+    this.drainMs = opts.drainMs ?? 10_000;
     this.logger = opts.logger ?? createLogger(config.logLevel);
     collectDefaultMetrics({ register: this.registry });
     new Gauge({
@@ -133,6 +147,9 @@ export class EppRuntime {
       bindAddress: ev.zmqBind,
       topicFilter: ev.topicFilter,
       concurrency: ev.concurrency,
+      // A shared Redis index already holds what another replica applied: replaying a joining
+      // pod's history from 0 would count its blocks twice.
+      replayOnJoin: ic.backend !== 'redis',
       registry: this.registry,
       logger: this.logger.child({ component: 'kv-events' }),
     });
@@ -222,6 +239,17 @@ export class EppRuntime {
         logger: this.logger.child({ component: 'tokenizer' }),
       });
     }
+    this.extproc = new ExtProcServer({
+      director: this.director,
+      registry: this.registry,
+      logger: this.logger.child({ component: 'ext-proc' }),
+      maxBodyBytes: c.server.maxBodyBytes,
+      ready: () => this.ready,
+    });
+    const bound = await this.extproc.start({ grpcPort: c.server.grpcPort, healthPort: c.server.healthPort, host: c.server.host, tls: c.server.tls });
+    this.grpcPort = bound.grpcPort;
+    this.healthPort = bound.healthPort;
+    this.certPem = bound.certPem;
     this.http = new HttpServer({
       registry: this.registry,
       logger: this.logger.child({ component: 'http' }),
@@ -237,7 +265,7 @@ export class EppRuntime {
     this.httpPort = await this.http.listen(c.server.httpPort, c.server.host);
     this.ready = true;
     this.logger.info(
-      { httpPort: this.httpPort, zmq: this.zmqEndpoint, model: c.model, blockSize: c.blockSize, hashAlgo: c.hashAlgo, index: c.index.backend, endpoints: this.store.size },
+      { grpcPort: this.grpcPort, healthPort: this.healthPort, httpPort: this.httpPort, zmq: this.zmqEndpoint, model: c.model, blockSize: c.blockSize, hashAlgo: c.hashAlgo, index: c.index.backend, endpoints: this.store.size },
       'kvroute-epp started',
     );
   }
@@ -245,6 +273,10 @@ export class EppRuntime {
   /** Stops in reverse order; safe to call twice. */
   async stop(): Promise<void> {
     this.ready = false;
+    if (this.extproc) {
+      const r = await this.extproc.stop(this.drainMs).catch(() => undefined);
+      if (r && r.forcedStreams > 0) this.logger.warn({ forcedStreams: r.forcedStreams }, 'ext_proc streams cancelled at shutdown');
+    }
     await this.http?.close().catch(() => undefined);
     await this.tokenization?.close().catch(() => undefined);
     await this.discovery?.stop().catch(() => undefined);

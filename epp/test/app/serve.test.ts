@@ -11,6 +11,7 @@ import { parseEppConfig } from '../../src/contract/config.js';
 import { createTokenProcessor } from '../../src/kvblock/token-processor.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { VllmPublisher } from '../support/vllm-publisher.js';
+import { ExtProcTestClient, HealthTestClient, routeRequest } from '../support/extproc-client.js';
 
 const MODEL = 'meta-llama/Llama-3.2-1B';
 const POD_A = '127.0.0.2:18000';
@@ -55,7 +56,7 @@ describe('kvroute-epp serve (in process)', () => {
     metricsPort = (metricsServer.address() as AddressInfo).port;
     const config = parseEppConfig({
       model: MODEL,
-      server: { httpPort: 0, host: '127.0.0.1', maxBodyBytes: 4096 },
+      server: { httpPort: 0, grpcPort: 0, healthPort: 0, host: '127.0.0.1', maxBodyBytes: 4096 },
       events: { zmqBind: 'tcp://127.0.0.1:*' },
       discovery: {
         mode: 'static',
@@ -167,6 +168,38 @@ describe('kvroute-epp serve (in process)', () => {
     expect(typeof (r.json.error as { message: string }).message).toBe('string');
   });
 
+  it('routes an ext_proc request to the pod holding its prefix (header and envoy.lb metadata)', async () => {
+    const prompt = 'Summarize the following support ticket for the on-call engineer. '.repeat(6);
+    const ids = Array.from(await rt.director['opts'].tokenizer!.tokenizeCompletion(MODEL, prompt));
+    const full = ids.slice(0, Math.floor(ids.length / 16) * 16);
+    const podB = new VllmPublisher({ endpoint: rt.zmqEndpoint as string, topic: `kv@${POD_B}@${MODEL}`, encoding: 'array' });
+    await podB.start();
+    await new Promise((r) => setTimeout(r, 200));
+    await podB.publish([{ type: 'BlockStored', blockHashes: engine.blockKeys(full), parentBlockHash: null, tokenIds: full, blockSize: 16, medium: 'GPU' }]);
+    await until(
+      () => post(rt.httpPort, { model: MODEL, prompt }),
+      (v) => (v.json as unknown as ScoreBody).pods[0].endpoint === POD_B,
+    );
+    const client = new ExtProcTestClient({ address: `127.0.0.1:${rt.grpcPort}` });
+    try {
+      const body = JSON.stringify({ model: MODEL, prompt, max_tokens: 16 });
+      const out = await routeRequest(client.open(), { headers: { ':method': 'POST', ':path': '/v1/completions', 'content-type': 'application/json' }, body, chunkBytes: 7 }, 10000);
+      expect(out).toMatchObject({ kind: 'routed', destination: POD_B, metadataDestination: POD_B, clearRouteCache: true });
+      expect(out.body.toString()).toBe(body);
+      const bad = await routeRequest(client.open(), { headers: { ':method': 'POST', ':path': '/v1/completions' }, body: '{"prompt": 1' }, 10000);
+      expect(bad).toMatchObject({ kind: 'immediate', status: 400 });
+    } finally {
+      client.close();
+      await podB.close();
+    }
+    const health = new HealthTestClient({ address: `127.0.0.1:${rt.healthPort}` });
+    try {
+      expect((await health.check('')).status).toBe(1); // SERVING
+    } finally {
+      health.close();
+    }
+  });
+
   it('rejects GET on /v1/score and unknown routes', async () => {
     expect((await fetch(`http://127.0.0.1:${rt.httpPort}/v1/score`)).status).toBe(405);
     expect((await fetch(`http://127.0.0.1:${rt.httpPort}/nope`)).status).toBe(404);
@@ -186,13 +219,16 @@ describe('kvroute-epp serve (in process)', () => {
 
 describe('kvroute-epp serve (process)', () => {
   it('starts from flags, logs its ports, and exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'serve', '--model', MODEL, '--http-port', '0', '--host', '127.0.0.1', '--zmq-bind', 'tcp://127.0.0.1:*', '--endpoints', `${POD_A}=a`], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'serve', '--model', MODEL, '--http-port', '0', '--grpc-port', '0', '--health-port', '0', '--host', '127.0.0.1', '--zmq-bind', 'tcp://127.0.0.1:*', '--endpoints', `${POD_A}=a`], {
       cwd: EPP_DIR,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
     const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no start line in 20 s; stderr: ${stderr}`)), 20000);
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`no start line in 20 s; stderr: ${stderr}`));
+      }, 20000);
       child.stderr.on('data', (d: Buffer) => {
         stderr += d.toString();
         const m = /"httpPort":(\d+)/.exec(stderr);
