@@ -50,6 +50,10 @@ interface Sample {
   heap: number;
   /** Server CPU time (user + system) so far, µs. */
   cpuUs: number;
+  /** Cumulative decisions (kvroute_extproc_decision_duration_seconds): total, ≤ 1 ms, ≤ 2 ms. */
+  decisions: number;
+  decisionsLe1ms: number;
+  decisionsLe2ms: number;
 }
 
 // ---- server (child) ----------------------------------------------------------------------------
@@ -74,15 +78,21 @@ async function serve(): Promise<void> {
   process.send!({ port: grpcPort } satisfies ToParent);
   process.on('message', (m: string) => {
     if (m === 'rss') {
-      // Retained memory, not garbage waiting for the next GC (the child runs with --expose-gc).
-      (globalThis as { gc?: () => void }).gc?.();
-      const mu = process.memoryUsage();
-      const cpu = process.cpuUsage();
-      process.send!({ rss: mu.rss, heap: mu.heapUsed, cpuUs: cpu.user + cpu.system } satisfies ToParent);
+      void sample();
     } else if (m === 'stop') {
       void server.stop(1000).then(() => process.exit(0));
     }
   });
+  async function sample(): Promise<void> {
+    const values = (await server.metrics.decision.get()).values as { value: number; labels: Record<string, string | number>; metricName?: string }[];
+    const bucket = (le: number): number => values.find((v) => v.metricName?.endsWith('_bucket') && v.labels.le === le)?.value ?? 0;
+    const decisions = values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    // Retained memory, not garbage waiting for the next GC (the child runs with --expose-gc).
+    (globalThis as { gc?: () => void }).gc?.();
+    const mu = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    process.send!({ rss: mu.rss, heap: mu.heapUsed, cpuUs: cpu.user + cpu.system, decisions, decisionsLe1ms: bucket(0.001), decisionsLe2ms: bucket(0.002) } satisfies ToParent);
+  }
 }
 
 // ---- protocol layer alone (no gRPC) -------------------------------------------------------------
@@ -250,7 +260,12 @@ async function main(): Promise<void> {
   };
   const cpuPer = (a: Sample, b: Sample, n: number): string => {
     const us = (b.cpuUs - a.cpuUs) / n;
-    return `server CPU ${us.toFixed(0)} µs/stream (≈ ${(1e6 / us).toFixed(0)} streams/s per fully available core)`;
+    const d = b.decisions - a.decisions;
+    const share = (x: number): string => `${((100 * x) / Math.max(1, d)).toFixed(1)}%`;
+    return (
+      `server CPU ${us.toFixed(0)} µs/stream (≈ ${(1e6 / us).toFixed(0)} streams/s per fully available core); ` +
+      `server-side decision (body complete → reply) ≤ 1 ms: ${share(b.decisionsLe1ms - a.decisionsLe1ms)}, ≤ 2 ms: ${share(b.decisionsLe2ms - a.decisionsLe2ms)}`
+    );
   };
   const clientCpu = (): number => {
     const c = process.cpuUsage();

@@ -28,8 +28,11 @@ export interface FailedRequest {
 }
 
 export interface ExtProcObserver {
-  /** Destination chosen and sent to the gateway. */
-  picked(req: InferenceRequest, destination: string): void;
+  /**
+   * Destination chosen and about to be sent. `decisionSeconds`: from the complete body (or the
+   * body-less headers) to the decision, i.e. parse + director pick + building the reply.
+   */
+  picked(req: InferenceRequest, destination: string, decisionSeconds: number): void;
   /** The request was answered with an ImmediateResponse. */
   rejected(req: FailedRequest, code: string, status: number, message: string): void;
   /** The response passed completely. */
@@ -53,7 +56,7 @@ export function combineObservers(...list: ExtProcObserver[]): ExtProcObserver {
   if (list.length === 0) return NOOP;
   if (list.length === 1) return list[0]!;
   return {
-    picked: (r, d) => list.forEach((o) => o.picked(r, d)),
+    picked: (r, d, s) => list.forEach((o) => o.picked(r, d, s)),
     rejected: (r, c, s, m) => list.forEach((o) => o.rejected(r, c, s, m)),
     responded: (r, i) => list.forEach((o) => o.responded(r, i)),
     released: (r) => list.forEach((o) => o.released(r)),
@@ -75,6 +78,7 @@ export class ExtProcMetrics implements ExtProcObserver {
   readonly outputTokens: Histogram<'model_name' | 'target_model_name'>;
   readonly running: Gauge<'model_name'>;
   readonly streams: Counter<'outcome'>;
+  readonly decision: Histogram;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -98,14 +102,21 @@ export class ExtProcMetrics implements ExtProcObserver {
     this.outputTokens = new Histogram({ name: 'inference_objective_output_tokens', help: 'Completion tokens reported in usage.', labelNames: mt, buckets: TOKEN_BUCKETS, registers });
     this.running = new Gauge({ name: 'inference_objective_running_requests', help: 'Requests routed and not finished yet.', labelNames: ['model_name'], registers });
     this.streams = new Counter({ name: 'kvroute_extproc_streams_total', help: 'ext_proc streams by how they ended.', labelNames: ['outcome'], registers });
+    this.decision = new Histogram({
+      name: 'kvroute_extproc_decision_duration_seconds',
+      help: 'From the complete request body to the routing decision (parse + director pick + reply), in seconds.',
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
   }
 
   private static labels(r: { model: string | undefined; targetModel: string | undefined }): { model_name: string; target_model_name: string } {
     return { model_name: r.model ?? '', target_model_name: r.targetModel ?? r.model ?? '' };
   }
 
-  picked(req: InferenceRequest): void {
+  picked(req: InferenceRequest, _destination: string, decisionSeconds: number): void {
     const l = ExtProcMetrics.labels(req);
+    this.decision.observe(decisionSeconds);
     this.requests.inc(l);
     if (req.bodyBytes > 0) this.sizes.observe(l, req.bodyBytes);
     this.running.inc({ model_name: l.model_name });
@@ -135,8 +146,11 @@ export class ExtProcMetrics implements ExtProcObserver {
 export class ExtProcLogging implements ExtProcObserver {
   constructor(private readonly log: Logger) {}
 
-  picked(req: InferenceRequest, destination: string): void {
-    this.log.debug({ requestId: req.requestId, model: req.model, targetModel: req.targetModel, destination, bodyBytes: req.bodyBytes }, 'picked endpoint');
+  picked(req: InferenceRequest, destination: string, decisionSeconds: number): void {
+    this.log.debug(
+      { requestId: req.requestId, model: req.model, targetModel: req.targetModel, destination, bodyBytes: req.bodyBytes, decisionMs: decisionSeconds * 1000 },
+      'picked endpoint',
+    );
   }
 
   rejected(req: FailedRequest, code: string, status: number, message: string): void {

@@ -160,6 +160,7 @@ export class ExtProcStream {
   private observedPick = false;
   private released = false;
   private rejected = false;
+  private decisionStartedAt = 0;
 
   // Response phase.
   private status: number | undefined;
@@ -355,6 +356,7 @@ export class ExtProcStream {
 
   /** Parses, asks the director, sends the decision in the shape the phase needs. */
   private async decide(body: Buffer | undefined, phase: 'headers' | 'buffered-body' | 'duplex-body', viaTrailers: boolean): Promise<void> {
+    this.decisionStartedAt = performance.now();
     const path = this.headers[':path'] ?? this.headers['x-original-path'] ?? this.headers['x-forwarded-path'] ?? '/';
     const parsed = body === undefined ? undefined : parseRequestBody(apiKindForPath(path), body, { models: this.opts.models });
     const subset = metadataStrings(this.metadata, MetadataNamespaces.subsetHint, Headers.destinationEndpointSubset);
@@ -426,7 +428,7 @@ export class ExtProcStream {
 
     this.routed = true;
     this.observedPick = true;
-    this.opts.observer.picked(req, dest.value);
+    this.opts.observer.picked(req, dest.value, (performance.now() - this.decisionStartedAt) / 1000);
     if (phase === 'buffered-body') {
       this.send({ request_body: { response: newBody ? { ...common, body_mutation: { body: newBody } } : common }, dynamic_metadata: metadata });
       return;

@@ -95,3 +95,30 @@ test('the injected logger gets structured lines: listening, rejections (info), b
   const rejected = logger.lines.find((l) => l.msg === 'ext_proc request rejected')!.obj;
   expect(rejected).toEqual({ requestId: 'req-1', model: undefined, path: PATH_COMPLETIONS, code: 'missing_prompt', status: 400, error: expect.stringContaining('no "prompt"') });
 });
+
+test('kvroute_extproc_decision_duration_seconds measures parse + pick + reply (a slow pick shows)', async () => {
+  const registry = new Registry();
+  const director = new ScriptedDirector(['10.0.0.1:8000']);
+  director.then({ delayMs: 120 });
+  const server = new ExtProcServer({ director, registry });
+  const { grpcPort } = await server.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1' });
+  const client = new ExtProcTestClient({ address: `127.0.0.1:${grpcPort}` });
+  try {
+    for (let i = 0; i < 2; i++) {
+      const s = client.open();
+      await routeRequest(s, { headers: postHeaders(PATH_COMPLETIONS), body: '{"model":"m","prompt":"x"}' });
+      s.end();
+      await s.done;
+    }
+  } finally {
+    client.close();
+    await server.stop(100);
+  }
+  const values = (await registry.getSingleMetric('kvroute_extproc_decision_duration_seconds')!.get()).values as { value: number; labels: Record<string, string | number>; metricName?: string }[];
+  const count = values.find((v) => v.metricName === 'kvroute_extproc_decision_duration_seconds_count')!.value;
+  const sum = values.find((v) => v.metricName === 'kvroute_extproc_decision_duration_seconds_sum')!.value;
+  const under100ms = values.find((v) => v.metricName === 'kvroute_extproc_decision_duration_seconds_bucket' && v.labels.le === 0.1)!.value;
+  expect(count).toBe(2);
+  expect(sum).toBeGreaterThanOrEqual(0.12);
+  expect(under100ms).toBe(1);
+});
