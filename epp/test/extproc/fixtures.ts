@@ -1,5 +1,6 @@
 /** Shared fixtures of the ext_proc tests: a real server on 127.0.0.1:0 and expected messages. */
 import { Registry } from 'prom-client';
+import { Headers, MetadataNamespaces } from '../../src/contract/names.js';
 import { ExtProcServer, type ExtProcServerOptions } from '../../src/server/grpc-server.js';
 import type { HeaderValueOption, ProcessingResponse } from '../../src/extproc/types.js';
 import { ExtProcTestClient } from '../support/extproc-client.js';
@@ -60,13 +61,13 @@ export function setHeader(key: string, value: string): HeaderValueOption {
 }
 
 export function lbMetadata(dest: string): ProcessingResponse['dynamic_metadata'] {
-  return { fields: { 'envoy.lb': { struct_value: { fields: { 'x-gateway-destination-endpoint': { string_value: dest } } } } } };
+  return { fields: { [MetadataNamespaces.lb]: { struct_value: { fields: { [Headers.destinationEndpoint]: { string_value: dest } } } } } };
 }
 
 /** The FULL_DUPLEX / body-less decision message. */
 export function headersDecision(dest: string, extra: HeaderValueOption[] = []): ProcessingResponse {
   return {
-    request_headers: { response: { header_mutation: { set_headers: [setHeader('x-gateway-destination-endpoint', dest), ...extra] }, clear_route_cache: true } },
+    request_headers: { response: { header_mutation: { set_headers: [setHeader(Headers.destinationEndpoint, dest), ...extra] }, clear_route_cache: true } },
     dynamic_metadata: lbMetadata(dest),
   };
 }

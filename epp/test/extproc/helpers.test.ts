@@ -158,3 +158,15 @@ describe('response helpers', () => {
     expect(s.push(Buffer.from('x'.repeat(100)), false).length).toBe(100 - 22);
   });
 });
+
+test('the contract names used on the wire are the GIE / llm-d strings', async () => {
+  const { Headers, MetadataNamespaces } = await import('../../src/contract/names.js');
+  expect([Headers.destinationEndpoint, Headers.destinationEndpointSubset, Headers.destinationEndpointServed, Headers.prefillerHostPort, Headers.sessionId]).toEqual([
+    'x-gateway-destination-endpoint',
+    'x-gateway-destination-endpoint-subset',
+    'x-gateway-destination-endpoint-served',
+    'x-prefiller-host-port',
+    'x-session-id',
+  ]);
+  expect([MetadataNamespaces.lb, MetadataNamespaces.subsetHint]).toEqual(['envoy.lb', 'envoy.lb.subset_hint']);
+});

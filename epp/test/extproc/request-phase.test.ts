@@ -4,6 +4,7 @@
  * director headers. Every response is compared whole.
  */
 import { ApiError } from '../../src/api/errors.js';
+import { Headers } from '../../src/contract/names.js';
 import { BODY_CHUNK_BYTES } from '../../src/extproc/stream.js';
 import { frames, protocolConfig, routeRequest, splitBytes, subsetHintMetadata } from '../support/extproc-client.js';
 import {
@@ -35,7 +36,7 @@ describe('FULL_DUPLEX_STREAMED', () => {
     h = await startHarness();
     const body = '{"model":"llama","prompt":"Hello there","max_tokens":8}';
     const s = h.client.open();
-    s.send(frames.requestHeaders(postHeaders(PATH_COMPLETIONS, { 'x-session-id': 'sess-9' }), { protocolConfig: protocolConfig(FULL_DUPLEX) }));
+    s.send(frames.requestHeaders(postHeaders(PATH_COMPLETIONS, { [Headers.sessionId]: 'sess-9' }), { protocolConfig: protocolConfig(FULL_DUPLEX) }));
     s.send(frames.requestBody(body.slice(0, 20), false));
     // Nothing may come back before the body is complete.
     await expect(s.next(150)).rejects.toThrow(/no ext_proc response/);
@@ -52,7 +53,7 @@ describe('FULL_DUPLEX_STREAMED', () => {
       apiKind: 'completions',
       model: 'llama',
       targetModel: 'llama',
-      headers: postHeaders(PATH_COMPLETIONS, { 'x-session-id': 'sess-9' }),
+      headers: postHeaders(PATH_COMPLETIONS, { [Headers.sessionId]: 'sess-9' }),
       body: { model: 'llama', prompt: 'Hello there', max_tokens: 8 },
       prompt: 'Hello there',
       sessionId: 'sess-9',
@@ -200,7 +201,7 @@ describe('BUFFERED', () => {
     s.send(frames.requestBody(body, true));
     expect(await s.take(1)).toEqual([
       {
-        request_body: { response: { header_mutation: { set_headers: [setHeader('x-gateway-destination-endpoint', '10.0.0.1:8000')] }, clear_route_cache: true } },
+        request_body: { response: { header_mutation: { set_headers: [setHeader(Headers.destinationEndpoint, '10.0.0.1:8000')] }, clear_route_cache: true } },
         dynamic_metadata: lbMetadata('10.0.0.1:8000'),
       },
     ]);
@@ -222,7 +223,7 @@ describe('BUFFERED', () => {
         request_body: {
           response: {
             header_mutation: {
-              set_headers: [setHeader('x-gateway-destination-endpoint', '10.0.0.7:8000'), setHeader('content-length', String(newBody.length))],
+              set_headers: [setHeader(Headers.destinationEndpoint, '10.0.0.7:8000'), setHeader('content-length', String(newBody.length))],
             },
             clear_route_cache: true,
             body_mutation: { body: Buffer.from(newBody) },
@@ -298,13 +299,13 @@ describe('subset hints and destinations', () => {
     h.director.then({
       result: {
         endpoints: ['10.0.0.1:8000', '[fd00::2]:8000', 'fd00::3:8001'],
-        headers: { 'x-prefiller-host-port': '10.0.1.5:8000', ':authority': 'evil', 'x-gateway-destination-endpoint': '1.2.3.4:1' },
+        headers: { [Headers.prefillerHostPort]: '10.0.1.5:8000', ':authority': 'evil', [Headers.destinationEndpoint]: '1.2.3.4:1' },
       },
     });
     const s = h.client.open();
     const out = await routeRequest(s, { headers: postHeaders(PATH_COMPLETIONS), body });
     const dest = '10.0.0.1:8000,[fd00::2]:8000,[fd00::3]:8001';
-    expect(out.responses[0]).toEqual(headersDecision(dest, [setHeader('x-prefiller-host-port', '10.0.1.5:8000')]));
+    expect(out.responses[0]).toEqual(headersDecision(dest, [setHeader(Headers.prefillerHostPort, '10.0.1.5:8000')]));
     expect(out.kind === 'routed' && out.metadataDestination).toBe(dest);
     s.end();
   });
@@ -342,7 +343,7 @@ describe('header and rewrite details', () => {
     });
     s.send(frames.requestBody('{"model":"m","messages":[{"role":"user","content":"x"}]}', true));
     await s.take(2);
-    expect(h.director.picks[0]).toMatchObject({ apiKind: 'chat', method: 'POST', sessionId: 'abc', headers: { ':path': PATH_CHAT, 'x-session-id': 'abc', 'x-tag': 'a,b' } });
+    expect(h.director.picks[0]).toMatchObject({ apiKind: 'chat', method: 'POST', sessionId: 'abc', headers: { ':path': PATH_CHAT, [Headers.sessionId]: 'abc', 'x-tag': 'a,b' } });
     s.end();
   });
 

@@ -16,6 +16,7 @@
  * response.
  */
 import * as grpc from '@grpc/grpc-js';
+import { Headers, MetadataNamespaces } from '../../src/contract/names.js';
 import { loadProtos, ServiceNames } from '../../src/extproc/proto.js';
 import type {
   HeaderMutation,
@@ -170,13 +171,13 @@ export function protocolConfig(requestBodyMode: number, responseBodyMode = reque
 export function subsetHintMetadata(endpoints: readonly string[]): Metadata {
   return {
     filter_metadata: {
-      'envoy.lb.subset_hint': { fields: { 'x-gateway-destination-endpoint-subset': { list_value: { values: endpoints.map((e) => ({ string_value: e })) } } } },
+      [MetadataNamespaces.subsetHint]: { fields: { [Headers.destinationEndpointSubset]: { list_value: { values: endpoints.map((e) => ({ string_value: e })) } } } },
     },
   };
 }
 
 export function servedEndpointMetadata(endpoint: string): Metadata {
-  return { filter_metadata: { 'envoy.lb': { fields: { 'x-gateway-destination-endpoint-served': { string_value: endpoint } } } } };
+  return { filter_metadata: { [MetadataNamespaces.lb]: { fields: { [Headers.destinationEndpointServed]: { string_value: endpoint } } } } };
 }
 
 export const frames = {
@@ -290,8 +291,8 @@ export async function routeRequest(
   const headerMutation = common.header_mutation ?? {};
   return {
     kind: 'routed',
-    destination: mutatedHeader(headerMutation, 'x-gateway-destination-endpoint') ?? '',
-    metadataDestination: metadataString(first.dynamic_metadata, 'envoy.lb', 'x-gateway-destination-endpoint'),
+    destination: mutatedHeader(headerMutation, Headers.destinationEndpoint) ?? '',
+    metadataDestination: metadataString(first.dynamic_metadata, MetadataNamespaces.lb, Headers.destinationEndpoint),
     headerMutation,
     clearRouteCache: common.clear_route_cache === true,
     body: body === undefined ? Buffer.alloc(0) : Buffer.concat(forwarded),
