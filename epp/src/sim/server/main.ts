@@ -4,7 +4,8 @@
  *   tsx src/sim/server/main.ts --port 8001 --zmq-endpoint tcp://127.0.0.1:5557 \
  *     --topic-pod 127.0.0.1:8001 --model meta-llama/Llama-3.1-8B-Instruct --profile B \
  *     --tokenizer test/data/tokenizers/llama3_1 [--encoding map|array] [--replay-port 5558] \
- *     [--event-lag-ms 0] [--speedup 1] [--hash-seed 42] [--block-size 16] [--host 127.0.0.1]
+ *     [--event-lag-ms 0] [--speedup 1] [--hash-seed 42] [--block-size 16] [--num-blocks N]
+ *     [--host 127.0.0.1]
  *
  * Prints one JSON line `{"ready":true,"port":P,...}` on stdout once it serves; exits 0 on
  * SIGTERM/SIGINT after closing its sockets; exits 2 on bad flags.
@@ -22,6 +23,7 @@ export const POD_USAGE = `Usage: tsx src/sim/server/main.ts --port P --tokenizer
   --model <name>        served model name                                     [profile's model]
   --profile <A|B|C>     step-cost profile (epp/src/sim/profiles.ts)           [A]
   --block-size <n>      override the profile's block size                     [profile's]
+  --num-blocks <n>      override the profile's KV blocks (small = evictions)  [profile's]
   --hash-seed <s>       PYTHONHASHSEED of the block keys                      [42]
   --zmq-endpoint <url>  the EPP's KV-event bind address (PUB connects)        [none: no events]
   --topic-pod <ip:port> pod id in the topic kv@<ip:port>@<model>              [127.0.0.1:<port>]
@@ -70,6 +72,7 @@ export function parsePodArgs(argv: readonly string[]): PodArgs {
         model: { type: 'string' },
         profile: { type: 'string' },
         'block-size': { type: 'string' },
+        'num-blocks': { type: 'string' },
         'hash-seed': { type: 'string' },
         'zmq-endpoint': { type: 'string' },
         'topic-pod': { type: 'string' },
@@ -88,6 +91,7 @@ export function parsePodArgs(argv: readonly string[]): PodArgs {
   if (pname !== 'A' && pname !== 'B' && pname !== 'C') throw new PodUsageError(`--profile "${f.profile}" is not one of A, B, C`);
   let profile: PodProfile = PROFILES[pname];
   if (f['block-size'] !== undefined) profile = { ...profile, blockSize: num('block-size', f['block-size'], profile.blockSize) };
+  if (f['num-blocks'] !== undefined) profile = { ...profile, numBlocks: num('num-blocks', f['num-blocks'], profile.numBlocks) };
   const encoding = f.encoding ?? 'map';
   if (encoding !== 'map' && encoding !== 'array') throw new PodUsageError(`--encoding "${encoding}" is not map or array`);
   const speedup = num('speedup', f.speedup, 1, false);

@@ -1,0 +1,98 @@
+/**
+ * Child processes of the demo: started with `node --import tsx <script>`, ready when a line of
+ * their output matches, stopped with SIGTERM (SIGKILL after a grace period), and all tracked so
+ * one `stopAll` ends every child, also on Ctrl-C or an error.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+
+export interface ChildHandle {
+  readonly name: string;
+  readonly proc: ChildProcess;
+  /** Output so far (stdout + stderr, capped), for error messages. */
+  output(): string;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  readonly exited: Promise<number | string>;
+}
+
+export interface StartChildOptions {
+  readonly name: string;
+  readonly script: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+  /** A line of stdout or stderr that means ready; its match is returned. */
+  readonly ready: RegExp;
+  /** @default 30000 */
+  readonly readyTimeoutMs?: number;
+}
+
+/** A free TCP port on 127.0.0.1 (bound, read, released). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export class ProcessGroup {
+  private readonly children: ChildHandle[] = [];
+
+  get list(): readonly ChildHandle[] {
+    return this.children;
+  }
+
+  async start(o: StartChildOptions): Promise<{ child: ChildHandle; match: RegExpExecArray }> {
+    const proc = spawn(process.execPath, ['--import', 'tsx', o.script, ...o.args], { cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig ?? 'unknown')));
+    const child: ChildHandle = { name: o.name, proc, output: () => out, exited };
+    this.children.push(child);
+    const match = await new Promise<RegExpExecArray>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${o.name} not ready within ${o.readyTimeoutMs ?? 30000} ms; output:\n${out.slice(-2000)}`)), o.readyTimeoutMs ?? 30000);
+      const onData = (d: Buffer): void => {
+        out = (out + d.toString()).slice(-20000);
+        const m = o.ready.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m);
+        }
+      };
+      proc.stdout?.on('data', onData);
+      proc.stderr?.on('data', onData);
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`${o.name} exited (${code}) before it was ready; output:\n${out.slice(-2000)}`));
+      });
+    });
+    return { child, match };
+  }
+
+  /** SIGTERM to every live child, SIGKILL to those still alive after `graceMs`; resolves when all exited. */
+  async stopAll(graceMs = 5000): Promise<{ name: string; exit: number | string; killed: boolean }[]> {
+    return Promise.all(
+      this.children.map(async (c) => {
+        let killed = false;
+        if (c.proc.exitCode === null && c.proc.signalCode === null) {
+          c.proc.kill('SIGTERM');
+          const timer = setTimeout(() => {
+            killed = true;
+            c.proc.kill('SIGKILL');
+          }, graceMs);
+          await c.exited;
+          clearTimeout(timer);
+        }
+        return { name: c.name, exit: await c.exited, killed };
+      }),
+    );
+  }
+
+  /** Children that have not exited. */
+  alive(): ChildHandle[] {
+    return this.children.filter((c) => c.proc.exitCode === null && c.proc.signalCode === null);
+  }
+}
