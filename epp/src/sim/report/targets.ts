@@ -1,0 +1,154 @@
+/**
+ * PASS/FAIL evaluation of kvroute's default policy against routing-anchors.md §5.4 (as restated in
+ * issue 5), and the "default weights must beat prefix-only and load-only" comparison.
+ * Every check reads seed means; a check whose inputs were not run is `undefined` (n/a), never PASS.
+ */
+import { findCell, ratio, type Cell } from './aggregate.js';
+
+export interface TargetResult {
+  readonly workload: string;
+  readonly target: string;
+  /** Human-readable measured value. */
+  readonly measured: string;
+  readonly value: number;
+  readonly pass: boolean | undefined;
+}
+
+const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)} %` : 'n/a');
+const fx = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const msS = (x: number): string => (Number.isFinite(x) ? `${Math.round(x)} ms` : 'n/a');
+
+function check(workload: string, target: string, value: number, measured: string, ok: (v: number) => boolean): TargetResult {
+  return { workload, target, value, measured, pass: Number.isFinite(value) ? ok(value) : undefined };
+}
+
+/** Mean TTFT of the highest measured stage. */
+function topStage(c: Cell): Cell['stages'][number] | undefined {
+  return c.stages[c.stages.length - 1];
+}
+
+/**
+ * The §5.4 targets for `policy` (default `kvroute`) on the workloads `w1`, `w2`, `w3` (by cell
+ * workload name). W2's TTFT target covers stages up to 60 QPS.
+ */
+export function evaluateTargets(cells: readonly Cell[], policy = 'kvroute'): TargetResult[] {
+  const out: TargetResult[] = [];
+  const nan = NaN;
+  const w1 = findCell(cells, 'w1', policy);
+  out.push(check('w1', 'token hit ≥ 95 % of H*', w1?.hitRateOverOracle.mean ?? nan, `${fx(w1?.hitRateOverOracle.mean ?? nan)} of H*`, (v) => v >= 0.95));
+  out.push(check('w1', 'load max/mean ≤ 1.10', w1?.loadMaxOverMean.mean ?? nan, fx(w1?.loadMaxOverMean.mean ?? nan, 2), (v) => v <= 1.1));
+
+  const w2 = findCell(cells, 'w2', policy);
+  out.push(check('w2', 'token hit ≥ 0.90', w2?.tokenHitRate.mean ?? nan, pct(w2?.tokenHitRate.mean ?? nan), (v) => v >= 0.9));
+  const upTo60 = w2?.stages.filter((s) => s.rate <= 60) ?? [];
+  const worstP90 = upTo60.length === 0 ? nan : Math.max(...upTo60.map((s) => s.ttftP90Ms.mean));
+  const top = upTo60.length === 0 ? nan : Math.max(...upTo60.map((s) => s.rate));
+  out.push(check('w2', 'TTFT p90 ≤ 0.6 s at every stage to 60 QPS', worstP90, `worst stage ${msS(worstP90)} (stages to ${Number.isFinite(top) ? top : 'n/a'} QPS)`, (v) => v <= 600));
+  const w2r = findCell(cells, 'w2', 'random');
+  const tput = ratio(w2?.outputTokensPerSec.mean ?? nan, w2r?.outputTokensPerSec.mean ?? nan);
+  out.push(check('w2', 'output tok/s ≥ 1.9× random', tput, `${fx(tput, 2)}× random`, (v) => v >= 1.9));
+
+  const w3 = findCell(cells, 'w3', policy);
+  out.push(check('w3', 'token hit ≥ 95 % of H*', w3?.hitRateOverOracle.mean ?? nan, `${fx(w3?.hitRateOverOracle.mean ?? nan)} of H*`, (v) => v >= 0.95));
+  const w3r = findCell(cells, 'w3', 'random');
+  const kTop = w3 ? topStage(w3) : undefined;
+  const rTop = w3r ? topStage(w3r) : undefined;
+  const gain = kTop && rTop && kTop.rate === rTop.rate ? ratio(rTop.ttftMeanMs.mean, kTop.ttftMeanMs.mean) : nan;
+  out.push(
+    check(
+      'w3',
+      'TTFT mean at the top stage ≥ 10× lower than random',
+      gain,
+      kTop && rTop ? `${fx(gain, 1)}× (random ${msS(rTop.ttftMeanMs.mean)} vs ${msS(kTop.ttftMeanMs.mean)} at ${kTop.rate} ${kTop.unit})` : 'n/a',
+      (v) => v >= 10,
+    ),
+  );
+  return out;
+}
+
+/** kvroute's default weights against one baseline on one workload. */
+export interface BeatResult {
+  readonly workload: string;
+  readonly baseline: string;
+  /** kvroute hit − baseline hit (fraction of prompt tokens). */
+  readonly hitDelta: number;
+  /** baseline TTFT p90 ÷ kvroute TTFT p90 (> 1: kvroute faster). */
+  readonly ttftP90Gain: number;
+  /** kvroute output tok/s ÷ baseline's. */
+  readonly throughputRatio: number;
+  readonly loadMaxOverMean: { readonly kvroute: number; readonly baseline: number };
+  /**
+   * kvroute "beats" the baseline when it is no worse on hit rate (within `hitTolerance`), on TTFT
+   * p90 (within `ttftTolerance`, relative) and on throughput (within 1 %), and strictly better on
+   * hit rate or TTFT p90. undefined when a side is missing.
+   */
+  readonly beats: boolean | undefined;
+}
+
+export interface BeatOptions {
+  /** @default 0.01 (1 pp) */
+  readonly hitTolerance?: number;
+  /** @default 0.05 (5 %) */
+  readonly ttftTolerance?: number;
+  /** @default 'kvroute' */
+  readonly policy?: string;
+  /** @default ['precise', 'least-loaded'] */
+  readonly baselines?: readonly string[];
+}
+
+export function compareDefaultWeights(cells: readonly Cell[], workloads: readonly string[], opts: BeatOptions = {}): BeatResult[] {
+  const hitTol = opts.hitTolerance ?? 0.01;
+  const ttftTol = opts.ttftTolerance ?? 0.05;
+  const policy = opts.policy ?? 'kvroute';
+  const out: BeatResult[] = [];
+  for (const w of workloads) {
+    const k = findCell(cells, w, policy);
+    for (const b of opts.baselines ?? ['precise', 'least-loaded']) {
+      const c = findCell(cells, w, b);
+      if (!k && !c) continue;
+      const hitDelta = (k?.tokenHitRate.mean ?? NaN) - (c?.tokenHitRate.mean ?? NaN);
+      const ttftP90Gain = ratio(c?.ttftP90Ms.mean ?? NaN, k?.ttftP90Ms.mean ?? NaN);
+      const throughputRatio = ratio(k?.outputTokensPerSec.mean ?? NaN, c?.outputTokensPerSec.mean ?? NaN);
+      let beats: boolean | undefined;
+      if (k && c && Number.isFinite(hitDelta) && Number.isFinite(ttftP90Gain)) {
+        const noWorse = hitDelta >= -hitTol && ttftP90Gain >= 1 - ttftTol && !(throughputRatio < 0.99);
+        const better = hitDelta > hitTol || ttftP90Gain > 1 + ttftTol;
+        beats = noWorse && better;
+      }
+      out.push({
+        workload: w,
+        baseline: b,
+        hitDelta,
+        ttftP90Gain,
+        throughputRatio,
+        loadMaxOverMean: { kvroute: k?.loadMaxOverMean.mean ?? NaN, baseline: c?.loadMaxOverMean.mean ?? NaN },
+        beats,
+      });
+    }
+  }
+  return out;
+}
+
+/** One kvroute weight setting of the sweep. */
+export interface Weights {
+  readonly prefix: number;
+  readonly queue: number;
+  readonly kvCacheUtilization: number;
+  readonly activeRequests: number;
+}
+
+export const DEFAULT_WEIGHTS: Weights = { prefix: 3, queue: 2, kvCacheUtilization: 2, activeRequests: 1 };
+
+export const weightsLabel = (w: Weights): string => `prefix ${w.prefix} / queue ${w.queue} / kv ${w.kvCacheUtilization} / active ${w.activeRequests}`;
+
+/**
+ * The best cell of a weight sweep on one workload: the highest hit ÷ H* among the cells whose load
+ * max/mean is ≤ `maxLoad` and whose TTFT p90 is ≤ `ttftSlack` × the reference (default-weights)
+ * cell's; ties → lower TTFT p90. undefined when no cell qualifies.
+ */
+export function bestWeights(cells: readonly Cell[], reference: Cell | undefined, maxLoad = 1.1, ttftSlack = 1.1): Cell | undefined {
+  const limit = reference ? reference.ttftP90Ms.mean * ttftSlack : Infinity;
+  const ok = cells.filter((c) => c.loadMaxOverMean.mean <= maxLoad && c.ttftP90Ms.mean <= limit);
+  ok.sort((a, b) => b.hitRateOverOracle.mean - a.hitRateOverOracle.mean || a.ttftP90Ms.mean - b.ttftP90Ms.mean);
+  return ok[0];
+}

@@ -1,0 +1,72 @@
+/**
+ * The simulator's validation checks (routing-anchors.md §3.3, §5.2; the same checks as
+ * `npm run bench -- --validate`), returned as data for the report.
+ */
+import { blockReuse, infiniteCacheHitRate } from '../bounds.js';
+import { runBenchmark } from '../run.js';
+import { readWorkloadFile } from '../workload-file.js';
+import { generateW0, generateW2, generateWorkload, type Workload } from '../workloads.js';
+
+export interface ValidationCheck {
+  readonly name: string;
+  readonly measured: string;
+  readonly expected: string;
+  /** undefined = not run (SKIP). */
+  readonly pass: boolean | undefined;
+}
+
+export interface ValidateOptions {
+  /** Run the W2 (output 245) random-knee check (~20–40 s). @default true */
+  readonly w2Knee?: boolean;
+  /** Mooncake conversation trace for the block-reuse check. @default none (SKIP) */
+  readonly tracePath?: string;
+  /** @default none */
+  readonly onStep?: (name: string) => void;
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(1)} %`;
+
+export async function runValidation(opts: ValidateOptions = {}): Promise<ValidationCheck[]> {
+  const checks: ValidationCheck[] = [];
+  const run = async (w: Workload, policy: 'session' | 'kvroute' | 'precise' | 'round-robin' | 'random') => (await runBenchmark({ workload: w, policy, seed: 1 })).summary;
+  opts.onStep?.('W0');
+  const w0 = generateW0(1);
+  const ceiling = 176 / 191;
+  for (const policy of ['session', 'kvroute', 'precise'] as const) {
+    const s = await run(w0, policy);
+    checks.push({ name: `W0 ${policy} token hit (ceiling)`, measured: pct(s.tokenHitRate), expected: '92.1 % (176/191)', pass: Math.abs(s.tokenHitRate - ceiling) < 0.005 });
+  }
+  const rr = await run(w0, 'round-robin');
+  checks.push({ name: 'W0 round-robin token hit', measured: pct(rr.tokenHitRate), expected: '81–85 %', pass: rr.tokenHitRate >= 0.81 && rr.tokenHitRate <= 0.85 });
+
+  opts.onStep?.('H*');
+  const hStar = (w: Workload): number => infiniteCacheHitRate(w.requests, w.profile.blockSize).rate;
+  const h1 = hStar(generateWorkload('w1', 1));
+  checks.push({ name: 'W1 H* (seed 1)', measured: pct(h1), expected: '85.5 % ± 0.5 pp', pass: Math.abs(h1 - 0.855) <= 0.005 });
+  const h2 = hStar(generateWorkload('w2', 1));
+  checks.push({ name: 'W2 H* (seed 1, all requests)', measured: pct(h2), expected: '98.1 % ± 0.5 pp', pass: Math.abs(h2 - 0.981) <= 0.005 });
+  const h3 = hStar(generateWorkload('w3', 11));
+  checks.push({ name: 'W3 H* (seed 11)', measured: pct(h3), expected: '81.8 % ± 1.5 pp', pass: Math.abs(h3 - 0.818) <= 0.015 });
+
+  if (opts.w2Knee ?? true) {
+    opts.onStep?.('W2 random knee');
+    const s = await run(generateW2(1, { outputTokens: 245 }), 'random');
+    checks.push({
+      name: 'W2 (output 245, full stages) random knee, TTFT p90 ≤ 2 s',
+      measured: s.kneeLoad === null ? 'n/a' : `${s.kneeLoad} QPS`,
+      expected: '15 ≤ knee < 20 QPS',
+      pass: s.kneeLoad !== null && s.kneeLoad >= 15 && s.kneeLoad < 20,
+    });
+  } else {
+    checks.push({ name: 'W2 (output 245) random knee', measured: 'not run (--quick)', expected: '15 ≤ knee < 20 QPS', pass: undefined });
+  }
+
+  if (opts.tracePath !== undefined) {
+    opts.onStep?.('Mooncake block reuse');
+    const r = blockReuse(await readWorkloadFile(opts.tracePath, { hashBlockSize: 512 }));
+    checks.push({ name: 'Mooncake conversation block reuse', measured: `${pct(r.rate)} of ${r.blocks} blocks`, expected: '36.6 % ± 1 pp', pass: Math.abs(r.rate - 0.366) <= 0.01 });
+  } else {
+    checks.push({ name: 'Mooncake conversation block reuse', measured: 'not run (pass --trace)', expected: '36.6 % ± 1 pp', pass: undefined });
+  }
+  return checks;
+}
