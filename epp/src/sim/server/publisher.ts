@@ -156,6 +156,11 @@ export class KvPublisher {
 
   constructor(readonly opts: KvPublisherOptions) {}
 
+  /** The ROUTER replay address actually bound, or undefined without replay. */
+  get replayAddress(): string | undefined {
+    return this.router?.lastEndpoint ?? undefined;
+  }
+
   async start(): Promise<void> {
     this.pub.connect(this.opts.endpoint);
     if (this.opts.replayEndpoint) {
