@@ -242,9 +242,10 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
         '--tokenizer', tokenizer,
       ],
     });
-    await epp;
-    await Promise.all(
-      podPorts.map((port, i) =>
+    // ZMQ connects retry until the EPP binds, so the pods start alongside the EPP.
+    await Promise.all([
+      epp,
+      ...podPorts.map((port, i) =>
         group.start({
           name: `pod-${i}`,
           script: 'src/sim/server/main.ts',
@@ -263,7 +264,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
           ],
         }),
       ),
-    );
+    ]);
     await new Promise((r) => setTimeout(r, 300)); // ZMQ connect + subscription
     startupMs = Date.now() - t0;
     log(`all up in ${startupMs} ms`);

@@ -1,0 +1,55 @@
+/**
+ * The local demo end to end, short: 2 simulated pods and `kvroute-epp serve` as real processes,
+ * KV events over real ZMQ, the gateway calling the EPP over real ext_proc gRPC. kvroute must beat
+ * round-robin's prefix-cache hit rate, every request must succeed, and every child must exit 0 on
+ * SIGTERM (none left running).
+ */
+import { ProcessGroup } from '../../src/demo/procs.js';
+import { buildWorkload, runDemo, type DemoResult } from '../../src/demo/run.js';
+
+function alive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('npm run demo (short)', () => {
+  it('routes by cached prefix better than round-robin, and stops every process', async () => {
+    const group = new ProcessGroup();
+    let r: DemoResult;
+    try {
+      r = await runDemo({ pods: 2, requests: 16, systemPrompts: 4, systemWords: 500, numBlocks: 96, concurrency: 2, maxTokens: 4, group });
+    } finally {
+      await group.stopAll();
+    }
+    const [rr, kv] = r.results;
+    expect(rr?.policy).toBe('round-robin');
+    expect(kv?.policy).toBe('kvroute');
+    expect(rr?.errors).toBe(0);
+    expect(kv?.errors).toBe(0);
+    // both runs queried the same prompts
+    expect(kv?.queriedTokens).toBe(rr?.queriedTokens);
+    expect(kv?.hitRate ?? 0).toBeGreaterThan(rr?.hitRate ?? 1);
+    // round-robin alternates exactly; kvroute served every request from a known pod
+    expect(Object.values(rr?.served ?? {})).toEqual([8, 8]);
+    expect(Object.keys(kv?.served ?? {}).every((p) => r.pods.includes(p))).toBe(true);
+    expect(Object.values(kv?.served ?? {}).reduce((a, b) => a + b, 0)).toBe(16);
+    expect(Number.isFinite(kv?.ttftP50)).toBe(true);
+    expect(r.exits.map((e) => e.name).sort()).toEqual(['epp', 'pod-0', 'pod-1']);
+    expect(r.exits.every((e) => e.exit === 0 && !e.killed)).toBe(true);
+    expect(group.list.some((c) => alive(c.proc.pid))).toBe(false);
+  }, 120_000);
+
+  it('builds the same seeded workload every time, sharing system prompts', () => {
+    const a = buildWorkload({ requests: 10, systemPrompts: 3, systemWords: 20, maxTokens: 2, seed: 7 });
+    const b = buildWorkload({ requests: 10, systemPrompts: 3, systemWords: 20, maxTokens: 2, seed: 7 });
+    expect(a).toEqual(b);
+    expect(new Set(a.map((w) => w.system)).size).toBeLessThanOrEqual(3);
+    expect(new Set(a.map((w) => w.body)).size).toBe(10);
+    expect(buildWorkload({ requests: 10, systemPrompts: 3, systemWords: 20, maxTokens: 2, seed: 8 })).not.toEqual(a);
+  });
+});
