@@ -9,7 +9,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { POLICY_NAMES, parsePolicyName, type PolicyName } from '../src/sim/policy-factory.js';
-import { buildReport, writeReport } from '../src/sim/report/build.js';
+import { buildReport, displayCommand, writeReport } from '../src/sim/report/build.js';
 import { Progress } from '../src/sim/report/progress.js';
 import { DEFAULT_SIZES, QUICK_SIZES, REPORT_WORKLOADS, buildWorkload, planJobs, runJobs, type ReportWorkload, type Sizes } from '../src/sim/report/suite.js';
 import { DEFAULT_WEIGHTS, type Weights } from '../src/sim/report/targets.js';
@@ -122,13 +122,13 @@ async function main(): Promise<number> {
   const notes = [
     `Sizes: W1 ${sizes.w1Sessions} sessions × ${sizes.w1PerSession}${sizes.w1Sessions === 398 && sizes.w1PerSession === 12 ? ' (§5.2 size)' : ' (§5.2: 398 × 12)'}; W2 output ${sizes.w2OutputTokens} tokens (llm-d's effective mean; §5.2 nominal 1000), every stage's duration × ${sizes.w2StageScale} (same rates, fewer requests); W3 ${sizes.w3SessionsPerStage} sessions per stage (§5.2: 480)${workloads.includes('mooncake') ? `; Mooncake trace ${sizes.traceLimit > 0 ? `first ${sizes.traceLimit} requests` : 'whole'}` : ''}. H* and the targets are evaluated on these sizes.`,
     'Sensitivity and weight sweeps use the first seed only.',
-    `Wall time of the whole report: ${quick ? 'about 1–2 min (quick)' : 'see the command line progress'}; simulations are deterministic given the seeds.`,
+    'Simulations are deterministic given the seeds: rerunning the command reproduces every number (only the generated line changes).',
   ];
   const report = buildReport({
     results,
     validation,
     generated: new Date().toISOString(),
-    command: `npm run bench:report -- ${process.argv.slice(2).map((a) => (tracePath && a === args.get('trace') ? '<trace>' : a)).join(' ')}`.trim(),
+    command: displayCommand(process.argv.slice(2)),
     quick,
     notes,
     seeds,

@@ -1,3 +1,4 @@
+import { displayCommand } from '../../src/sim/report/build.js';
 import { aggregateRuns, findCell, ratio, stat, type Cell, type ReportRun } from '../../src/sim/report/aggregate.js';
 import { CELL_HEAD, fmtMs, fmtNum, fmtPct, renderMarkdown, type ReportData } from '../../src/sim/report/markdown.js';
 import { Progress, bar } from '../../src/sim/report/progress.js';
@@ -324,5 +325,13 @@ describe('progress', () => {
     expect(out[0]?.startsWith('\r')).toBe(true);
     expect(out[1]).toContain('[########--] 75 % job 2/2 b 5/10 req');
     expect(out[2]).toBe('\n');
+  });
+});
+
+describe('displayCommand', () => {
+  test('drops --out and hides the trace path', () => {
+    expect(displayCommand(['--quick', '--out', '/tmp/x', '--trace', '/work/t.jsonl', '--seeds', '1'])).toBe('npm run bench:report -- --quick --trace <mooncake-conversation.jsonl> --seeds 1');
+    expect(displayCommand(['--out=/tmp/x', '--trace=/a'])).toBe('npm run bench:report -- --trace <mooncake-conversation.jsonl>');
+    expect(displayCommand([])).toBe('npm run bench:report --');
   });
 });

@@ -100,3 +100,19 @@ export async function writeReport(dir: string, report: BuiltReport): Promise<str
   written.push('README.md');
   return written;
 }
+
+/** The command line as shown in the report: no --out, the trace path as <trace>. */
+export function displayCommand(argv: readonly string[]): string {
+  const shown: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--out' || a === '--trace') {
+      i++;
+      if (a === '--trace') shown.push('--trace <mooncake-conversation.jsonl>');
+      continue;
+    }
+    if (a.startsWith('--out=')) continue;
+    shown.push(a.startsWith('--trace=') ? '--trace <mooncake-conversation.jsonl>' : a);
+  }
+  return `npm run bench:report -- ${shown.join(' ')}`.trim();
+}
