@@ -1,7 +1,8 @@
 /**
  * Child processes of the demo: started with `node --import tsx <script>`, ready when a line of
  * their output matches, stopped with SIGTERM (SIGKILL after a grace period), and all tracked so
- * one `stopAll` ends every child, also on Ctrl-C or an error.
+ * one `stopAll` ends every child, also on Ctrl-C or an error. Children run in their own process
+ * group, so only the demo's SIGTERM reaches them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -47,7 +48,10 @@ export class ProcessGroup {
   }
 
   async start(o: StartChildOptions): Promise<{ child: ChildHandle; match: RegExpExecArray }> {
-    const proc = spawn(process.execPath, ['--import', 'tsx', o.script, ...o.args], { cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (this.stopping) throw new Error(`cannot start ${o.name}: the process group is stopping`);
+    // Own process group: a terminal Ctrl-C reaches only the demo, which then stops each child once
+    // with SIGTERM (a second signal would cut a child's graceful shutdown short).
+    const proc = spawn(process.execPath, ['--import', 'tsx', o.script, ...o.args], { cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let out = '';
     const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig ?? 'unknown')));
     const child: ChildHandle = { name: o.name, proc, output: () => out, exited };
@@ -72,9 +76,14 @@ export class ProcessGroup {
     return { child, match };
   }
 
-  /** SIGTERM to every live child, SIGKILL to those still alive after `graceMs`; resolves when all exited. */
-  async stopAll(graceMs = 5000): Promise<{ name: string; exit: number | string; killed: boolean }[]> {
-    return Promise.all(
+  private stopping: Promise<{ name: string; exit: number | string; killed: boolean }[]> | undefined;
+
+  /**
+   * SIGTERM to every live child (once: later calls wait for the same stop), SIGKILL to those
+   * still alive after `graceMs`; resolves when all have exited.
+   */
+  stopAll(graceMs = 5000): Promise<{ name: string; exit: number | string; killed: boolean }[]> {
+    this.stopping ??= Promise.all(
       this.children.map(async (c) => {
         let killed = false;
         if (c.proc.exitCode === null && c.proc.signalCode === null) {
@@ -89,6 +98,7 @@ export class ProcessGroup {
         return { name: c.name, exit: await c.exited, killed };
       }),
     );
+    return this.stopping;
   }
 
   /** Children that have not exited. */

@@ -143,9 +143,10 @@ async function main(): Promise<number> {
     await pub.start();
   }
   process.stdout.write(`${JSON.stringify({ ready: true, port, topic, model: args.model, profile: args.profile.name })}\n`);
+  // Stay subscribed: a repeated signal during shutdown must not kill the process half way.
   await new Promise<void>((resolve) => {
-    process.once('SIGTERM', () => resolve());
-    process.once('SIGINT', () => resolve());
+    process.on('SIGTERM', () => resolve());
+    process.on('SIGINT', () => resolve());
   });
   await server.close();
   await pub?.close();
