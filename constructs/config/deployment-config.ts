@@ -7,7 +7,7 @@
  * environment: they get this object (or parts of it) as props.
  */
 import { readFileSync } from 'node:fs';
-import { HashAlgos } from '@kvroute/epp/contract';
+import { describeIssues, HashAlgos, showValue } from '@kvroute/epp/contract';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { crossFieldProblems } from './cross-field-rules.js';
@@ -258,17 +258,6 @@ export class DeploymentConfigError extends Error {
   }
 }
 
-function valueAt(input: unknown, path: readonly (string | number)[]): unknown {
-  let cur: unknown = input;
-  for (const k of path) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string | number, unknown>)[k];
-  }
-  return cur;
-}
-
-const show = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v));
-
 /**
  * Parse, default and cross-check a deployment config.
  * @param source what the input came from (file name), used in the error message
@@ -278,14 +267,10 @@ export function parseDeploymentConfig(input: unknown, source = 'deployment confi
   const r = DeploymentConfigSchema.safeParse(input ?? {});
   let issues: string[];
   if (r.success) {
-    issues = crossFieldProblems(r.data).map((q) => `${q.path}: ${q.message} (got ${show(q.value)})`);
+    issues = crossFieldProblems(r.data).map((q) => `${q.path}: ${q.message} (got ${showValue(q.value)})`);
     if (issues.length === 0) return r.data;
   } else {
-    issues = r.error.issues.map((i) => {
-      const path = i.path.join('.') || '(root)';
-      const extra = i.code === 'unrecognized_keys' ? `; remove ${i.keys.map((k) => JSON.stringify(k)).join(', ')} or fix the spelling` : '';
-      return `${path}: ${i.message}${extra} (got ${show(valueAt(input, i.path))})`;
-    });
+    issues = describeIssues(r.error.issues, input);
   }
   throw new DeploymentConfigError(`${source} is invalid:\n  - ${issues.join('\n  - ')}`, issues);
 }

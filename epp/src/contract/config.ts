@@ -4,6 +4,7 @@
  * Only zod is imported, so the cdk8s app can depend on this module without the EPP runtime.
  */
 import { z } from 'zod';
+import { describeIssues } from './issues.js';
 import { EppPorts, HashAlgos, KvEventsTopic, RedisPasswordEnv } from './names.js';
 
 const isPowerOfTwo = (n: number): boolean => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
@@ -182,23 +183,10 @@ export class EppConfigError extends Error {
   }
 }
 
-function valueAt(input: unknown, path: readonly (string | number)[]): unknown {
-  let cur: unknown = input;
-  for (const k of path) {
-    if (cur === null || typeof cur !== 'object') return undefined;
-    cur = (cur as Record<string | number, unknown>)[k];
-  }
-  return cur;
-}
-
 /** Parse and default an EPP config; throws EppConfigError naming field, value and fix. */
 export function parseEppConfig(input: unknown, source = 'EPP config'): EppConfig {
   const r = EppConfigSchema.safeParse(input);
   if (r.success) return r.data;
-  const issues = r.error.issues.map((i) => {
-    const path = i.path.join('.') || '(root)';
-    const v = valueAt(input, i.path);
-    return `${path}: ${i.message} (got ${v === undefined ? 'nothing' : JSON.stringify(v)})`;
-  });
+  const issues = describeIssues(r.error.issues, input);
   throw new EppConfigError(`invalid ${source}:\n  - ${issues.join('\n  - ')}`, issues);
 }

@@ -1,3 +1,4 @@
 /** The contract shared by the EPP and the cdk8s constructs: names, ports and the config schema. */
 export * from './names.js';
 export * from './config.js';
+export * from './issues.js';
