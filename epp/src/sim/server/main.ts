@@ -120,6 +120,12 @@ async function main(): Promise<number> {
     process.stderr.write(`sim pod: ${(e as Error).message}\n${POD_USAGE}`);
     return 2;
   }
+  // Subscribed before anything else (a parent may signal as soon as it reads the ready line) and
+  // for good: a repeated signal during shutdown must not kill the process half way.
+  const stop = new Promise<void>((resolve) => {
+    process.on('SIGTERM', () => resolve());
+    process.on('SIGINT', () => resolve());
+  });
   let pub: KvPublisher | undefined;
   const server = await SimPodServer.create({
     id: args.topicPod ?? `${args.host}:${args.port}`,
@@ -143,11 +149,7 @@ async function main(): Promise<number> {
     await pub.start();
   }
   process.stdout.write(`${JSON.stringify({ ready: true, port, topic, model: args.model, profile: args.profile.name })}\n`);
-  // Stay subscribed: a repeated signal during shutdown must not kill the process half way.
-  await new Promise<void>((resolve) => {
-    process.on('SIGTERM', () => resolve());
-    process.on('SIGINT', () => resolve());
-  });
+  await stop;
   await server.close();
   await pub?.close();
   return 0;

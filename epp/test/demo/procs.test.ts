@@ -1,0 +1,59 @@
+/** ProcessGroup: readiness, failures before ready, one SIGTERM per child, SIGKILL after the grace period. */
+import { fileURLToPath } from 'node:url';
+import { freePort, ProcessGroup } from '../../src/demo/procs.js';
+
+const CWD = fileURLToPath(new URL('../..', import.meta.url));
+const SCRIPT = 'test/demo/fixtures/child.ts';
+
+const gone = (pid: number | undefined): boolean => {
+  try {
+    process.kill(pid as number, 0);
+    return false;
+  } catch {
+    return true;
+  }
+};
+
+describe('ProcessGroup', () => {
+  it('waits for the ready line and stops every child with one SIGTERM, even when stopAll is called twice', async () => {
+    const g = new ProcessGroup();
+    const [a, b] = await Promise.all([
+      g.start({ name: 'a', script: SCRIPT, args: ['ready'], cwd: CWD, ready: /"ready":true/ }),
+      g.start({ name: 'b', script: SCRIPT, args: ['ready'], cwd: CWD, ready: /"ready":true/ }),
+    ]);
+    expect(a.match[0]).toBe('"ready":true');
+    expect(g.alive()).toHaveLength(2);
+    const [x, y] = await Promise.all([g.stopAll(), g.stopAll()]);
+    expect(x).toEqual([
+      { name: 'a', exit: 0, killed: false },
+      { name: 'b', exit: 0, killed: false },
+    ]);
+    expect(y).toBe(x);
+    expect(gone(a.child.proc.pid) && gone(b.child.proc.pid)).toBe(true);
+    await expect(g.start({ name: 'late', script: SCRIPT, args: [], cwd: CWD, ready: /x/ })).rejects.toThrow(/stopping/);
+  }, 30000);
+
+  it('reports a child that exits before it is ready, with its output', async () => {
+    const g = new ProcessGroup();
+    await expect(g.start({ name: 'c', script: SCRIPT, args: ['crash'], cwd: CWD, ready: /"ready":true/ })).rejects.toThrow(/c exited \(3\) before it was ready; output:\nboom: bad flag/);
+    expect(await g.stopAll()).toEqual([{ name: 'c', exit: 3, killed: false }]);
+  }, 30000);
+
+  it('times out a child that never gets ready, then kills one that ignores SIGTERM', async () => {
+    const g = new ProcessGroup();
+    await expect(g.start({ name: 'slow', script: SCRIPT, args: ['silent'], cwd: CWD, ready: /"ready":true/, readyTimeoutMs: 300 })).rejects.toThrow(/slow not ready within 300 ms/);
+    await g.start({ name: 'stubborn', script: SCRIPT, args: ['stubborn'], cwd: CWD, ready: /"ready":true/ });
+    const exits = await g.stopAll(500);
+    expect(exits).toEqual([
+      { name: 'slow', exit: 0, killed: false },
+      { name: 'stubborn', exit: 'SIGKILL', killed: true },
+    ]);
+    expect(g.alive()).toEqual([]);
+  }, 30000);
+
+  it('freePort returns a bindable port', async () => {
+    const p = await freePort();
+    expect(p).toBeGreaterThan(0);
+    expect(p).toBeLessThan(65536);
+  });
+});
