@@ -89,7 +89,9 @@ export function formatDemo(r: DemoResult): string {
   const widths = rows[0].map((_, j) => Math.max(...w.map((x) => x[j] ?? 0)));
   const lines = rows.map((row) => row.map((c, j) => (j === 0 ? c.padEnd(widths[j] as number) : c.padStart(widths[j] as number))).join('   '));
   const exits = r.exits.map((e) => `${e.name}=${e.exit}${e.killed ? ' (killed)' : ''}`).join(' ');
-  return `${lines.join('\n')}\n\nstartup ${r.startupMs} ms, total ${r.totalMs} ms; child exits: ${exits}\n`;
+  const e = r.epp;
+  const events = `EPP KV events: ${e.applied} applied, ${e.dropped} dropped, ${e.hashChecks} hash checks, ${e.hashMismatches} mismatches`;
+  return `${lines.join('\n')}\n\n${events}\nstartup ${r.startupMs} ms, total ${r.totalMs} ms; child exits: ${exits}\n`;
 }
 
 async function main(): Promise<number> {

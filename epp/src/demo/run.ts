@@ -68,8 +68,17 @@ export interface DemoResult {
   readonly results: readonly PolicyResult[];
   /** Exit of every child after the stop. */
   readonly exits: readonly { name: string; exit: number | string; killed: boolean }[];
+  /** The EPP's own KV-event counters at the end (sums over labels), read from its /metrics. */
+  readonly epp: { readonly applied: number; readonly dropped: number; readonly hashChecks: number; readonly hashMismatches: number };
   readonly startupMs: number;
   readonly totalMs: number;
+}
+
+/** Sum of a metric's samples (all label sets) in Prometheus text. */
+export function sumMetric(text: string, name: string): number {
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum += Number(m[1]);
+  return sum;
 }
 
 const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
@@ -221,6 +230,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const results: PolicyResult[] = [];
   let startupMs = 0;
   let failure: unknown;
+  let eppCounters: DemoResult['epp'] = { applied: 0, dropped: 0, hashChecks: 0, hashMismatches: 0 };
   try {
     log(`starting kvroute-epp serve (ext_proc :${grpc}, ZMQ bind :${zmq}) and ${n} simulated pods (profile ${o.profile ?? 'B'})`);
     const epp = group.start({
@@ -279,11 +289,18 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       log(`running ${work.length} requests with ${policy} ...`);
       results.push(await runPolicy(policy, pods, `127.0.0.1:${grpc}`, work, o.concurrency ?? 4));
     }
+    const text = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
+    eppCounters = {
+      applied: sumMetric(text, 'kvroute_kv_events_applied_total'),
+      dropped: sumMetric(text, 'kvroute_kv_events_dropped_total'),
+      hashChecks: sumMetric(text, 'kvroute_kv_events_hash_checks_total'),
+      hashMismatches: sumMetric(text, 'kvroute_kv_events_hash_mismatch_total'),
+    };
   } catch (e) {
     failure = e;
   }
   log('stopping');
   const exits = await group.stopAll();
   if (failure !== undefined) throw failure;
-  return { model: MODEL, pods, results, exits, startupMs, totalMs: Date.now() - t0 };
+  return { model: MODEL, pods, results, exits, epp: eppCounters, startupMs, totalMs: Date.now() - t0 };
 }

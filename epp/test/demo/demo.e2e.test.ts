@@ -5,7 +5,7 @@
  * SIGTERM (none left running).
  */
 import { ProcessGroup } from '../../src/demo/procs.js';
-import { buildWorkload, runDemo, type DemoResult } from '../../src/demo/run.js';
+import { buildWorkload, runDemo, sumMetric, type DemoResult } from '../../src/demo/run.js';
 
 function alive(pid: number | undefined): boolean {
   if (pid === undefined) return false;
@@ -22,7 +22,7 @@ describe('npm run demo (short)', () => {
     const group = new ProcessGroup();
     let r: DemoResult;
     try {
-      r = await runDemo({ pods: 2, requests: 16, systemPrompts: 4, systemWords: 500, numBlocks: 96, concurrency: 2, maxTokens: 4, group });
+      r = await runDemo({ pods: 2, requests: 24, systemPrompts: 4, systemWords: 500, numBlocks: 1000, concurrency: 2, maxTokens: 4, group });
     } finally {
       await group.stopAll();
     }
@@ -35,14 +35,25 @@ describe('npm run demo (short)', () => {
     expect(kv?.queriedTokens).toBe(rr?.queriedTokens);
     expect(kv?.hitRate ?? 0).toBeGreaterThan(rr?.hitRate ?? 1);
     // round-robin alternates exactly; kvroute served every request from a known pod
-    expect(Object.values(rr?.served ?? {})).toEqual([8, 8]);
+    expect(Object.values(rr?.served ?? {})).toEqual([12, 12]);
     expect(Object.keys(kv?.served ?? {}).every((p) => r.pods.includes(p))).toBe(true);
-    expect(Object.values(kv?.served ?? {}).reduce((a, b) => a + b, 0)).toBe(16);
+    expect(Object.values(kv?.served ?? {}).reduce((a, b) => a + b, 0)).toBe(24);
     expect(Number.isFinite(kv?.ttftP50)).toBe(true);
+    // the pods' events reached the EPP intact, with the block hashes it recomputes
+    expect(r.epp.applied).toBeGreaterThan(0);
+    expect(r.epp.dropped).toBe(0);
+    expect(r.epp.hashMismatches).toBe(0);
     expect(r.exits.map((e) => e.name).sort()).toEqual(['epp', 'pod-0', 'pod-1']);
     expect(r.exits.every((e) => e.exit === 0 && !e.killed)).toBe(true);
     expect(group.list.some((c) => alive(c.proc.pid))).toBe(false);
   }, 120_000);
+
+  it('sums a metric over its label sets', () => {
+    const text = 'a_total{reason="x"} 2\na_total{reason="y"} 3.5\nab_total 100\n# a_total 7\n';
+    expect(sumMetric(text, 'a_total')).toBe(5.5);
+    expect(sumMetric(text, 'ab_total')).toBe(100);
+    expect(sumMetric(text, 'none')).toBe(0);
+  });
 
   it('builds the same seeded workload every time, sharing system prompts', () => {
     const a = buildWorkload({ requests: 10, systemPrompts: 3, systemWords: 20, maxTokens: 2, seed: 7 });
