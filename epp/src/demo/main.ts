@@ -11,7 +11,8 @@
  * (`--policy round-robin` bypasses the EPP). A seeded shared-prefix chat workload (a few long
  * system prompts × many users) runs once per policy, the pods' prefix caches reset in between,
  * and the table compares prefix-cache hit rate (from the pods' vllm:prefix_cache_* counters),
- * per-pod load share and client-side TTFT p50/p90. Every child gets SIGTERM at the end, on
+ * per-pod load share and TTFT p50/p90, both inside the pods (simulated: queueing + prefill) and at
+ * the client (wall clock, including the gateway, the EPP's tokenization and scheduling, HTTP). Every child gets SIGTERM at the end, on
  * Ctrl-C and on errors; the demo waits until each has exited.
  *
  * Flags: --pods N [4]  --requests N [64]  --system-prompts N [8]  --concurrency N [4]
@@ -71,7 +72,7 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
-const ms = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(0)} ms` : '-');
+const ms = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(1)} ms` : '-');
 
 export function formatDemo(r: DemoResult): string {
   const cols = r.results;
@@ -79,8 +80,10 @@ export function formatDemo(r: DemoResult): string {
     ['', ...cols.map((c) => c.policy)],
     ['prefix-cache hit rate', ...cols.map((c) => pct(c.hitRate))],
     ['hit / queried tokens', ...cols.map((c) => `${c.hitTokens} / ${c.queriedTokens}`)],
-    ['TTFT p50', ...cols.map((c) => ms(c.ttftP50))],
-    ['TTFT p90', ...cols.map((c) => ms(c.ttftP90))],
+    ['TTFT p50 in pods (simulated)', ...cols.map((c) => ms(c.podTtftP50))],
+    ['TTFT p90 in pods (simulated)', ...cols.map((c) => ms(c.podTtftP90))],
+    ['TTFT p50 at client (wall)', ...cols.map((c) => ms(c.ttftP50))],
+    ['TTFT p90 at client (wall)', ...cols.map((c) => ms(c.ttftP90))],
     ...r.pods.map((p, i): [string, ...string[]] => [`load share pod-${i} (${p})`, ...cols.map((c) => pct((c.served[p] ?? 0) / Math.max(1, c.requests)))]),
     ['errors', ...cols.map((c) => String(c.errors))],
     ['wall time', ...cols.map((c) => ms(c.wallMs))],

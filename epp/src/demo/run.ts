@@ -59,6 +59,9 @@ export interface PolicyResult {
   /** Client-side TTFT (first SSE chunk), ms. */
   readonly ttftP50: number;
   readonly ttftP90: number;
+  /** TTFT inside the pods (simulated ms: queueing + prefill, no gateway/EPP/HTTP overhead). */
+  readonly podTtftP50: number;
+  readonly podTtftP90: number;
   readonly wallMs: number;
 }
 
@@ -138,6 +141,10 @@ async function podCounters(pods: readonly string[]): Promise<{ hits: number; que
   return { hits, queries };
 }
 
+async function podTtfts(pods: readonly string[]): Promise<number[][]> {
+  return Promise.all(pods.map(async (p) => ((await (await fetch(`http://${p}/sim/stats`)).json()) as { ttftMs: number[] }).ttftMs));
+}
+
 async function resetCaches(pods: readonly string[]): Promise<void> {
   for (const p of pods) {
     for (let i = 0; ; i++) {
@@ -154,6 +161,7 @@ async function runPolicy(policy: GatewayPolicy, pods: readonly string[], eppGrpc
   await resetCaches(pods);
   await new Promise((r) => setTimeout(r, 300)); // the EPP applies AllBlocksCleared
   const before = await podCounters(pods);
+  const ttftBefore = await podTtfts(pods);
   const gw = new DemoGateway({ policy, pods, eppAddress: eppGrpc });
   const port = await gw.listen(0);
   const ttfts: number[] = [];
@@ -200,6 +208,7 @@ async function runPolicy(policy: GatewayPolicy, pods: readonly string[], eppGrpc
   }
   const wallMs = Date.now() - t0;
   const after = await podCounters(pods);
+  const podTtft = (await podTtfts(pods)).flatMap((xs, i) => xs.slice(ttftBefore[i]?.length ?? 0));
   const hitTokens = after.hits - before.hits;
   const queriedTokens = after.queries - before.queries;
   return {
@@ -212,6 +221,8 @@ async function runPolicy(policy: GatewayPolicy, pods: readonly string[], eppGrpc
     served,
     ttftP50: quantile(ttfts, 0.5),
     ttftP90: quantile(ttfts, 0.9),
+    podTtftP50: quantile(podTtft, 0.5),
+    podTtftP90: quantile(podTtft, 0.9),
     wallMs,
   };
 }

@@ -39,6 +39,8 @@ describe('npm run demo (short)', () => {
     expect(Object.keys(kv?.served ?? {}).every((p) => r.pods.includes(p))).toBe(true);
     expect(Object.values(kv?.served ?? {}).reduce((a, b) => a + b, 0)).toBe(24);
     expect(Number.isFinite(kv?.ttftP50)).toBe(true);
+    expect(kv?.podTtftP50).toBeGreaterThan(0);
+    expect(kv?.podTtftP90).toBeGreaterThanOrEqual(kv?.podTtftP50 ?? Infinity);
     // the pods' events reached the EPP intact, with the block hashes it recomputes
     expect(r.epp.applied).toBeGreaterThan(0);
     expect(r.epp.dropped).toBe(0);

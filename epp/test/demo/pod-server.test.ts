@@ -132,6 +132,19 @@ describe('SimPodServer', () => {
     expect(j.error.message).toMatch(msg);
   });
 
+  it('reports one simulated TTFT per admitted request on /sim/stats, longer for an uncached prompt', async () => {
+    const stats = async (): Promise<number[]> => ((await (await fetch(`http://127.0.0.1:${port}/sim/stats`)).json()) as { ttftMs: number[] }).ttftMs;
+    const n = (await stats()).length;
+    const long = 'Uncached long prompt about invoices and refunds. '.repeat(40);
+    await (await post('/v1/completions', { model: MODEL, prompt: long, max_tokens: 1 })).json();
+    await (await post('/v1/completions', { model: MODEL, prompt: long, max_tokens: 1 })).json();
+    const t = (await stats()).slice(n);
+    expect(t).toHaveLength(2);
+    expect(t.every((x) => x > 0)).toBe(true);
+    // step cost α + β_p·P: the miss computes the whole prompt, the hit only its last block
+    expect(t[0]).toBeGreaterThan(t[1] as number);
+  });
+
   it('404s an unknown route', async () => {
     expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
   });

@@ -2,7 +2,8 @@
  * A simulated vLLM pod as a real HTTP server: the step-level model (../pod.ts) driven in real time
  * (simulated time = wall time since start × speedup), OpenAI-compatible `/v1/completions` and
  * `/v1/chat/completions` (JSON or SSE with a final usage chunk), `/metrics` in vLLM's names,
- * `/health`, vLLM's `POST /reset_prefix_cache`, and the model's KV events published over ZMQ.
+ * `/health`, vLLM's `POST /reset_prefix_cache`, `GET /sim/stats` (simulated TTFTs, for the demo),
+ * and the model's KV events published over ZMQ.
  *
  * Prompts are tokenized with the EPP's own Tokenization (same tokenizer directory as the EPP) and
  * block keys are the real `sha256_cbor` chain, so the EPP indexes exactly what this pod caches.
@@ -107,6 +108,8 @@ export class SimPodServer {
   private lagTimers = new Set<NodeJS.Timeout>();
   /** Requests answered, by HTTP status. */
   readonly responses = new Map<number, number>();
+  /** Simulated TTFT (arrival on the pod → end of the step that produced the first token), ms, in order. */
+  readonly ttftMs: number[] = [];
 
   private constructor(
     opts: SimPodServerOptions,
@@ -172,12 +175,18 @@ export class SimPodServer {
 
   private kick(): void {
     if (this.timer || this.pod.busy) return;
+    const start = this.now();
     const ms = this.pod.beginStep();
     if (ms === undefined) return;
+    // The step ends at its simulated end (start + cost), so simulated times carry no timer jitter;
+    // the wall-clock wait is the cost / speedup.
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      const r = this.pod.endStep(this.now());
-      for (const s of r.firstTokens) this.waiters.get(s)?.first?.();
+      const r = this.pod.endStep(start + ms);
+      for (const s of r.firstTokens) {
+        if (this.ttftMs.length < 1_000_000) this.ttftMs.push((s.firstTokenMs ?? this.now()) - s.receivedMs);
+        this.waiters.get(s)?.first?.();
+      }
       for (const s of r.finished) {
         const w = this.waiters.get(s);
         this.waiters.delete(s);
@@ -206,6 +215,10 @@ export class SimPodServer {
       if (req.method === 'GET' && path === '/metrics') {
         const text = renderVllmMetrics(this.pod.metrics(), { modelName: this.opts.model, profile: this.opts.profile });
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text);
+        return;
+      }
+      if (req.method === 'GET' && path === '/sim/stats') {
+        this.send(res, 200, { ttftMs: this.ttftMs, steps: this.pod.stats().steps });
         return;
       }
       if (req.method === 'POST' && path === '/reset_prefix_cache') {
