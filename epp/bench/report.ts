@@ -120,7 +120,7 @@ async function main(): Promise<number> {
   const descriptions = [];
   for (const w of workloads) descriptions.push({ name: w, description: (await buildWorkload(w, seeds[0] ?? 1, sizes, tracePath)).description });
   const notes = [
-    `Sizes: W1 ${sizes.w1Sessions} sessions × ${sizes.w1PerSession}${sizes.w1Sessions === 398 && sizes.w1PerSession === 12 ? ' (§5.2 size)' : ' (§5.2: 398 × 12)'}; W2 output ${sizes.w2OutputTokens} tokens (llm-d's effective mean; §5.2 nominal 1000), every stage's duration × ${sizes.w2StageScale} (same rates, fewer requests); W3 ${sizes.w3SessionsPerStage} sessions per stage (§5.2: 480)${workloads.includes('mooncake') ? `; Mooncake trace ${sizes.traceLimit > 0 ? `first ${sizes.traceLimit} requests` : 'whole'}` : ''}. H* and the targets are evaluated on these sizes.`,
+    `Sizes: W1 ${sizes.w1Sessions} sessions × ${sizes.w1PerSession}${sizes.w1Sessions === 398 && sizes.w1PerSession === 12 ? ' (§5.2 size)' : ' (§5.2: 398 × 12)'}; W2 output ${sizes.w2OutputTokens} tokens (llm-d's effective mean; §5.2 nominal 1000), ${sizes.w2StageScale === 1 ? '§5.2 stages' : `every stage's duration × ${sizes.w2StageScale} (same rates, fewer requests)`}; W3 ${sizes.w3SessionsPerStage} sessions per stage${sizes.w3SessionsPerStage === 480 ? ' (§5.2 size)' : ' (§5.2: 480)'}${workloads.includes('mooncake') ? `; Mooncake trace ${sizes.traceLimit > 0 ? `first ${sizes.traceLimit} requests` : 'whole'}` : ''}. H* and the targets are evaluated on these sizes.`,
     'Sensitivity and weight sweeps use the first seed only.',
     'Simulations are deterministic given the seeds: rerunning the command reproduces every number (only the generated line changes).',
   ];
