@@ -146,6 +146,18 @@ describe('DemoGateway', () => {
     }
   });
 
+  it('answers 413 for a body over maxBodyBytes', async () => {
+    const rr = new DemoGateway({ policy: 'round-robin', pods, maxBodyBytes: 100 });
+    const port = await rr.listen(0);
+    try {
+      const r = await post(port, '/v1/completions', { model: MODEL, prompt: 'x'.repeat(200) });
+      expect(r.status).toBe(413);
+      expect(await r.text()).toContain('over 100 bytes');
+    } finally {
+      await rr.close();
+    }
+  });
+
   it('rejects bad options with a clear error', () => {
     expect(() => new DemoGateway({ policy: 'kvroute', pods })).toThrow(/needs eppAddress/);
     expect(() => new DemoGateway({ policy: 'round-robin', pods: [] })).toThrow(/no pods/);

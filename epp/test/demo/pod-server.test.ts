@@ -4,6 +4,7 @@
  * hashes are vLLM's sha256_cbor chain of the prompt's token ids.
  */
 import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
 import { createTokenProcessor } from '../../src/kvblock/token-processor.js';
 import type { KvEventBatch } from '../../src/kvevents/types.js';
 import { PROFILE_B } from '../../src/sim/profiles.js';
@@ -145,6 +146,11 @@ describe('SimPodServer', () => {
     expect(t[0]).toBeGreaterThan(t[1] as number);
   });
 
+  it('defaults max_tokens to 16', async () => {
+    const r = await post('/v1/completions', { model: MODEL, prompt: 'default length please' });
+    expect(((await r.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(16);
+  });
+
   it('404s an unknown route', async () => {
     expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
   });
@@ -165,6 +171,23 @@ describe('SimPodServer', () => {
     await Promise.all(rs.map((r) => r.json()));
     expect(batches.flatMap((b) => b.events).some((e) => e.type === 'BlockRemoved')).toBe(true);
     expect(server.pod.checkInvariants()).toEqual([]);
+  });
+});
+
+describe('SimPodServer defaults', () => {
+  it('runs simulated time at wall speed (speedup 1) and rejects a bad speedup', async () => {
+    const s = await SimPodServer.create({ id: 'x', model: MODEL, profile: PROFILE_B, tokenizerDir: TOKENIZER, tokenizerWorkers: 0 });
+    try {
+      const a = s.now();
+      const w = performance.now();
+      await new Promise((r) => setTimeout(r, 100));
+      const sim = s.now() - a;
+      const wall = performance.now() - w;
+      expect(Math.abs(sim - wall)).toBeLessThan(5);
+    } finally {
+      await s.close();
+    }
+    await expect(SimPodServer.create({ id: 'x', model: MODEL, profile: PROFILE_B, tokenizerDir: TOKENIZER, tokenizerWorkers: 0, speedup: 0 })).rejects.toThrow(/speedup 0/);
   });
 });
 

@@ -65,6 +65,42 @@ describe('encodeKvBatch', () => {
 });
 
 describe('KvPublisher over real ZMQ', () => {
+  it('defaults to the map encoding and keeps bufferSteps batches for replay', async () => {
+    const sub = new Subscriber({ linger: 0 });
+    await sub.bind('tcp://127.0.0.1:*');
+    sub.subscribe('');
+    const pub = new KvPublisher({ endpoint: sub.lastEndpoint as string, topic: 'kv@127.0.0.1:1@m', replayEndpoint: 'tcp://127.0.0.1:*', bufferSteps: 2 });
+    await pub.start();
+    const dealer = new Dealer({ linger: 0 });
+    try {
+      let got: Buffer[] | undefined;
+      const receiving = sub.receive().then((f) => (got = f));
+      while (!got) {
+        await pub.publish({ ts: 1, events: [{ type: 'AllBlocksCleared' }] });
+        await Promise.race([receiving, new Promise((r) => setTimeout(r, 20))]);
+      }
+      const payload = (got as Buffer[])[2] as Buffer;
+      // [ts, [event], rank]: 0x93, float64 (9 bytes), 0x91, then the event: a fixmap (0x8N), not a fixarray
+      expect(payload[0]).toBe(0x93);
+      expect(payload[10]).toBe(0x91);
+      expect((payload[11] as number) & 0xf0).toBe(0x80);
+      for (let i = 0; i < 3; i++) await pub.publish({ ts: 2, events: [{ type: 'AllBlocksCleared' }] });
+      dealer.connect(pub.replayAddress as string);
+      await dealer.send(['', seqFrame(0n)]);
+      const seqs: bigint[] = [];
+      for (;;) {
+        const [, , s] = (await dealer.receive()) as [Buffer, Buffer, Buffer];
+        if (s.toString('hex') === 'ffffffffffffffff') break;
+        seqs.push(s.readBigUInt64BE(0));
+      }
+      expect(seqs).toEqual([BigInt(pub.published) - 2n, BigInt(pub.published) - 1n]);
+    } finally {
+      dealer.close();
+      await pub.close();
+      sub.close();
+    }
+  }, 15000);
+
   it('connects to the bind address and sends [topic, seq, payload] with seq from 0; replay answers from a start seq', async () => {
     const sub = new Subscriber({ linger: 0 });
     await sub.bind('tcp://127.0.0.1:*');
