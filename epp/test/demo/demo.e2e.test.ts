@@ -4,8 +4,12 @@
  * round-robin's prefix-cache hit rate, every request must succeed, and every child must exit 0 on
  * SIGTERM (none left running).
  */
+import { fileURLToPath } from 'node:url';
 import { ProcessGroup } from '../../src/demo/procs.js';
 import { buildWorkload, runDemo, sumMetric, type DemoResult } from '../../src/demo/run.js';
+
+// The small test tokenizer (same pre-tokenizer and chat template) starts faster in 3 processes.
+const TINY_TOKENIZER = fileURLToPath(new URL('../data/tokenizers/tiny-llama3', import.meta.url));
 
 function alive(pid: number | undefined): boolean {
   if (pid === undefined) return false;
@@ -22,7 +26,7 @@ describe('npm run demo (short)', () => {
     const group = new ProcessGroup();
     let r: DemoResult;
     try {
-      r = await runDemo({ pods: 2, requests: 24, systemPrompts: 4, systemWords: 500, numBlocks: 1000, concurrency: 2, maxTokens: 4, group });
+      r = await runDemo({ pods: 2, requests: 24, systemPrompts: 4, systemWords: 500, numBlocks: 1000, concurrency: 2, maxTokens: 4, tokenizerDir: TINY_TOKENIZER, group });
     } finally {
       await group.stopAll();
     }
