@@ -51,6 +51,18 @@ export class PrefixScorer {
     }
   }
 
+  private readonly weightCache = new Map<string, number>();
+
+  /** `weightOf` memoized per tier string (tiers are a handful of short names). */
+  private cachedWeight(tier: string): number {
+    let w = this.weightCache.get(tier);
+    if (w === undefined) {
+      w = this.weightOf(tier);
+      if (this.weightCache.size < 64) this.weightCache.set(tier, w);
+    }
+    return w;
+  }
+
   /** Weight of a tier name (case-insensitive). */
   weightOf(tier: string): number {
     const w = this.tierWeights[tier] ?? this.tierWeights[tier.toLowerCase()];
@@ -64,29 +76,57 @@ export class PrefixScorer {
   score(keys: readonly BlockKey[], hits: ReadonlyMap<BlockKey, readonly PodEntry[]>): PodPrefixScore[] {
     const total = keys.length;
     if (total === 0) return [];
-    const raw = new Map<string, number>();
-    const blocks = new Map<string, number>();
-    let active: Set<string> | undefined;
-    for (const key of keys) {
-      const entries = hits.get(key);
-      if (!entries || entries.length === 0) break;
-      const best = new Map<string, number>();
-      for (const e of entries) {
-        if (active && !active.has(e.pod)) continue;
-        const w = this.weightOf(e.tier);
-        const prev = best.get(e.pod);
-        if (prev === undefined || w > prev) best.set(e.pod, w);
+    // Only pods holding block 0 can score, so they get dense ids there; per pod, `seen` is the last
+    // block it was credited for (a pod is still racing at block k iff seen === k - 1), `best` its
+    // best tier weight in the current block. No per-block Map/Set allocation.
+    const ids = new Map<string, number>();
+    const names: string[] = [];
+    const raw: number[] = [];
+    const blocks: number[] = [];
+    const seen: number[] = [];
+    const best: number[] = [];
+    for (let k = 0; k < total; k++) {
+      const entries = hits.get(keys[k] as BlockKey);
+      if (entries === undefined || entries.length === 0) break;
+      // Pass 1: best weight per racing pod in this block.
+      let credited = 0;
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i] as PodEntry;
+        let id = ids.get(e.pod);
+        if (id === undefined) {
+          if (k !== 0) continue;
+          id = names.length;
+          ids.set(e.pod, id);
+          names.push(e.pod);
+          raw.push(0);
+          blocks.push(0);
+          seen.push(-1);
+          best.push(0);
+        }
+        const s = seen[id] as number;
+        if (s === k) {
+          const w = this.cachedWeight(e.tier);
+          if (w > (best[id] as number)) best[id] = w;
+        } else if (s === k - 1) {
+          seen[id] = k;
+          best[id] = this.cachedWeight(e.tier);
+          credited++;
+        }
       }
-      if (best.size === 0) break;
-      for (const [pod, w] of best) {
-        raw.set(pod, (raw.get(pod) ?? 0) + w);
-        blocks.set(pod, (blocks.get(pod) ?? 0) + 1);
+      if (credited === 0) break;
+      // Pass 2: credit each racing pod once with its best weight.
+      for (let i = 0; i < entries.length; i++) {
+        const id = ids.get((entries[i] as PodEntry).pod);
+        if (id === undefined || seen[id] !== k || (blocks[id] as number) === k + 1) continue;
+        raw[id] = (raw[id] as number) + (best[id] as number);
+        blocks[id] = k + 1;
       }
-      active = new Set(best.keys());
     }
     const out: PodPrefixScore[] = [];
-    for (const [pod, r] of raw) {
-      out.push({ pod, consecutiveBlocks: blocks.get(pod) ?? 0, raw: r, score: Math.min(1, Math.max(0, r / total)) });
+    for (let id = 0; id < names.length; id++) {
+      const r = raw[id] as number;
+      if ((blocks[id] as number) === 0) continue;
+      out.push({ pod: names[id] as string, consecutiveBlocks: blocks[id] as number, raw: r, score: Math.min(1, Math.max(0, r / total)) });
     }
     out.sort((a, b) => b.score - a.score || (a.pod < b.pod ? -1 : a.pod > b.pod ? 1 : 0));
     return out;
