@@ -42,6 +42,7 @@ import type { Registry } from 'prom-client';
 import type { BlockKey, Index, PodEntry } from './types.js';
 import { assertBlockKey, engineGroups } from './engine-mapping.js';
 import { registerMemoryIndexMetrics } from './index-metrics.js';
+import { PrefixHits } from './prefix-hits.js';
 
 export interface MemoryIndexOptions {
   /** Memory budget in bytes (`index.memoryBudgetBytes` of the EPP config). @default 536870912 (512 MiB) */
@@ -80,6 +81,8 @@ const NIL = -1;
 // Scratch for splitting a bigint into u32 halves without allocating.
 const scratch64 = new BigUint64Array(1);
 const scratch32 = new Uint32Array(scratch64.buffer);
+// Scratch set of key slots for lookupSync's distinct-key count.
+let seenSlots = new Int32Array(1024);
 const LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const LO = LE ? 0 : 1;
 const HI = LE ? 1 : 0;
@@ -343,7 +346,10 @@ export class MemoryIndex implements Index {
 
   /** `lookup` without the promise (for callers on a hot synchronous path). */
   lookupSync(requestKeys: readonly BlockKey[], pods?: ReadonlySet<string>): Map<BlockKey, PodEntry[]> {
-    const out = new Map<BlockKey, PodEntry[]>();
+    // The answer is always the held prefix keys[0..n-1]: kept as two arrays (see PrefixHits).
+    const found: PodEntry[][] = [];
+    let unique = 0;
+    let seenMask = 0;
     const filter = pods !== undefined && pods.size > 0 ? pods : undefined;
     // Per (pod, tier) id: 0 unknown, 1 allowed, 2 filtered out.
     const allowed = filter === undefined ? undefined : new Uint8Array(this.ptEntry.length);
@@ -369,9 +375,27 @@ export class MemoryIndex implements Index {
       }
       if (holders.length === 0) break;
       this.touch(slot);
-      out.set(key, holders);
+      // Distinct keys (for `size`): an open-addressing set of slot numbers, reused across calls.
+      if (found.length === 0) {
+        const need = 2 ** Math.ceil(Math.log2(Math.max(16, requestKeys.length * 2)));
+        if (seenSlots.length < need) seenSlots = new Int32Array(need);
+        seenSlots.fill(NIL, 0, need);
+        seenMask = need - 1;
+      }
+      let p = Math.imul(slot, 0x9e3779b1) & seenMask;
+      for (;;) {
+        const v = seenSlots[p] as number;
+        if (v === NIL) {
+          seenSlots[p] = slot;
+          unique++;
+          break;
+        }
+        if (v === slot) break;
+        p = (p + 1) & seenMask;
+      }
+      found.push(holders);
     }
-    return out;
+    return new PrefixHits(requestKeys.slice(0, found.length), found, unique);
   }
 
   async add(engineKeys: readonly BlockKey[], requestKeys: readonly BlockKey[], entries: readonly PodEntry[]): Promise<void> {

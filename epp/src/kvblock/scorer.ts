@@ -8,6 +8,7 @@
  * prompt on GPU scores 1 and the score is comparable across requests (llm-d's current rule,
  * rather than min-max across candidates, which turns "one block vs none" into "1 vs 0").
  */
+import { PrefixHits } from './prefix-hits.js';
 import type { BlockKey, PodEntry } from './types.js';
 
 /** Score of one pod for one request. */
@@ -85,8 +86,12 @@ export class PrefixScorer {
     const blocks: number[] = [];
     const seen: number[] = [];
     const best: number[] = [];
-    for (let k = 0; k < total; k++) {
-      const entries = hits.get(keys[k] as BlockKey);
+    const racing: number[] = []; // ids credited in the current block (pass 1 → pass 2)
+    // A MemoryIndex answer for these keys is read in its compact form (no bigint Map lookups).
+    const compact = hits instanceof PrefixHits && hits.answers(keys) ? hits : undefined;
+    const end = compact === undefined ? total : compact.prefixLength;
+    for (let k = 0; k < end; k++) {
+      const entries = compact === undefined ? hits.get(keys[k] as BlockKey) : compact.holdersAt(k);
       if (entries === undefined || entries.length === 0) break;
       // Pass 1: best weight per racing pod in this block.
       let credited = 0;
@@ -110,14 +115,13 @@ export class PrefixScorer {
         } else if (s === k - 1) {
           seen[id] = k;
           best[id] = this.cachedWeight(e.tier);
-          credited++;
+          racing[credited++] = id;
         }
       }
       if (credited === 0) break;
       // Pass 2: credit each racing pod once with its best weight.
-      for (let i = 0; i < entries.length; i++) {
-        const id = ids.get((entries[i] as PodEntry).pod);
-        if (id === undefined || seen[id] !== k || (blocks[id] as number) === k + 1) continue;
+      for (let i = 0; i < credited; i++) {
+        const id = racing[i] as number;
         raw[id] = (raw[id] as number) + (best[id] as number);
         blocks[id] = k + 1;
       }
