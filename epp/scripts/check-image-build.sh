@@ -3,6 +3,12 @@
 # the runtime layout: the CLI starts from compiled JS with production dependencies only.
 # Usage: bash epp/scripts/check-image-build.sh   (from the repository root; needs the npm registry)
 set -euo pipefail
+# Run a step quietly; on failure show its output and stop.
+step() {
+  local log; log=$(mktemp)
+  if ! "$@" >"$log" 2>&1; then echo "FAIL: $*"; tail -40 "$log"; exit 1; fi
+  rm -f "$log"
+}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -12,11 +18,11 @@ mkdir -p "$src/epp" "$app/epp"
 echo "== build stage (COPY manifests; npm ci; COPY epp; build; production-only reinstall)"
 cp "$root/package.json" "$root/package-lock.json" "$root/tsconfig.base.json" "$src/"
 cp "$root/epp/package.json" "$src/epp/package.json"
-(cd "$src" && npm ci --no-audit --no-fund >/dev/null)
+step bash -c "cd '$src' && npm ci --no-audit --no-fund"
 # COPY epp/ epp/ (the .dockerignore keeps node_modules, dist and test data out)
 tar -C "$root" --exclude='epp/node_modules' --exclude='epp/dist' -cf - epp | tar -C "$src" -xf -
-(cd "$src" && npm run build -w epp >/dev/null)
-(cd "$src" && rm -rf node_modules epp/node_modules && npm ci --omit=dev --workspace epp --include-workspace-root=false --no-audit --no-fund >/dev/null)
+step bash -c "cd '$src' && npm run build -w epp"
+step bash -c "cd '$src' && rm -rf node_modules epp/node_modules && npm ci --omit=dev --workspace epp --include-workspace-root=false --no-audit --no-fund"
 
 echo "== runtime stage (COPY --from=build)"
 cp -r "$src/node_modules" "$app/node_modules"
