@@ -87,6 +87,9 @@ export class PrefixScorer {
     const seen: number[] = [];
     const best: number[] = [];
     const racing: number[] = []; // ids credited in the current block (pass 1 → pass 2)
+    const memoEntry: (PodEntry | undefined)[] = []; // per entry position: last entry object seen there,
+    const memoId: number[] = []; // its pod id (-1: not racing since block 0),
+    const memoW: number[] = []; // and its tier weight
     // A MemoryIndex answer for these keys is read in its compact form (no bigint Map lookups).
     const compact = hits instanceof PrefixHits && hits.answers(keys) ? hits : undefined;
     const end = compact === undefined ? total : compact.prefixLength;
@@ -97,24 +100,37 @@ export class PrefixScorer {
       let credited = 0;
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i] as PodEntry;
-        let id = ids.get(e.pod);
-        if (id === undefined) {
-          if (k !== 0) continue;
-          id = names.length;
-          ids.set(e.pod, id);
-          names.push(e.pod);
-          raw.push(0);
-          blocks.push(0);
-          seen.push(-1);
-          best.push(0);
+        let id: number;
+        let w: number;
+        if (memoEntry[i] === e) {
+          // Same entry object at the same position as in the previous block (the index interns
+          // its entries, so consecutive blocks of a run usually repeat them): no Map lookups.
+          id = memoId[i] as number;
+          w = memoW[i] as number;
+        } else {
+          const known = ids.get(e.pod);
+          if (known === undefined && k !== 0) id = -1;
+          else if (known === undefined) {
+            id = names.length;
+            ids.set(e.pod, id);
+            names.push(e.pod);
+            raw.push(0);
+            blocks.push(0);
+            seen.push(-1);
+            best.push(0);
+          } else id = known;
+          w = this.cachedWeight(e.tier);
+          memoEntry[i] = e;
+          memoId[i] = id;
+          memoW[i] = w;
         }
+        if (id < 0) continue;
         const s = seen[id] as number;
         if (s === k) {
-          const w = this.cachedWeight(e.tier);
           if (w > (best[id] as number)) best[id] = w;
         } else if (s === k - 1) {
           seen[id] = k;
-          best[id] = this.cachedWeight(e.tier);
+          best[id] = w;
           racing[credited++] = id;
         }
       }
