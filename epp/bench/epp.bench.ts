@@ -223,6 +223,7 @@ const zmq = require('zeromq');
   for (const m of workerData.msgs) await pub.send([m.topic, m.seq, m.payload]);
   await new Promise((r) => parentPort.once('message', r));
   pub.close();
+  parentPort.close(); // nothing left: the thread exits by itself (terminate() during zmq teardown can abort)
 })();
 `;
 
@@ -253,9 +254,11 @@ async function zmqRun(msgs: readonly Msg[], entries: number): Promise<{ ms: numb
     if (index.stats.entries !== entries) throw new Error(`ZMQ run indexed ${index.stats.entries} of ${entries} entries`);
     return { ms, cpuMs: (c.user + c.system) / 1000 };
   } finally {
+    const exited = new Promise<void>((r) => worker.once('exit', () => r()));
     worker.postMessage('stop');
     await pool.stop();
-    await worker.terminate();
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5000).unref());
+    if ((await Promise.race([exited, timer])) === 'timeout') await worker.terminate();
     await index.close();
   }
 }
