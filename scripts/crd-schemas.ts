@@ -4,9 +4,9 @@
  * `imports/schemas/<group>_<version>_<kind>.json`.
  *
  * The output is generated and committed; never edit it by hand. The CRD YAML files themselves are
- * not committed (they live outside the repo, see ../shared/crds/SOURCES.md for their upstream URLs).
+ * not committed (they live outside the repo, their upstream URLs are recorded in cdk8s.yaml).
  *
- * Usage: npx tsx scripts/crd-schemas.ts [crdDir=../shared/crds] [outDir=imports/schemas]
+ * Usage: npx tsx scripts/crd-schemas.ts <crdDir> [outDir=imports/schemas]   (scripts/import-crds.sh runs it)
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -109,7 +109,11 @@ export function generateSchemas(crdDir: string, outDir: string): ExtractedSchema
 
 const isMain = process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
-  const crdDir = resolve(process.argv[2] ?? '../shared/crds');
+  if (!process.argv[2]) {
+    console.error('crd-schemas: pass the folder holding the CRD YAML files, e.g. npx tsx scripts/crd-schemas.ts path/to/crds');
+    process.exit(2);
+  }
+  const crdDir = resolve(process.argv[2]);
   const outDir = resolve(process.argv[3] ?? 'imports/schemas');
   try {
     const written = generateSchemas(crdDir, outDir);

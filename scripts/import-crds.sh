@@ -67,4 +67,6 @@ if [ -f "$sources" ]; then
 else
   echo "import-crds: $sources not found; cdk8s.yaml source comments left unchanged" >&2
 fi
+# JSON schemas of the same CRDs for the manifest validation tests (imports/schemas).
+npx tsx scripts/crd-schemas.ts "$crd_dir" imports/schemas
 ls imports
