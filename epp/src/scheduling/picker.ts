@@ -1,20 +1,9 @@
 /** Max-score picker with a random tie-break (seedable, so simulations are reproducible). */
 import type { Picker, ScoredEndpoint } from './types.js';
 
-/** A [0, 1) random source. */
-export type Random = () => number;
+import { seededRandom, type Random } from '../util/random.js';
 
-/** mulberry32: a small seeded PRNG. */
-export function seededRandom(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom, type Random };
 
 const EPSILON = 1e-9;
 

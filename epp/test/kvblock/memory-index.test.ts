@@ -1,3 +1,4 @@
+import { seededRandom } from '../../src/util/random.js';
 import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
 import { DEFAULT_MEMORY_BUDGET_BYTES, MIN_MEMORY_BUDGET_BYTES, MemoryIndex } from '../../src/kvblock/memory-index.js';
@@ -9,16 +10,7 @@ runIndexContract('MemoryIndex', async () => new MemoryIndex());
 runIndexContract('MemoryIndex (initialCapacity 4: growth inside every test)', async () => new MemoryIndex({ initialCapacity: 4 }));
 
 /** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 const key = (i: number): BlockKey => (BigInt(i) * 0x9e3779b97f4a7c15n + 12345n) & 0xffffffffffffffffn;
 const gpu = (pod: string): PodEntry => ({ pod, tier: 'gpu' });

@@ -1,4 +1,5 @@
 /** Shared helpers of the kvevents tests (not a test file). */
+import { seededRandom } from '../../src/util/random.js';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,13 +58,4 @@ export function recordingLogger(): Logger & { lines: LogLine[] } {
 export const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
 
 /** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = seededRandom;

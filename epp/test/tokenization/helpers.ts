@@ -1,4 +1,5 @@
 /** Shared fixtures of the tokenization tests. */
+import { seededRandom } from '../../src/util/random.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -9,16 +10,7 @@ export const LLAMA3_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'd
 export const TINY_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'data', 'tokenizers', 'tiny-llama3');
 
 /** Deterministic PRNG (mulberry32) so a failing property case can be replayed from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededRandom;
 
 /** Pieces that stress BPE and the split regex: words, digits, punctuation, whitespace runs, unicode, specials. */
 const PIECES = [
