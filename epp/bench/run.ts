@@ -6,13 +6,13 @@
  * RunSummary. See bench/README.md.
  */
 import { writeFile } from 'node:fs/promises';
-import { blockReuse, infiniteCacheHitRate } from '../src/sim/bounds.js';
-import { POLICY_NAMES, parsePolicyName, type PolicyName } from '../src/sim/policy-factory.js';
+import { POLICY_NAMES, parsePolicyName } from '../src/sim/policy-factory.js';
 import { PROFILES } from '../src/sim/profiles.js';
+import { runValidation } from '../src/sim/report/validate.js';
 import { runBenchmark } from '../src/sim/run.js';
 import type { RunSummary } from '../src/sim/summary.js';
 import { readWorkloadFile, toWorkloadJsonl } from '../src/sim/workload-file.js';
-import { WORKLOAD_NAMES, generateW0, generateW2, generateWorkload, type Workload, type WorkloadName } from '../src/sim/workloads.js';
+import { WORKLOAD_NAMES, generateW2, generateWorkload, type Workload, type WorkloadName } from '../src/sim/workloads.js';
 
 const HELP = `usage: npm run bench -- --workload <${WORKLOAD_NAMES.join('|')}|path.jsonl> --policy <name> [options]
        npm run bench -- --validate [--trace path/to/mooncake-conversation.jsonl] [--skip-w2]
@@ -117,68 +117,14 @@ function printSummary(s: RunSummary): void {
   console.log(lines.join('\n'));
 }
 
-interface Check {
-  readonly name: string;
-  readonly measured: string;
-  readonly expected: string;
-  readonly pass: boolean | undefined;
-}
-
 async function validate(args: Args): Promise<boolean> {
-  const checks: Check[] = [];
-  const quietRun = async (w: Workload, policy: PolicyName): Promise<RunSummary> => (await runBenchmark({ workload: w, policy, seed: 1 })).summary;
-
-  // 1. W0: ceiling 92.1 % for a sticky policy, 81–85 % for round-robin
-  const w0 = generateW0(1);
-  for (const policy of ['session', 'kvroute', 'precise'] as const) {
-    const s = await quietRun(w0, policy);
-    checks.push({ name: `W0 ${policy} token hit (ceiling)`, measured: pct(s.tokenHitRate), expected: '92.1 % (176/191)', pass: Math.abs(s.tokenHitRate - 176 / 191) < 0.005 });
-  }
-  const rr = await quietRun(w0, 'round-robin');
-  checks.push({ name: 'W0 round-robin token hit', measured: pct(rr.tokenHitRate), expected: '81–85 %', pass: rr.tokenHitRate >= 0.81 && rr.tokenHitRate <= 0.85 });
-  checks.push({ name: 'W0 H* (infinite cache)', measured: pct(rr.oracleTokenHitRate), expected: '92.1 %', pass: Math.abs(rr.oracleTokenHitRate - 176 / 191) < 0.005 });
-
-  // 2. the generators' H* against the note's order-only bounds (§5.2)
-  const hStar = (w: Workload): number => infiniteCacheHitRate(w.requests, w.profile.blockSize).rate;
-  const h1 = hStar(generateWorkload('w1', 1));
-  checks.push({ name: 'W1 H*', measured: pct(h1), expected: '85.5 % ± 0.5 pp', pass: Math.abs(h1 - 0.855) <= 0.005 });
-  const h2 = hStar(generateWorkload('w2', 1));
-  checks.push({ name: 'W2 H* (all requests)', measured: pct(h2), expected: '98.1 % ± 0.5 pp', pass: Math.abs(h2 - 0.981) <= 0.005 });
-  const h3 = hStar(generateWorkload('w3', 11));
-  checks.push({ name: 'W3 H* (seed 11)', measured: pct(h3), expected: '81.8 % ± 1.5 pp', pass: Math.abs(h3 - 0.818) <= 0.015 });
-
-  // 3. W2 random knee between 15 and 20 QPS
-  if (args['skip-w2'] === true) {
-    checks.push({ name: 'W2 random knee', measured: 'skipped (--skip-w2)', expected: '15–20 QPS', pass: undefined });
-  } else {
-    const t0 = performance.now();
-    // llm-d's published runs produced ≈245 output tokens per request (8,730 tok/s ÷ 35.6 req/s)
-    const s = await quietRun(generateW2(1, { outputTokens: 245 }), 'random');
-    const p90At = (q: number): string => {
-      const st = s.stages.find((x) => !x.warmup && x.rate === q);
-      return st ? `${(st.ttftMs.p90 / 1000).toFixed(1)} s` : 'n/a';
-    };
-    const p90 = `p90 ${p90At(15)} @15, ${p90At(20)} @20`;
-    checks.push({
-      name: 'W2 (output 245) random knee (p90 ≤ 2 s)',
-      measured: `${s.kneeLoad} QPS (${p90}; ${((performance.now() - t0) / 1000).toFixed(0)} s wall)`,
-      expected: '15 ≤ knee < 20 QPS',
-      pass: s.kneeLoad !== null && s.kneeLoad >= 15 && s.kneeLoad < 20,
-    });
-  }
-
-  // 4. Mooncake conversation trace block reuse
-  const trace = args.trace;
-  if (typeof trace === 'string') {
-    const reqs = await readWorkloadFile(trace, { hashBlockSize: 512 });
-    const r = blockReuse(reqs);
-    checks.push({ name: 'Mooncake block reuse (infinite cache)', measured: `${pct(r.rate)} of ${r.blocks} blocks`, expected: '36.6 % ± 1 pp', pass: Math.abs(r.rate - 0.366) <= 0.01 });
-  } else {
-    checks.push({ name: 'Mooncake block reuse', measured: 'not run (pass --trace <conversation trace>)', expected: '36.6 % ± 1 pp', pass: undefined });
-  }
-  console.log('check'.padEnd(42) + 'measured'.padEnd(52) + 'expected'.padEnd(22) + 'result');
+  const checks = await runValidation({
+    w2Knee: args['skip-w2'] !== true,
+    ...(typeof args.trace === 'string' ? { tracePath: args.trace } : {}),
+  });
+  console.log('check'.padEnd(46) + 'measured'.padEnd(40) + 'expected'.padEnd(22) + 'result');
   for (const c of checks) {
-    console.log(`${c.name.padEnd(42)}${c.measured.padEnd(52)}${c.expected.padEnd(22)}${c.pass === undefined ? 'SKIP' : c.pass ? 'PASS' : 'FAIL'}`);
+    console.log(`${c.name.padEnd(46)}${c.measured.padEnd(40)}${c.expected.padEnd(22)}${c.pass === undefined ? 'SKIP' : c.pass ? 'PASS' : 'FAIL'}`);
   }
   return checks.every((c) => c.pass !== false);
 }
