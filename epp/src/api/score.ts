@@ -6,11 +6,13 @@
 import type { Indexer } from '../kvcache/indexer.js';
 import { ApiError } from './errors.js';
 
-/** One chat message as OpenAI's API accepts it (content string or text parts). */
+/**
+ * A chat message as the API layers hand it to tokenization: a role is checked, the content (string
+ * or parts) and any other fields are the chat template's business.
+ */
 export interface ChatMessage {
   readonly role: string;
-  readonly content: string | readonly { readonly type: string; readonly text?: string }[] | null;
-  readonly [extra: string]: unknown;
+  readonly [field: string]: unknown;
 }
 
 /** What the score API needs from tokenization. */

@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { ApiError } from '../api/errors.js';
-import type { ChatMessage as ScoreChatMessage, PromptTokenizer } from '../api/score.js';
+import type { PromptTokenizer } from '../api/score.js';
 import { Headers } from '../contract/names.js';
 import type { EndpointState, EndpointStore } from '../datalayer/endpoint-store.js';
 import type { InferenceRequest, PickResult, RequestDirector, ResponseInfo } from '../extproc/director.js';
@@ -148,7 +148,7 @@ export class SchedulingDirector implements RequestDirector {
     const tk = this.opts.tokenizer;
     if (!tk) return undefined;
     try {
-      if (req.messages) return await tk.tokenizeChat(model, req.messages as unknown as ScoreChatMessage[]);
+      if (req.messages) return await tk.tokenizeChat(model, req.messages);
       if (typeof req.prompt === 'string') return await tk.tokenizeCompletion(model, req.prompt);
       if (Array.isArray(req.prompt) && req.prompt.length > 0) return await tk.tokenizeCompletion(model, req.prompt[0] as string);
     } catch (err) {
