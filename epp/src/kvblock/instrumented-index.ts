@@ -12,7 +12,7 @@
  *   kvroute_index_evicted_entries_total           pod entries named by evict
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type { BlockKey, Index, PodEntry } from './types.js';
+import type { BlockKey, Index, PodEntry, RawIndexWriter } from './types.js';
 
 export interface InstrumentedIndexOptions {
   /** Where the metrics are registered (never the global registry). */
@@ -59,6 +59,58 @@ export class InstrumentedIndex implements Index {
       this.ops.inc({ op }, 0);
       this.errors.inc({ op }, 0);
     }
+  }
+
+  /**
+   * The inner backend's raw write path with the same metrics as `add` and `requestKeyFor`, or
+   * undefined when the backend has none.
+   */
+  get raw(): RawIndexWriter | undefined {
+    if (this.rawWriter === null) {
+      const inner = this.inner.raw;
+      this.rawWriter = inner === undefined ? undefined : this.instrumentRaw(inner);
+    }
+    return this.rawWriter;
+  }
+
+  private rawWriter: RawIndexWriter | undefined | null = null;
+
+  private instrumentRaw(inner: RawIndexWriter): RawIndexWriter {
+    // Label children bound once: a labelled inc/observe hashes its labels on every call.
+    const addOps = this.ops.labels({ op: 'add' });
+    const addErrors = this.errors.labels({ op: 'add' });
+    const addDuration = this.duration.labels({ op: 'add' });
+    const rkOps = this.ops.labels({ op: 'requestKeyFor' });
+    const rkErrors = this.errors.labels({ op: 'requestKeyFor' });
+    const rkDuration = this.duration.labels({ op: 'requestKeyFor' });
+    const added = this.added;
+    return {
+      addRawSync(engine, engineOff, request, requestOff, n, entry): void {
+        const t0 = performance.now();
+        addOps.inc();
+        try {
+          inner.addRawSync(engine, engineOff, request, requestOff, n, entry);
+        } catch (e) {
+          addErrors.inc();
+          throw e;
+        } finally {
+          addDuration.observe((performance.now() - t0) / 1000);
+        }
+        added.inc(n);
+      },
+      requestKeyForRawSync(hi, lo, out, outOff): boolean {
+        const t0 = performance.now();
+        rkOps.inc();
+        try {
+          return inner.requestKeyForRawSync(hi, lo, out, outOff);
+        } catch (e) {
+          rkErrors.inc();
+          throw e;
+        } finally {
+          rkDuration.observe((performance.now() - t0) / 1000);
+        }
+      },
+    };
   }
 
   private async timed<T>(op: Op, run: () => Promise<T>): Promise<T> {

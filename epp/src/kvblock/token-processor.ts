@@ -496,6 +496,51 @@ class FastProcessor extends BaseProcessor {
     this.checkKey(key);
     return { algo: this.algo, parent: u64ToBytes(key) };
   }
+
+  /**
+   * The write path's allocation-free variant of `blockKeys` (no extra keys): the keys of the
+   * `nBlocks` full blocks of `tokens[start, start + nBlocks·blockSize)` as [hi, lo] u32 pairs
+   * into `out` from `outOff`, chained from the root (`parent` undefined) or from the 64-bit key
+   * `parent` = [hi, lo]. Equal to `blockKeys` bit for bit (tests compare them); FNV-1a is fed the
+   * same little-endian bytes straight from the integers, without the byte buffer or bigints.
+   * Token ids must be uint32 (the caller has checked them; a Uint32Array guarantees it).
+   */
+  blockKeysInto(tokens: ArrayLike<number>, start: number, nBlocks: number, parentHi: number | undefined, parentLo: number, out: Uint32Array, outOff: number): void {
+    let hi = parentHi === undefined ? this.rootHi : parentHi;
+    let lo = parentHi === undefined ? this.rootLo : parentLo;
+    const bs = this.blockSize;
+    let o = outOff;
+    for (let b = 0, t = start; b < nBlocks; b++) {
+      // FNV-1a-64 offset basis, then the parent key's 8 bytes (lo word, hi word, little-endian),
+      // then each token's 4 bytes; one step per byte (see fnv1a64 in hash-fast.ts for the limbs).
+      let h = 0xcbf29ce4 | 0;
+      let l = 0x84222325 | 0;
+      for (let k = 0; k < 2 + bs; k++) {
+        const w = k === 0 ? lo : k === 1 ? hi : (tokens[t++] as number);
+        for (let sh = 0; sh < 32; sh += 8) {
+          l ^= (w >>> sh) & 0xff;
+          const m0 = (l & 0xffff) * 0x1b3;
+          const carry = ((l >>> 16) * 0x1b3 + (m0 >>> 16)) >>> 16;
+          h = (Math.imul(h, 0x1b3) + carry + (l << 8)) | 0;
+          l = Math.imul(l, 0x1b3);
+        }
+      }
+      hi = h >>> 0;
+      lo = l >>> 0;
+      out[o++] = hi;
+      out[o++] = lo;
+    }
+  }
+}
+
+/** The `fast` processor's allocation-free write path (see `FastProcessor.blockKeysInto`). */
+export interface RawKeyProcessor {
+  blockKeysInto(tokens: ArrayLike<number>, start: number, nBlocks: number, parentHi: number | undefined, parentLo: number, out: Uint32Array, outOff: number): void;
+}
+
+/** `tp`'s raw write path when it is a built-in `fast` processor, else undefined. */
+export function rawKeyProcessor(tp: TokenProcessor): RawKeyProcessor | undefined {
+  return tp instanceof FastProcessor ? tp : undefined;
 }
 
 /**

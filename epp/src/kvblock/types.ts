@@ -102,4 +102,20 @@ export interface Index {
   clear(pod: string): Promise<void>;
   /** Release connections and timers. */
   close(): Promise<void>;
+  /**
+   * The backend's synchronous, allocation-free write path for the event applier, when it has one
+   * (the in-memory index; decorators pass it through). Undefined: the applier uses `add`.
+   */
+  readonly raw?: RawIndexWriter;
+}
+
+/**
+ * Keys as [hi, lo] u32 pairs instead of bigints (see MemoryIndex.addRawSync). Same effects as the
+ * `Index` methods they mirror.
+ */
+export interface RawIndexWriter {
+  /** `add(engineKeys, requestKeys, [entry])` for `n` keys of each, mapped one to one. */
+  addRawSync(engine: Uint32Array, engineOff: number, request: Uint32Array, requestOff: number, n: number, entry: PodEntry): void;
+  /** `requestKeyFor` of engine key (hi, lo): writes [hi, lo] into `out` at `outOff`; false when not mapped. */
+  requestKeyForRawSync(hi: number, lo: number, out: Uint32Array, outOff: number): boolean;
 }

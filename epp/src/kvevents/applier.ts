@@ -31,10 +31,33 @@
  * `kvroute_kv_events_hash_mismatch_total` and logs a rate-limited warning naming the likely cause.
  */
 import type { HashAlgo } from '../contract/names.js';
-import { createTokenProcessor } from '../kvblock/token-processor.js';
-import type { BlockExtraKeys, BlockKey, ChainState, Index, PodEntry, TokenProcessor, TokenProcessorOptions } from '../kvblock/types.js';
+import { type RawKeyProcessor, createTokenProcessor, rawKeyProcessor } from '../kvblock/token-processor.js';
+import type { BlockExtraKeys, BlockKey, ChainState, Index, PodEntry, RawIndexWriter, TokenProcessor, TokenProcessorOptions } from '../kvblock/types.js';
 import { type DropReason, type KvEventsMetrics, type Logger, RateLimitedLog, noopMetrics, silentLogger } from './observe.js';
 import type { BlockRemovedEvent, BlockStoredEvent, KvEvent, KvEventBatch } from './types.js';
+import type { RawBatch, RawEvent } from './raw-decoder.js';
+
+function halvesToKey(hi: number, lo: number): BlockKey {
+  return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+}
+
+/** The general decoder's event for a fast-decoder event (same fields, bigint hashes). */
+export function materialize(ev: RawEvent, batch: RawBatch): KvEvent {
+  if (ev.type === 'AllBlocksCleared') return { type: 'AllBlocksCleared' };
+  const blockHashes: BlockKey[] = new Array<BlockKey>(ev.nHashes);
+  for (let i = 0; i < ev.nHashes; i++) blockHashes[i] = halvesToKey(batch.hashes[ev.hashOff + 2 * i] as number, batch.hashes[ev.hashOff + 2 * i + 1] as number);
+  const group = ev.groupIdx === undefined ? {} : { groupIdx: ev.groupIdx };
+  if (ev.type === 'BlockRemoved') return { type: 'BlockRemoved', blockHashes, medium: ev.medium, ...group };
+  return {
+    type: 'BlockStored',
+    blockHashes,
+    tokenIds: Array.from(batch.tokens.subarray(ev.tokenOff, ev.tokenOff + ev.nTokens)),
+    blockSize: ev.blockSize,
+    medium: ev.medium,
+    ...(ev.hasParent ? { parentBlockHash: halvesToKey(ev.parentHi, ev.parentLo) } : {}),
+    ...group,
+  };
+}
 
 export type TokenProcessorFactory = (opts: TokenProcessorOptions) => TokenProcessor;
 
@@ -105,6 +128,9 @@ export class EventApplier {
   private readonly engineTps = new Map<string, TokenProcessor>();
   private readonly carries = new Map<string, Map<BlockKey, Carry>>();
   private eligibleSeen = 0;
+  private readonly parentOut = new Uint32Array(2);
+  private keysOut = new Uint32Array(512);
+  private readonly entries = new Map<string, PodEntry>();
 
   constructor(opts: EventApplierOptions) {
     if (!Number.isInteger(opts.blockSize) || opts.blockSize < 1) {
@@ -145,6 +171,72 @@ export class EventApplier {
     } catch (e) {
       this.drop('apply_error', pod, `${ev.type} could not be applied: ${e instanceof Error ? e.message : String(e)}`);
     }
+  }
+
+  /**
+   * Apply a batch from the fast decoder (`raw-decoder.ts`), with the same effects as `applyBatch`
+   * of the general decoder's batch. A BlockStored whose chain can be hashed in place (index block
+   * size divides the engine's, no leftover tokens remembered for the pod) goes through the
+   * allocation-free path when the index has one (`Index.raw`): request keys hashed from the token
+   * array into [hi, lo] pairs and written with `addRawSync`. Every other event is turned into the
+   * general decoder's event and applied as usual.
+   */
+  async applyRawBatch(pod: string, model: string, batch: RawBatch): Promise<void> {
+    const writer = this.index.raw;
+    // The raw hashing needs the built-in fast processor (a custom factory takes the general path).
+    const raw = writer === undefined ? undefined : rawKeyProcessor(this.requestTp(model));
+    for (const ev of batch.events) {
+      // Same block size on both sides (what the chart deploys): engine key i ↔ request key i.
+      if (raw !== undefined && writer !== undefined && ev.type === 'BlockStored' && ev.blockSize === this.blockSize && !this.carries.get(pod)?.size) {
+        try {
+          this.storedRaw(pod, ev, batch, writer, raw);
+        } catch (e) {
+          this.drop('apply_error', pod, `BlockStored could not be applied: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      } else {
+        await this.applyEvent(pod, model, materialize(ev, batch));
+      }
+    }
+  }
+
+  private storedRaw(pod: string, ev: RawEvent, batch: RawBatch, writer: RawIndexWriter, raw: RawKeyProcessor): void {
+    const n = ev.nHashes;
+    if (n === 0) return;
+    if (ev.nTokens !== n * ev.blockSize) {
+      this.drop(
+        'bad_event',
+        pod,
+        `BlockStored has ${ev.nTokens} token ids for ${n} blocks of ${ev.blockSize} (expected ${n * ev.blockSize}); a non-dense span cannot be re-chunked`,
+      );
+      return;
+    }
+    let parentHi: number | undefined;
+    let parentLo = 0;
+    if (ev.hasParent) {
+      if (!writer.requestKeyForRawSync(ev.parentHi, ev.parentLo, this.parentOut, 0)) {
+        this.drop('parent_unknown', pod, `BlockStored parent hash ${halvesToKey(ev.parentHi, ev.parentLo)} is not in the index; its chain of ${n} blocks cannot be placed`);
+        return;
+      }
+      parentHi = this.parentOut[0] as number;
+      parentLo = this.parentOut[1] as number;
+    }
+    if (this.checkEnabled) this.maybeCheckHashRaw(pod, ev, batch);
+    if (this.keysOut.length < 2 * n) this.keysOut = new Uint32Array(Math.max(2 * n, 2 * this.keysOut.length));
+    raw.blockKeysInto(batch.tokens, ev.tokenOff, n, parentHi, parentLo, this.keysOut, 0);
+    writer.addRawSync(batch.hashes, ev.hashOff, this.keysOut, 0, n, this.entryFor(pod, ev.medium));
+    this.metrics.applied('BlockStored');
+  }
+
+  /** The shared frozen entry of (pod, medium). */
+  private entryFor(pod: string, tier: string): PodEntry {
+    const k = `${tier}\u0000${pod}`;
+    let e = this.entries.get(k);
+    if (e === undefined) {
+      if (this.entries.size >= 65536) this.entries.clear();
+      e = Object.freeze({ pod, tier });
+      this.entries.set(k, e);
+    }
+    return e;
   }
 
   /** Drop every index entry and remembered chain end of `pod`. */
@@ -318,12 +410,33 @@ export class EventApplier {
     return tp.blockKeys(first, extra, parent)[0];
   }
 
+  /** `maybeCheckHash` of a fast-path event (no LoRA, no extra keys): builds the event only when sampled. */
+  private maybeCheckHashRaw(pod: string, ev: RawEvent, batch: RawBatch): void {
+    if (ev.nTokens < ev.blockSize) return;
+    if (this.hashAlgo === 'sha256_cbor' && ev.hasParent) return;
+    if (this.eligibleSeen++ % this.sampleEvery !== 0) return;
+    const first: BlockStoredEvent = {
+      type: 'BlockStored',
+      blockHashes: [halvesToKey(batch.hashes[ev.hashOff] as number, batch.hashes[ev.hashOff + 1] as number)],
+      tokenIds: Array.from(batch.tokens.subarray(ev.tokenOff, ev.tokenOff + ev.blockSize)),
+      blockSize: ev.blockSize,
+      medium: ev.medium,
+      ...(ev.hasParent ? { parentBlockHash: halvesToKey(ev.parentHi, ev.parentLo) } : {}),
+    };
+    this.checkHash(pod, first, undefined);
+  }
+
   private maybeCheckHash(pod: string, ev: BlockStoredEvent): void {
     if (ev.blockSize < 1 || ev.tokenIds.length < ev.blockSize) return;
     if (this.hashAlgo === 'sha256_cbor' && ev.parentBlockHash !== undefined) return;
     const extra = this.checkableExtra(ev);
     if (extra === null) return;
     if (this.eligibleSeen++ % this.sampleEvery !== 0) return;
+    this.checkHash(pod, ev, extra);
+  }
+
+  /** Recompute the engine hash of `ev`'s first block and compare (metric, warning on mismatch). */
+  private checkHash(pod: string, ev: BlockStoredEvent, extra: BlockExtraKeys | undefined): void {
     let computed: BlockKey | undefined;
     try {
       computed = this.engineKey(this.hashAlgo, ev, extra);

@@ -44,6 +44,7 @@ import { EppPorts, type HashAlgo, KvEventsTopic } from '../contract/names.js';
 import { createTokenProcessor } from '../kvblock/token-processor.js';
 import type { Index } from '../kvblock/types.js';
 import { EventApplier, type HashCheckOptions, type TokenProcessorFactory } from './applier.js';
+import { decodeRawBatch } from './raw-decoder.js';
 import { decodeKvEventBatch } from './decoder.js';
 import {
   type DropReason,
@@ -445,9 +446,11 @@ export class KvEventPool {
 
   /** Decode, check the sequence (repairing gaps), apply. Runs on the pod's shard. */
   private async process(pod: string, model: string, seq: bigint, payload: Uint8Array): Promise<void> {
-    const batch = this.decode(pod, payload);
-    if (!batch) return;
-    const rank = batch.dpRank ?? 0;
+    // The fast decoder takes the common well-formed batches; the general one the rest (and explains errors).
+    const raw = decodeRawBatch(payload);
+    const batch = raw === undefined ? this.decode(pod, payload) : undefined;
+    if (!raw && !batch) return;
+    const rank = (raw ?? batch)?.dpRank ?? 0;
     let ranks = this.seqs.get(pod);
     if (ranks && this.seqs.size > this.maxTrackedPods / 2) {
       // keep recently active pods at the young end, so a flood of new topics evicts idle ones
@@ -475,7 +478,8 @@ export class KvEventPool {
     } else if (seq > last + 1n) {
       await this.repair(pod, model, rank, last + 1n, seq, true);
     }
-    await this.applier.applyBatch(pod, model, batch);
+    if (raw) await this.applier.applyRawBatch(pod, model, raw);
+    else if (batch) await this.applier.applyBatch(pod, model, batch);
     ranks.set(rank, seq);
   }
 

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { encodeCanonical, type CborValue } from '../../src/kvblock/cbor.js';
 import { fnv1a64, toBigInt, u64Out } from '../../src/kvblock/hash-fast.js';
 import { createTokenProcessor, KEY_ALGOS, noneHash, TokenProcessorError } from '../../src/kvblock/token-processor.js';
+import { rawKeyProcessor } from '../../src/kvblock/token-processor.js';
 import type { BlockExtraKeys, BlockKey, ChainState, KeyAlgo, TokenProcessor } from '../../src/kvblock/types.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -593,5 +594,28 @@ describe('engineExtraKeys: the per-block extra keys of a BlockStored event, verb
   ])('%s', (_n, extra, msg) => {
     const tp = createTokenProcessor({ algo: 'sha256_cbor', blockSize: 16, hashSeed: '1' });
     expect(() => tp.blockKeys(randomTokens(40, 1), extra)).toThrow(msg);
+  });
+});
+
+describe('fast: blockKeysInto (the write path without bigints)', () => {
+  it.each([1, 4, 16, 64])('equals blockKeys for roots, continuations and offsets (block size %i)', (bs) => {
+    const tp = createTokenProcessor({ algo: 'fast', blockSize: bs, hashSeed: '42', model: 'm' });
+    const raw = rawKeyProcessor(tp);
+    expect(raw).toBeDefined();
+    const tokens = Array.from({ length: bs * 9 + 3 }, (_, i) => (i * 2654435761) >>> 0);
+    const want = tp.blockKeys(tokens);
+    const out = new Uint32Array(2 + 2 * 9);
+    raw?.blockKeysInto(Uint32Array.from(tokens), 0, 9, undefined, 0, out, 2);
+    const got = Array.from({ length: 9 }, (_, i) => (BigInt(out[2 + 2 * i] as number) << 32n) | BigInt(out[3 + 2 * i] as number));
+    expect(got).toEqual(want.slice(0, 9));
+    // continue after block 3 from its key, reading tokens at an offset of a plain array
+    const parent = want[3] as bigint;
+    raw?.blockKeysInto(tokens, 4 * bs, 5, Number(parent >> 32n), Number(parent & 0xffffffffn), out, 0);
+    const cont = Array.from({ length: 5 }, (_, i) => (BigInt(out[2 * i] as number) << 32n) | BigInt(out[2 * i + 1] as number));
+    expect(cont).toEqual(want.slice(4, 9));
+  });
+
+  it('is only offered by the fast processor', () => {
+    expect(rawKeyProcessor(createTokenProcessor({ algo: 'sha256_cbor', blockSize: 16, hashSeed: '42' }))).toBeUndefined();
   });
 });

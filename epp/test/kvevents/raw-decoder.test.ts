@@ -1,0 +1,204 @@
+/**
+ * The fast decoder against the general one: whenever `decodeRawBatch` answers, its events (turned
+ * into the general decoder's shape by `materialize`) must equal what `decodeKvEventBatch` decodes
+ * from the same bytes, with no problems reported; everything outside its subset must be left to
+ * the general decoder (`undefined`).
+ */
+import { materialize } from '../../src/kvevents/applier.js';
+import { decodeKvEventBatch } from '../../src/kvevents/decoder.js';
+import { decodeRawBatch } from '../../src/kvevents/raw-decoder.js';
+import type { KvEvent } from '../../src/kvevents/types.js';
+import { type EventEncoding, F64, MsgMap, type MsgValue, type PubEvent, type WireHash, encodeBatch, packMsgspec } from '../support/vllm-publisher.js';
+import { fixtures, prng } from './helpers.js';
+
+type Rnd = () => number;
+const int = (r: Rnd, n: number): number => Math.floor(r() * n);
+const pick = <T>(r: Rnd, xs: readonly T[]): T => xs[int(r, xs.length)] as T;
+
+/** The general decoder's events with an all-null `extraKeys` removed (it means "no extra keys"). */
+function general(payload: Uint8Array): { events: KvEvent[]; dpRank: number | undefined; ts: number } | undefined {
+  const r = decodeKvEventBatch(payload);
+  if (!r.ok || r.problems.length > 0) return undefined;
+  const events = r.batch.events.map((e) => {
+    if (e.type !== 'BlockStored' || e.extraKeys === undefined || !e.extraKeys.every((k) => k === null)) return e;
+    const { extraKeys: _dropped, ...rest } = e;
+    return rest;
+  });
+  return { events, dpRank: r.batch.dpRank, ts: r.batch.ts };
+}
+
+function fast(payload: Uint8Array): { events: KvEvent[]; dpRank: number | undefined; ts: number } | undefined {
+  const b = decodeRawBatch(payload);
+  if (b === undefined) return undefined;
+  return { events: b.events.map((e) => materialize(e, b)), dpRank: b.dpRank, ts: b.ts };
+}
+
+function stored(over: Partial<PubEvent & { type: 'BlockStored' }> = {}): PubEvent {
+  return {
+    type: 'BlockStored',
+    blockHashes: [0xfedcba9876543210n, 7n],
+    parentBlockHash: null,
+    tokenIds: Array.from({ length: 32 }, (_, i) => i * 4099),
+    blockSize: 16,
+    ...over,
+  } as PubEvent;
+}
+
+describe('decodeRawBatch: the fast subset decodes exactly like decodeKvEventBatch', () => {
+  const encodings: EventEncoding[] = ['array', 'map', 'array-v09'];
+  const cases: [string, PubEvent[]][] = [
+    ['a root BlockStored', [stored()]],
+    ['a continuation with a u64 parent', [stored({ parentBlockHash: 0x8000000000000001n })]],
+    ['small, 16-bit, 32-bit and 64-bit int hashes', [stored({ blockHashes: [5n, 300n, 70_000n, 5_000_000_000n], tokenIds: Array.from({ length: 64 }, (_, i) => i) })]],
+    ['digest-bytes hashes (32 bytes and shorter)', [stored({ blockHashes: [Uint8Array.from({ length: 32 }, (_, i) => i + 1), Uint8Array.from([1, 2, 3])] })]],
+    ['token ids of every uint width', [stored({ blockHashes: [1n], tokenIds: [0, 127, 128, 255, 256, 65_535, 65_536, 4_294_967_295, 9, 10, 11, 12, 13, 14, 15, 16] })]],
+    ['mediums (CPU lower-cased, nil and empty → gpu)', [stored({ medium: 'CPU' }), stored({ medium: null }), stored({ medium: '' })]],
+    ['all-null extra keys, group 0, sliding window and locality skipped', [stored({ extraKeys: [null, null], groupIdx: 0, kvCacheSpecSlidingWindow: 128, locality: 'local' })]],
+    ['BlockRemoved and AllBlocksCleared', [{ type: 'BlockRemoved', blockHashes: [3n, 0xffffffffffffffffn], medium: 'CPU' }, { type: 'AllBlocksCleared' }, stored()]],
+    ['an empty batch', []],
+  ];
+  for (const enc of encodings) {
+    for (const [name, events] of cases) {
+      it(`${enc}: ${name}`, () => {
+        const payload = encodeBatch(events, enc, 1_700_000_000.25, 2);
+        const want = general(payload);
+        expect(want).toBeDefined();
+        const got = fast(payload);
+        expect(got).toEqual(want);
+      });
+    }
+  }
+
+  it('negative i64 hashes (vLLM builtin hash) become two’s complement u64 as in the general decoder', () => {
+    const payload = packMsgspec([new F64(1), [['BlockStored', [-1, -129, -40_000, -3_000_000_000, -(2 ** 40)], null, Array.from({ length: 80 }, (_, i) => i), 16, null, 'GPU']], 0]);
+    const got = fast(payload);
+    expect(got).toEqual(general(payload));
+    const ev = got?.events[0];
+    const hashes = ev !== undefined && ev.type === 'BlockStored' ? ev.blockHashes : [];
+    expect(hashes[0]).toBe(0xffffffffffffffffn);
+    expect(hashes[4]).toBe((1n << 64n) - (1n << 40n));
+  });
+
+  it('dp rank absent, nil or set; integer ts', () => {
+    for (const batch of [
+      [7, [['AllBlocksCleared']]],
+      [new F64(2.5), [], null],
+      [new F64(2.5), [], 65_535],
+    ] as MsgValue[]) {
+      const payload = packMsgspec(batch);
+      expect(fast(payload)).toEqual(general(payload));
+    }
+  });
+
+  it('vLLM payload fixtures: equal whenever the fast decoder answers', () => {
+    let answered = 0;
+    for (const f of fixtures.kv_event_payloads) {
+      const payload = Buffer.from(f.payload_hex, 'hex');
+      const got = fast(payload);
+      if (got === undefined) continue;
+      answered++;
+      expect({ name: f.name, ...got }).toEqual({ name: f.name, ...general(payload) });
+    }
+    expect(answered).toBeGreaterThan(0);
+  });
+});
+
+describe('decodeRawBatch: leaves the rest to the general decoder', () => {
+  const cases: [string, Buffer][] = [
+    ['a LoRA name', encodeBatch([stored({ loraName: 'sql-lora' })], 'map')],
+    ['a LoRA id', encodeBatch([stored({ loraId: 3 })], 'array')],
+    ['non-null extra keys', encodeBatch([stored({ extraKeys: [['img', 0], null] })], 'array')],
+    ['a kv-cache kind', encodeBatch([stored({ kvCacheSpecKind: 'full_attention' })], 'map')],
+    ['a token-less BlockStored (tier update)', encodeBatch([stored({ tokenIds: [], blockSize: 0 })], 'array')],
+    ['an unknown event type', packMsgspec([new F64(1), [['Mystery', 1]], 0])],
+    ['a float token id', packMsgspec([new F64(1), [['BlockStored', [1], null, [new F64(3)], 1, null, 'GPU']], 0])],
+    ['a token id ≥ 2^32', packMsgspec([new F64(1), [['BlockStored', [1], null, [2 ** 32], 1, null, 'GPU']], 0])],
+    ['a map whose type is not the first key', packMsgspec([new F64(1), [new MsgMap([['block_hashes', [1]], ['type', 'BlockRemoved']])], 0])],
+    ['a repeated map key', packMsgspec([new F64(1), [new MsgMap([['type', 'BlockRemoved'], ['block_hashes', [1]], ['block_hashes', [2]]])], 0])],
+    ['trailing bytes', Buffer.concat([encodeBatch([stored()], 'array'), Buffer.from([0])])],
+    ['a truncated payload', encodeBatch([stored()], 'array').subarray(0, 40)],
+    ['a bad dp rank', packMsgspec([new F64(1), [], 70_000])],
+    ['not a batch', packMsgspec(new MsgMap([['a', 1]]))],
+  ];
+  it.each(cases)('%s', (_name, payload) => {
+    expect(decodeRawBatch(payload)).toBeUndefined();
+  });
+});
+
+describe('decodeRawBatch: differential fuzz', () => {
+  function randomHash(r: Rnd): WireHash {
+    switch (int(r, 4)) {
+      case 0:
+        return BigInt(int(r, 1 << 30));
+      case 1:
+        return (BigInt(int(r, 1 << 30)) << 34n) | BigInt(int(r, 1 << 30)) | (1n << 63n);
+      case 2:
+        return Uint8Array.from({ length: 32 }, () => int(r, 256));
+      default:
+        return Uint8Array.from({ length: 1 + int(r, 16) }, () => int(r, 256));
+    }
+  }
+  function randomEvents(r: Rnd): PubEvent[] {
+    return Array.from({ length: int(r, 5) }, (): PubEvent => {
+      const k = r();
+      if (k < 0.7) {
+        const blocks = 1 + int(r, 3);
+        const bs = pick(r, [4, 16]);
+        return stored({
+          blockHashes: Array.from({ length: blocks }, () => randomHash(r)),
+          parentBlockHash: r() < 0.5 ? null : randomHash(r),
+          tokenIds: Array.from({ length: blocks * bs }, () => int(r, r() < 0.5 ? 200 : 2 ** 32)),
+          blockSize: bs,
+          medium: pick(r, ['GPU', 'CPU', null]),
+          groupIdx: r() < 0.5 ? 0 : null,
+          extraKeys: r() < 0.3 ? Array.from({ length: blocks }, () => null) : null,
+          loraName: r() < 0.05 ? 'x' : null,
+        });
+      }
+      if (k < 0.95) return { type: 'BlockRemoved', blockHashes: [randomHash(r)], medium: pick(r, ['GPU', 'CPU']) };
+      return { type: 'AllBlocksCleared' };
+    });
+  }
+  function mutate(r: Rnd, buf: Buffer): Buffer {
+    const b = Buffer.from(buf);
+    switch (int(r, 4)) {
+      case 0:
+        for (let i = 0; i < 1 + int(r, 3); i++) {
+          const at = int(r, b.length);
+          b[at] = (b[at] as number) ^ (1 << int(r, 8));
+        }
+        return b;
+      case 1:
+        return b.subarray(0, int(r, b.length));
+      case 2: {
+        const at = int(r, b.length + 1);
+        return Buffer.concat([b.subarray(0, at), Buffer.from([int(r, 256)]), b.subarray(at)]);
+      }
+      default:
+        b[int(r, b.length)] = pick(r, [0xc0, 0xca, 0xcb, 0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd3, 0xd9, 0xdc, 0xde, 0x90, 0x80, 0xa0, 0xe0, 0x7f, 0xc4]);
+        return b;
+    }
+  }
+
+  it('20,000 random and mutated payloads: the fast answer always equals the general one', () => {
+    const r = prng(424242);
+    let answered = 0;
+    let mutatedAnswered = 0;
+    const show = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? `${x}n` : x));
+    const mismatches: string[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const valid = encodeBatch(randomEvents(r), pick(r, ['array', 'map', 'array-v09'] as const), r() * 2e9, int(r, 3));
+      const payload = i % 2 === 0 ? valid : mutate(r, valid);
+      const got = fast(payload);
+      if (got === undefined) continue;
+      answered++;
+      if (i % 2 === 1) mutatedAnswered++;
+      const want = general(payload);
+      if (show(got) !== show(want)) mismatches.push(`${payload.toString('hex')}: fast ${show(got)} general ${show(want)}`);
+    }
+    expect(mismatches).toEqual([]);
+    // Most valid batches are in the subset, and some mutations still decode (and must agree).
+    expect(answered).toBeGreaterThan(8_000);
+    expect(mutatedAnswered).toBeGreaterThan(100);
+  });
+});
