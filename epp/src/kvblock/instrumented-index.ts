@@ -26,6 +26,9 @@ const PREFIX_BUCKETS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
 
 type Op = 'lookup' | 'add' | 'evict' | 'requestKeyFor' | 'clear';
 
+/** The raw write path times one call in this many (see `InstrumentedIndex.raw`). */
+export const RAW_TIMING_SAMPLE = 16;
+
 export class InstrumentedIndex implements Index {
   private readonly ops: Counter<'op'>;
   private readonly errors: Counter<'op'>;
@@ -41,7 +44,20 @@ export class InstrumentedIndex implements Index {
     opts: InstrumentedIndexOptions,
   ) {
     const registers = [opts.registry];
-    this.ops = new Counter({ name: 'kvroute_index_operations_total', help: 'Index operations by type.', labelNames: ['op'], registers });
+    // The raw write path counts in plain numbers, brought up to date when the registry is read.
+    const pending = this.pendingRaw;
+    this.ops = new Counter({
+      name: 'kvroute_index_operations_total',
+      help: 'Index operations by type.',
+      labelNames: ['op'],
+      registers,
+      collect() {
+        if (pending.adds > 0) this.inc({ op: 'add' }, pending.adds);
+        if (pending.requestKeyFors > 0) this.inc({ op: 'requestKeyFor' }, pending.requestKeyFors);
+        pending.adds = 0;
+        pending.requestKeyFors = 0;
+      },
+    });
     this.errors = new Counter({ name: 'kvroute_index_operation_errors_total', help: 'Index operations that threw, by type.', labelNames: ['op'], registers });
     this.duration = new Histogram({
       name: 'kvroute_index_operation_duration_seconds',
@@ -53,7 +69,15 @@ export class InstrumentedIndex implements Index {
     this.lookupKeys = new Counter({ name: 'kvroute_index_lookup_keys_total', help: 'Request keys asked for in lookups.', registers });
     this.lookupHits = new Counter({ name: 'kvroute_index_lookup_hits_total', help: 'Request keys found in lookups (the held prefix).', registers });
     this.prefix = new Histogram({ name: 'kvroute_index_lookup_prefix_blocks', help: 'Held prefix length (blocks) per lookup.', buckets: PREFIX_BUCKETS, registers });
-    this.added = new Counter({ name: 'kvroute_index_added_entries_total', help: '(request key, pod entry) pairs written by add.', registers });
+    this.added = new Counter({
+      name: 'kvroute_index_added_entries_total',
+      help: '(request key, pod entry) pairs written by add.',
+      registers,
+      collect() {
+        if (pending.added > 0) this.inc(pending.added);
+        pending.added = 0;
+      },
+    });
     this.evicted = new Counter({ name: 'kvroute_index_evicted_entries_total', help: 'Pod entries named by evict.', registers });
     for (const op of ['lookup', 'add', 'evict', 'requestKeyFor', 'clear'] as const) {
       this.ops.inc({ op }, 0);
@@ -75,39 +99,48 @@ export class InstrumentedIndex implements Index {
 
   private rawWriter: RawIndexWriter | undefined | null = null;
 
+  /** Raw-path counts not yet added to the prom-client counters. */
+  private readonly pendingRaw = { adds: 0, requestKeyFors: 0, added: 0 };
+
+  /**
+   * The raw path's metrics: every call is counted (in plain numbers, see the counters' `collect`),
+   * and one call in {@link RAW_TIMING_SAMPLE} of each operation is timed into the duration
+   * histogram, so its `_count` for add/requestKeyFor is a sample there, not the operation count.
+   */
   private instrumentRaw(inner: RawIndexWriter): RawIndexWriter {
-    // Label children bound once: a labelled inc/observe hashes its labels on every call.
-    const addOps = this.ops.labels({ op: 'add' });
     const addErrors = this.errors.labels({ op: 'add' });
     const addDuration = this.duration.labels({ op: 'add' });
-    const rkOps = this.ops.labels({ op: 'requestKeyFor' });
     const rkErrors = this.errors.labels({ op: 'requestKeyFor' });
     const rkDuration = this.duration.labels({ op: 'requestKeyFor' });
-    const added = this.added;
+    const pending = this.pendingRaw;
+    let addCalls = 0;
+    let rkCalls = 0;
     return {
       addRawSync(engine, engineOff, request, requestOff, n, entry): void {
-        const t0 = performance.now();
-        addOps.inc();
+        const timed = addCalls++ % RAW_TIMING_SAMPLE === 0;
+        const t0 = timed ? performance.now() : 0;
+        pending.adds++;
         try {
           inner.addRawSync(engine, engineOff, request, requestOff, n, entry);
         } catch (e) {
           addErrors.inc();
           throw e;
         } finally {
-          addDuration.observe((performance.now() - t0) / 1000);
+          if (timed) addDuration.observe((performance.now() - t0) / 1000);
         }
-        added.inc(n);
+        pending.added += n;
       },
       requestKeyForRawSync(hi, lo, out, outOff): boolean {
-        const t0 = performance.now();
-        rkOps.inc();
+        const timed = rkCalls++ % RAW_TIMING_SAMPLE === 0;
+        const t0 = timed ? performance.now() : 0;
+        pending.requestKeyFors++;
         try {
           return inner.requestKeyForRawSync(hi, lo, out, outOff);
         } catch (e) {
           rkErrors.inc();
           throw e;
         } finally {
-          rkDuration.observe((performance.now() - t0) / 1000);
+          if (timed) rkDuration.observe((performance.now() - t0) / 1000);
         }
       },
     };

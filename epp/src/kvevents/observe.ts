@@ -87,14 +87,37 @@ export const KvEventsMetricNames = {
 /** prom-client implementation registered on `registry` (never the global registry). */
 export function createPromKvEventsMetrics(registry: Registry): KvEventsMetrics {
   const r = [registry];
-  const received = new Counter({ name: KvEventsMetricNames.received, help: 'KV-event messages received (valid frames).', registers: r });
+  // The two per-message/per-event counters count in plain numbers and are brought up to date at
+  // scrape time (prom-client calls `collect` before reading): a labelled inc hashes its labels.
+  let pendingReceived = 0;
+  const pendingApplied: Record<KvEvent['type'], number> = { BlockStored: 0, BlockRemoved: 0, AllBlocksCleared: 0 };
+  new Counter({
+    name: KvEventsMetricNames.received,
+    help: 'KV-event messages received (valid frames).',
+    registers: r,
+    collect() {
+      if (pendingReceived > 0) this.inc(pendingReceived);
+      pendingReceived = 0;
+    },
+  });
   const dropped = new Counter({
     name: KvEventsMetricNames.dropped,
     help: 'KV-event frames, batches or events dropped, by reason.',
     labelNames: ['reason'],
     registers: r,
   });
-  const applied = new Counter({ name: KvEventsMetricNames.applied, help: 'KV events applied to the index, by type.', labelNames: ['type'], registers: r });
+  new Counter({
+    name: KvEventsMetricNames.applied,
+    help: 'KV events applied to the index, by type.',
+    labelNames: ['type'],
+    registers: r,
+    collect() {
+      for (const type of ['BlockStored', 'BlockRemoved', 'AllBlocksCleared'] as const) {
+        if (pendingApplied[type] > 0) this.inc({ type }, pendingApplied[type]);
+        pendingApplied[type] = 0;
+      }
+    },
+  });
   const gaps = new Counter({
     name: KvEventsMetricNames.seqGaps,
     help: 'Per-pod sequence gaps, by outcome (replayed, partially_replayed, unrepaired).',
@@ -113,9 +136,13 @@ export function createPromKvEventsMetrics(registry: Registry): KvEventsMetrics {
     registers: r,
   });
   return {
-    received: () => received.inc(),
+    received: () => {
+      pendingReceived++;
+    },
     dropped: (reason, n = 1) => dropped.inc({ reason }, n),
-    applied: (type) => applied.inc({ type }),
+    applied: (type) => {
+      pendingApplied[type]++;
+    },
     seqGap: (outcome, n) => {
       gaps.inc({ outcome });
       missing.inc(n);

@@ -4,7 +4,7 @@
  * decorator's pass-through.
  */
 import { Registry } from 'prom-client';
-import { InstrumentedIndex } from '../../src/kvblock/instrumented-index.js';
+import { InstrumentedIndex, RAW_TIMING_SAMPLE } from '../../src/kvblock/instrumented-index.js';
 import { MemoryIndex } from '../../src/kvblock/memory-index.js';
 import type { BlockKey, Index, PodEntry } from '../../src/kvblock/types.js';
 import { seededRandom } from '../../src/util/random.js';
@@ -85,6 +85,25 @@ describe('Index.raw', () => {
     expect(added?.values[0]?.value).toBe(2);
     const ops = await registry.getSingleMetric('kvroute_index_operations_total')?.get();
     expect(ops?.values.find((v) => v.labels.op === 'add')?.value).toBe(1);
+  });
+
+  it('counts every raw call and times one in RAW_TIMING_SAMPLE', async () => {
+    const registry = new Registry();
+    const raw = new InstrumentedIndex(new MemoryIndex(), { registry }).raw;
+    const calls = 2 * RAW_TIMING_SAMPLE + 1;
+    for (let i = 0; i < calls; i++) raw?.addRawSync(halves([BigInt(i + 1)]), 0, halves([BigInt(i + 100)]), 0, 1, { pod: 'p:1', tier: 'gpu' });
+    const out = new Uint32Array(2);
+    expect(raw?.requestKeyForRawSync(0, 5, out, 0)).toBe(true);
+    expect(Array.from(out)).toEqual([0, 104]);
+    const ops = await registry.getSingleMetric('kvroute_index_operations_total')?.get();
+    expect(ops?.values.find((v) => v.labels.op === 'add')?.value).toBe(calls);
+    expect(ops?.values.find((v) => v.labels.op === 'requestKeyFor')?.value).toBe(1);
+    const added = await registry.getSingleMetric('kvroute_index_added_entries_total')?.get();
+    expect(added?.values[0]?.value).toBe(calls);
+    const dur = await registry.getSingleMetric('kvroute_index_operation_duration_seconds')?.get();
+    const count = (op: string): number | undefined => dur?.values.find((v) => v.labels.op === op && v.metricName?.endsWith('_count'))?.value;
+    expect(count('add')).toBe(3); // calls 0, 16 and 32
+    expect(count('requestKeyFor')).toBe(1);
   });
 
   it('a backend without a raw path has none behind the decorator either', () => {

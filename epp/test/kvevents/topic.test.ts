@@ -48,4 +48,18 @@ describe('parseTopic', () => {
     expect(() => parseTopicFrame(new Uint8Array([0x6b, 0x76, 0x40, 0xff, 0x40, 0x6d]))).toThrow('not valid UTF-8');
     expect(parseTopicFrame(Buffer.from('kv@1.2.3.4:5@m/n', 'utf8'))).toEqual({ pod: '1.2.3.4:5', model: 'm/n' });
   });
+
+  it('frames are remembered by their bytes: same answer again, a bad frame throws every time, UTF-8 kept', () => {
+    const frame = Buffer.from('kv@10.1.2.3:8000@org/Modèl@rev', 'utf8');
+    const first = parseTopicFrame(frame);
+    expect(first).toEqual({ pod: '10.1.2.3:8000', model: 'org/Modèl@rev' });
+    // a copy of the bytes at another offset of a bigger buffer
+    const inside = Buffer.concat([Buffer.from('xx'), frame]).subarray(2);
+    expect(parseTopicFrame(inside)).toBe(first);
+    const bad = Buffer.from('kv@a b@m');
+    expect(() => parseTopicFrame(bad)).toThrow('whitespace or control characters');
+    expect(() => parseTopicFrame(bad)).toThrow('whitespace or control characters');
+    // the latin1 key of invalid UTF-8 never yields a cached answer
+    expect(() => parseTopicFrame(new Uint8Array([0x6b, 0x76, 0x40, 0xff, 0x40, 0x6d]))).toThrow('not valid UTF-8');
+  });
 });
