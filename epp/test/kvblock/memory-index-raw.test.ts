@@ -101,7 +101,7 @@ describe('Index.raw', () => {
     const added = await registry.getSingleMetric('kvroute_index_added_entries_total')?.get();
     expect(added?.values[0]?.value).toBe(calls);
     const dur = await registry.getSingleMetric('kvroute_index_operation_duration_seconds')?.get();
-    const count = (op: string): number | undefined => dur?.values.find((v) => v.labels.op === op && v.metricName?.endsWith('_count'))?.value;
+    const count = (op: string): number | undefined => dur?.values.find((v) => v.labels.op === op && (v as { metricName?: string }).metricName?.endsWith('_count'))?.value;
     expect(count('add')).toBe(3); // calls 0, 16 and 32
     expect(count('requestKeyFor')).toBe(1);
   });
