@@ -15,12 +15,11 @@
  * returned from `start()` so tests and local clients can pin it).
  */
 import { readFile } from 'node:fs/promises';
-import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { EppPorts } from '../contract/names.js';
 import type { RequestDirector } from '../extproc/director.js';
 import { combineObservers, ExtProcLogging, ExtProcMetrics, type ExtProcObserver } from '../extproc/observer.js';
-import { loadProtos, ServiceNames } from '../extproc/proto.js';
+import { loadProtos, ServiceNames, type LoadedProtos } from '../extproc/proto.js';
 import { ExtProcStream } from '../extproc/stream.js';
 import {
   ServingStatus,
@@ -32,6 +31,7 @@ import {
   type ServingStatusValue,
 } from '../extproc/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { GrpcStatus, H2GrpcServer, serverStreamMethod, unaryMethod, type CallHandlers, type GrpcCall, type GrpcMethod, type H2GrpcTls } from './h2-grpc.js';
 import { createSelfSignedCertificate } from './self-signed.js';
 
 /** TLS on the ext_proc port (same shape as `server.tls` in the EPP config). */
@@ -124,25 +124,25 @@ export function resolveStartOptions(so: ExtProcStartOptions = {}): { grpcPort: n
   };
 }
 
-function bindAsync(server: grpc.Server, address: string, creds: grpc.ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, creds, (err, port) => (err ? reject(err) : resolve(port)));
-  });
+/** `host` as `net.Server.listen` takes it (no IPv6 brackets). */
+function listenHost(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
-function hostPort(host: string, port: number): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
-}
+const HEALTH_PATH = `/${ServiceNames.health}/`;
+const PROCESS_PATH = `/${ServiceNames.extProc}/Process`;
+
+type Watcher = { call: GrpcCall<HealthCheckResponse>; last: ServingStatusValue };
 
 export class ExtProcServer {
   readonly metrics: ExtProcMetrics;
   private readonly observer: ExtProcObserver;
   private readonly logger: Logger;
   /** Open ext_proc streams and their calls (to cancel them at the drain deadline). */
-  private readonly streams = new Map<ExtProcStream, grpc.ServerDuplexStream<ProcessingRequest | MalformedFrame, ProcessingResponse>>();
-  private readonly watchers = new Set<{ call: grpc.ServerWritableStream<HealthCheckRequest, HealthCheckResponse>; last: ServingStatusValue }>();
-  private main: grpc.Server | undefined;
-  private health: grpc.Server | undefined;
+  private readonly streams = new Map<ExtProcStream, GrpcCall<ProcessingResponse>>();
+  private readonly watchers = new Set<Watcher>();
+  private main: H2GrpcServer | undefined;
+  private health: H2GrpcServer | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private stopping = false;
 
@@ -174,7 +174,7 @@ export class ExtProcServer {
     for (const w of this.watchers) {
       if (w.last !== s) {
         w.last = s;
-        w.call.write({ status: s });
+        w.call.send({ status: s });
       }
     }
   }
@@ -183,12 +183,12 @@ export class ExtProcServer {
     if (this.main) throw new Error('ExtProcServer.start() called twice; stop() it first or create a new server');
     const { host, tls, grpcPort: wantGrpcPort, healthPort: hp } = resolveStartOptions(so);
     const protos = loadProtos();
-    let creds = grpc.ServerCredentials.createInsecure();
+    let tlsPair: H2GrpcTls | undefined;
     let certPem: string | undefined;
     if (tls.mode === 'self-signed') {
       const pair = createSelfSignedCertificate(tls.hosts ? { hosts: tls.hosts } : {});
       certPem = pair.certPem;
-      creds = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(pair.certPem), private_key: Buffer.from(pair.keyPem) }], false);
+      tlsPair = { cert: pair.certPem, key: pair.keyPem };
     } else if (tls.mode === 'files') {
       const [cert, key] = await Promise.all([
         readFile(tls.certFile).catch((e: unknown) => {
@@ -199,31 +199,25 @@ export class ExtProcServer {
         }),
       ]);
       certPem = cert.toString('utf8');
-      creds = grpc.ServerCredentials.createSsl(null, [{ cert_chain: cert, private_key: key }], false);
+      tlsPair = { cert, key };
     }
     // BUFFERED mode sends a whole body in one message: allow the larger of the two body limits.
     const maxMessage = Math.max(this.opts.maxBodyBytes ?? 8 * 1024 * 1024, this.opts.maxResponseBufferBytes ?? 16 * 1024 * 1024) + 1024 * 1024;
-    const serverOptions: grpc.ServerOptions = {
-      'grpc.max_receive_message_length': maxMessage,
-      'grpc.max_send_message_length': maxMessage,
-      // channelz bookkeeping costs CPU on every call and nothing here reads it.
-      'grpc.enable_channelz': 0,
-    };
 
-    const main = new grpc.Server(serverOptions);
-    main.addService(this.processService(protos.extProcService), { Process: (call: grpc.ServerDuplexStream<ProcessingRequest | MalformedFrame, ProcessingResponse>) => this.process(call) });
-    main.addService(protos.healthService, this.healthHandlers());
-    const grpcPort = await bindAsync(main, hostPort(host, wantGrpcPort), creds);
+    const main = new H2GrpcServer({ maxReceiveMessageBytes: maxMessage, maxSendMessageBytes: maxMessage, logger: this.logger, ...(tlsPair ? { tls: tlsPair } : {}) });
+    main.addMethod(PROCESS_PATH, this.processMethod(protos));
+    this.addHealth(main, protos);
+    const grpcPort = await main.listen(wantGrpcPort, listenHost(host));
     this.main = main;
 
     let healthPort: number | undefined;
     if (hp !== null) {
-      const health = new grpc.Server({ 'grpc.enable_channelz': 0 });
-      health.addService(protos.healthService, this.healthHandlers());
+      const health = new H2GrpcServer({ logger: this.logger });
+      this.addHealth(health, protos);
       try {
-        healthPort = await bindAsync(health, hostPort(host, hp), grpc.ServerCredentials.createInsecure());
+        healthPort = await health.listen(hp, listenHost(host));
       } catch (err) {
-        main.forceShutdown();
+        await main.shutdown(0);
         this.main = undefined;
         throw err;
       }
@@ -236,8 +230,8 @@ export class ExtProcServer {
   }
 
   /**
-   * Graceful stop: health turns NOT_SERVING, no new calls are accepted, open ext_proc streams get
-   * `graceMs` to finish, then the rest are cancelled.
+   * Graceful stop: health turns NOT_SERVING, no new calls are accepted (GOAWAY), open ext_proc
+   * streams get `graceMs` to finish, then the rest are cancelled with UNAVAILABLE.
    * @param graceMs drain deadline, @default 5000
    */
   async stop(graceMs = 5000): Promise<ExtProcStopResult> {
@@ -247,63 +241,53 @@ export class ExtProcServer {
     for (const w of this.watchers) w.call.end();
     this.watchers.clear();
     if (this.watchTimer) clearInterval(this.watchTimer);
-    const servers = [this.main, this.health].filter((s): s is grpc.Server => s !== undefined);
+    const main = this.main;
+    const health = this.health;
     this.main = undefined;
     this.health = undefined;
     let forcedStreams = 0;
-    await Promise.all(
-      servers.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            const timer = setTimeout(() => {
-              forcedStreams = Math.max(forcedStreams, this.streams.size);
-              this.cancelOpenStreams();
-              s.forceShutdown();
-              resolve();
-            }, graceMs);
-            s.tryShutdown(() => {
-              clearTimeout(timer);
-              resolve();
-            });
-          }),
-      ),
-    );
+    await Promise.all([
+      main.shutdown(graceMs, () => {
+        forcedStreams = this.streams.size;
+        this.cancelOpenStreams();
+      }),
+      health?.shutdown(graceMs),
+    ]);
     this.logger.info({ forcedStreams }, 'ext_proc server stopped');
     this.stopping = false;
     return { forcedStreams };
   }
 
-  /**
-   * Ends every open ext_proc call with UNAVAILABLE. grpc-js's forceShutdown() only destroys the
-   * sessions it tracks for channelz, which is off here, so open calls are ended explicitly.
-   */
+  /** Ends every open ext_proc call with UNAVAILABLE (counted as `cancelled`). */
   private cancelOpenStreams(): void {
     for (const [stream, call] of [...this.streams]) {
       this.streams.delete(stream);
       stream.abort('cancelled', 'drain deadline passed at shutdown');
-      call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'EPP shutting down: drain deadline passed' });
+      call.end({ code: GrpcStatus.UNAVAILABLE, message: 'EPP shutting down: drain deadline passed' });
     }
   }
 
-  /** The ext_proc service definition with a deserializer that turns bad frames into values. */
-  private processService(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
-    const process = def.Process!;
-    const deserialize = process.requestDeserialize as (b: Buffer) => ProcessingRequest;
+  /**
+   * The ext_proc method. Undecodable frames become `INVALID_ARGUMENT` (counted as `error`) rather
+   * than the transport's generic INTERNAL: they are a client bug, not ours.
+   */
+  private processMethod(protos: LoadedProtos): GrpcMethod<ProcessingRequest | MalformedFrame, ProcessingResponse> {
+    const def = protos.extProcService.Process!;
+    const deserialize = def.requestDeserialize as (b: Buffer) => ProcessingRequest;
     return {
-      Process: {
-        ...process,
-        requestDeserialize: (b: Buffer): ProcessingRequest | MalformedFrame => {
-          try {
-            return deserialize(b);
-          } catch (err) {
-            return new MalformedFrame(err instanceof Error ? err.message : String(err));
-          }
-        },
+      requestDeserialize: (b: Buffer): ProcessingRequest | MalformedFrame => {
+        try {
+          return deserialize(b);
+        } catch (err) {
+          return new MalformedFrame(err instanceof Error ? err.message : String(err));
+        }
       },
+      responseSerialize: def.responseSerialize as (m: ProcessingResponse) => Buffer,
+      open: (call: GrpcCall<ProcessingResponse>) => this.process(call),
     };
   }
 
-  private process(call: grpc.ServerDuplexStream<ProcessingRequest | MalformedFrame, ProcessingResponse>): void {
+  private process(call: GrpcCall<ProcessingResponse>): CallHandlers<ProcessingRequest | MalformedFrame> {
     const stream = new ExtProcStream(
       {
         director: this.opts.director,
@@ -315,62 +299,66 @@ export class ExtProcServer {
         logger: this.logger,
       },
       {
-        send: (msg) => {
-          call.write(msg);
-        },
+        send: (msg) => call.send(msg),
         end: (error) => {
           this.streams.delete(stream);
-          if (error) {
-            const code = error.code === 'invalid_argument' ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
-            call.emit('error', { code, details: error.message });
-          } else {
-            call.end();
-          }
+          call.end(error ? { code: error.code === 'invalid_argument' ? GrpcStatus.INVALID_ARGUMENT : GrpcStatus.INTERNAL, message: error.message } : undefined);
         },
       },
     );
     this.streams.set(stream, call);
-    call.on('data', (msg: ProcessingRequest | MalformedFrame) => {
-      if (msg instanceof MalformedFrame) {
-        stream.abort('error', `undecodable ProcessingRequest: ${msg.reason}`);
+    return {
+      message: (msg) => {
+        if (msg instanceof MalformedFrame) {
+          stream.abort('error', `undecodable ProcessingRequest: ${msg.reason}`);
+          this.streams.delete(stream);
+          call.end({ code: GrpcStatus.INVALID_ARGUMENT, message: `undecodable ProcessingRequest frame (${msg.reason}); the client must send envoy.service.ext_proc.v3.ProcessingRequest` });
+          return;
+        }
+        stream.push(msg);
+      },
+      // The transport defers a half-close by a turn and drops it when a reset came meanwhile
+      // (a client cancel can surface as END_STREAM just before RST_STREAM): 'cancelled' wins.
+      halfClose: () => stream.endOfInput(),
+      cancelled: () => {
         this.streams.delete(stream);
-        call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: `undecodable ProcessingRequest frame (${msg.reason}); the client must send envoy.service.ext_proc.v3.ProcessingRequest` });
-        return;
-      }
-      stream.push(msg);
-    });
-    // A client cancel can surface as 'end' just before 'cancelled'; let 'cancelled' win.
-    call.on('end', () => setImmediate(() => (call.cancelled ? stream.abort('cancelled') : stream.endOfInput())));
-    call.on('cancelled', () => {
-      this.streams.delete(stream);
-      stream.abort('cancelled');
-    });
-    call.on('error', (err: Error) => {
-      this.streams.delete(stream);
-      stream.abort('error', err.message);
-    });
+        stream.abort('cancelled');
+      },
+      failed: (error) => {
+        this.streams.delete(stream);
+        stream.abort('error', error.message);
+      },
+    };
   }
 
-  private healthHandlers(): grpc.UntypedServiceImplementation {
-    return {
-      Check: (_call: grpc.ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, cb: grpc.sendUnaryData<HealthCheckResponse>) => {
-        cb(null, { status: this.servingStatus() });
-      },
-      List: (_call: grpc.ServerUnaryCall<object, HealthListResponse>, cb: grpc.sendUnaryData<HealthListResponse>) => {
+  private addHealth(server: H2GrpcServer, protos: LoadedProtos): void {
+    const svc = protos.healthService;
+    const check = svc.Check!;
+    const list = svc.List!;
+    const watch = svc.Watch!;
+    server.addMethod(
+      `${HEALTH_PATH}Check`,
+      unaryMethod(check.requestDeserialize as (b: Buffer) => HealthCheckRequest, check.responseSerialize as (m: HealthCheckResponse) => Buffer, () => ({ status: this.servingStatus() })),
+    );
+    server.addMethod(
+      `${HEALTH_PATH}List`,
+      unaryMethod(list.requestDeserialize as (b: Buffer) => object, list.responseSerialize as (m: HealthListResponse) => Buffer, (): HealthListResponse => {
         const s = { status: this.servingStatus() };
-        cb(null, { statuses: { '': s, [ServiceNames.extProc]: s } });
-      },
-      Watch: (call: grpc.ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) => {
-        const w = { call, last: this.servingStatus() };
-        call.write({ status: w.last });
+        return { statuses: { '': s, [ServiceNames.extProc]: s } };
+      }),
+    );
+    server.addMethod(
+      `${HEALTH_PATH}Watch`,
+      serverStreamMethod(watch.requestDeserialize as (b: Buffer) => HealthCheckRequest, watch.responseSerialize as (m: HealthCheckResponse) => Buffer, (_req, call) => {
+        const w: Watcher = { call, last: this.servingStatus() };
+        call.send({ status: w.last });
         if (this.stopping) {
           call.end();
           return;
         }
         this.watchers.add(w);
-        call.on('cancelled', () => this.watchers.delete(w));
-        call.on('error', () => this.watchers.delete(w));
-      },
-    };
+        return { onCancel: () => this.watchers.delete(w) };
+      }),
+    );
   }
 }
