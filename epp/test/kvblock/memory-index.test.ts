@@ -103,6 +103,25 @@ describe('MemoryIndex memory budget and LRU', () => {
     expect(idx.size).toBeLessThanOrEqual(cap + 1);
   });
 
+  it('approximate LRU at scale: keys looked up between floods of new keys survive, cold ones go', () => {
+    // Promotions are skipped for keys already promoted in the current epoch (1/8 of the live keys);
+    // such keys sit in the newest eighth of the list, so they must still outlive every cold key.
+    const idx = new MemoryIndex({ memoryBudgetBytes: 2 << 20 });
+    let n = 0;
+    while (idx.stats.lruEvictions === 0) idx.addSync([], [key(n++)], [gpu('a:1')]);
+    const cap = idx.size;
+    expect(cap).toBeGreaterThan(5000);
+    const hot = Array.from({ length: 200 }, (_, i) => key(1 + Math.floor((i * (n - 2)) / 200)));
+    for (let round = 0; round < 30; round++) {
+      for (const k of hot) expect(idx.lookupSync([k]).size).toBe(1);
+      for (let i = 0; i < Math.ceil(cap / 10); i++) idx.addSync([], [key(n++)], [gpu('a:1')]);
+    }
+    for (const k of hot) expect(idx.lookupSync([k]).size).toBe(1);
+    // Three capacities of new keys went in: every untouched original key is gone.
+    const coldAlive = Array.from({ length: 1000 }, (_, i) => key(2 + i * 7)).filter((k) => !hot.includes(k) && idx.lookupSync([k]).size === 1);
+    expect(coldAlive).toEqual([]);
+  });
+
   it('evicting a key with many holders frees their records (entries stay consistent)', () => {
     const idx = new MemoryIndex({ memoryBudgetBytes: 48 * 1024 });
     const pods = Array.from({ length: 16 }, (_, i) => gpu(`10.0.0.${i}:8000`));
