@@ -1,7 +1,8 @@
 /**
  * KV-event ingest benchmark: block entries per second through
  *   1. msgpack decode alone (msgpackr `unpack`),
- *   2. the KVEventBatch decoder (unpack + validation into typed events),
+ *   2. the KVEventBatch decoder (unpack + validation into typed events), and the fast decoder the
+ *      pool tries first (msgpack straight to typed arrays, raw-decoder.ts),
  *   3. the pool without sockets (`ingest`: frame checks, topic, seq, decode, request keys, MemoryIndex),
  *   4. the real path: a vLLM-format PUB socket in a worker thread → the pool's SUB socket → index.
  * The EPP side runs on the main thread (one core). A "block entry" is one (block, pod) stored.
@@ -13,6 +14,7 @@ import { Unpackr } from 'msgpackr';
 import { MemoryIndex } from '../src/kvblock/memory-index.js';
 import { createTokenProcessor } from '../src/kvblock/token-processor.js';
 import { decodeKvEventBatch } from '../src/kvevents/decoder.js';
+import { decodeRawBatch } from '../src/kvevents/raw-decoder.js';
 import { KvEventPool } from '../src/kvevents/pool.js';
 import type { BlockStoredEvent } from '../src/kvevents/types.js';
 import { type PubEvent, encodeBatch, seqFrame } from '../test/support/vllm-publisher.js';
@@ -100,6 +102,10 @@ async function main(): Promise<void> {
   t = performance.now();
   for (const m of msgs) if (!decodeKvEventBatch(m.payload).ok) throw new Error('bench payload did not decode');
   row('decode (unpack + validate)', performance.now() - t);
+
+  t = performance.now();
+  for (const m of msgs) if (decodeRawBatch(m.payload) === undefined) throw new Error('bench payload left the fast decoder');
+  row('fast decoder (typed arrays, the ingest path)', performance.now() - t);
 
   // the two halves of applying: request keys (fast TokenProcessor) and the index writes
   const decoded = msgs.map((m) => {
