@@ -44,7 +44,7 @@ import { EppPorts, type HashAlgo, KvEventsTopic } from '../contract/names.js';
 import { createTokenProcessor } from '../kvblock/token-processor.js';
 import type { Index } from '../kvblock/types.js';
 import { EventApplier, type HashCheckOptions, type TokenProcessorFactory } from './applier.js';
-import { decodeRawBatch } from './raw-decoder.js';
+import { RawBatchDecoder } from './raw-decoder.js';
 import { decodeKvEventBatch } from './decoder.js';
 import {
   type DropReason,
@@ -164,6 +164,8 @@ type Task = () => Promise<void>;
 
 /** A bounded FIFO drained by one async worker. */
 class Shard {
+  /** Fast decoder of this shard's batches (one task runs at a time, so its scratch is never shared). */
+  readonly decoder = new RawBatchDecoder();
   private readonly queue: Task[] = [];
   private running = false;
   private readonly spaceWaiters: (() => void)[] = [];
@@ -399,7 +401,8 @@ export class KvEventPool {
       return;
     }
     this.metrics.received();
-    await this.shardFor(pod).push(() => this.process(pod, model, seq, payload));
+    const shard = this.shardFor(pod);
+    await shard.push(() => this.process(shard.decoder, pod, model, seq, payload));
   }
 
   // ---- internals ----------------------------------------------------------------------------
@@ -445,9 +448,10 @@ export class KvEventPool {
   }
 
   /** Decode, check the sequence (repairing gaps), apply. Runs on the pod's shard. */
-  private async process(pod: string, model: string, seq: bigint, payload: Uint8Array): Promise<void> {
-    // The fast decoder takes the common well-formed batches; the general one the rest (and explains errors).
-    const raw = decodeRawBatch(payload);
+  private async process(decoder: RawBatchDecoder, pod: string, model: string, seq: bigint, payload: Uint8Array): Promise<void> {
+    // The fast decoder takes the common well-formed batches; the general one the rest (and explains
+    // errors). The shard's own decoder: its batch stays valid until this task ends.
+    const raw = decoder.decode(payload);
     const batch = raw === undefined ? this.decode(pod, payload) : undefined;
     if (!raw && !batch) return;
     const rank = (raw ?? batch)?.dpRank ?? 0;

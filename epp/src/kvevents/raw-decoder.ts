@@ -586,14 +586,33 @@ function cleared(): RawEvent {
   return CLEARED;
 }
 
-const reader = new Reader();
+/**
+ * A fast decoder with its own scratch arrays. `decode(payload)` returns batches whose `hashes` and
+ * `tokens` are views of that scratch: valid until the next `decode` of the same instance, so a
+ * caller that finishes a batch before decoding the next one (the pool gives each shard its own
+ * decoder) allocates no per-batch arrays. `decodeRawBatch` copies instead.
+ */
+export class RawBatchDecoder {
+  private readonly reader = new Reader();
+
+  /** See {@link decodeRawBatch}; the arrays of the result are views (see the class comment). */
+  decode(payload: Uint8Array): RawBatch | undefined {
+    return decodeWith(this.reader, payload, false);
+  }
+}
+
+const shared = new Reader();
 
 /**
  * Decode `payload` on the fast path, or `undefined` when it is outside the fast subset (then use
- * `decodeKvEventBatch`, which also explains what is wrong with a bad payload). Never throws.
+ * `decodeKvEventBatch`, which also explains what is wrong with a bad payload). Never throws. The
+ * batch owns its arrays.
  */
 export function decodeRawBatch(payload: Uint8Array): RawBatch | undefined {
-  const r = reader;
+  return decodeWith(shared, payload, true);
+}
+
+function decodeWith(r: Reader, payload: Uint8Array, copy: boolean): RawBatch | undefined {
   r.reset(payload);
   try {
     const n = r.arrayHeader();
@@ -611,7 +630,9 @@ export function decodeRawBatch(payload: Uint8Array): RawBatch | undefined {
     }
     for (let i = 3; i < n; i++) r.skip();
     if (r.pos !== payload.length) return undefined;
-    return { ts, dpRank, events, hashes: r.hashes.a.slice(0, r.hashes.n), tokens: r.tokens.a.slice(0, r.tokens.n) };
+    const hashes = copy ? r.hashes.a.slice(0, r.hashes.n) : r.hashes.a.subarray(0, r.hashes.n);
+    const tokens = copy ? r.tokens.a.slice(0, r.tokens.n) : r.tokens.a.subarray(0, r.tokens.n);
+    return { ts, dpRank, events, hashes, tokens };
   } catch (e) {
     if (e === GIVE_UP) return undefined;
     return undefined;

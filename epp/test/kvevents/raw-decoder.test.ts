@@ -6,7 +6,7 @@
  */
 import { materialize } from '../../src/kvevents/applier.js';
 import { decodeKvEventBatch } from '../../src/kvevents/decoder.js';
-import { decodeRawBatch } from '../../src/kvevents/raw-decoder.js';
+import { RawBatchDecoder, decodeRawBatch } from '../../src/kvevents/raw-decoder.js';
 import type { KvEvent } from '../../src/kvevents/types.js';
 import { type EventEncoding, F64, MsgMap, type MsgValue, type PubEvent, type WireHash, encodeBatch, packMsgspec } from '../support/vllm-publisher.js';
 import { fixtures, prng } from './helpers.js';
@@ -200,5 +200,23 @@ describe('decodeRawBatch: differential fuzz', () => {
     // Most valid batches are in the subset, and some mutations still decode (and must agree).
     expect(answered).toBeGreaterThan(8_000);
     expect(mutatedAnswered).toBeGreaterThan(100);
+  });
+});
+
+describe('RawBatchDecoder (the pool’s per-shard decoder)', () => {
+  it('decodes like decodeRawBatch into its own scratch: views valid until its next decode', () => {
+    const a = encodeBatch([stored({ blockHashes: [1n, 2n] })], 'array');
+    const b = encodeBatch([stored({ blockHashes: [3n, 4n], tokenIds: Array.from({ length: 32 }, () => 9) })], 'map');
+    const d = new RawBatchDecoder();
+    const first = d.decode(a);
+    expect(first?.events.map((e) => materialize(e, first))).toEqual(fast(a)?.events);
+    const firstHashes = Array.from(first?.hashes ?? []);
+    const copy = decodeRawBatch(a);
+    const second = d.decode(b);
+    expect(second?.events.map((e) => materialize(e, second))).toEqual(fast(b)?.events);
+    // the first batch's views now show the second batch's data; a decodeRawBatch copy does not change
+    expect(Array.from(first?.hashes ?? [])).not.toEqual(firstHashes);
+    expect(Array.from(copy?.hashes ?? [])).toEqual(firstHashes);
+    expect(d.decode(Buffer.from([0xc1]))).toBeUndefined();
   });
 });
