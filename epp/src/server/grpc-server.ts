@@ -20,7 +20,7 @@ import { EppPorts } from '../contract/names.js';
 import type { RequestDirector } from '../extproc/director.js';
 import { combineObservers, ExtProcLogging, ExtProcMetrics, type ExtProcObserver } from '../extproc/observer.js';
 import { loadProtos, ServiceNames, type LoadedProtos } from '../extproc/proto.js';
-import { ExtProcStream } from '../extproc/stream.js';
+import { ExtProcStream, type StreamOptions, type StreamSink } from '../extproc/stream.js';
 import {
   ServingStatus,
   type HealthCheckRequest,
@@ -31,7 +31,7 @@ import {
   type ServingStatusValue,
 } from '../extproc/types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { GrpcStatus, H2GrpcServer, serverStreamMethod, unaryMethod, type CallHandlers, type GrpcCall, type GrpcMethod, type H2GrpcTls } from './h2-grpc.js';
+import { GrpcStatus, H2GrpcServer, serverStreamMethod, unaryMethod, type CallHandlers, type GrpcCall, type GrpcError, type GrpcMethod, type H2GrpcTls } from './h2-grpc.js';
 import { createSelfSignedCertificate } from './self-signed.js';
 
 /** TLS on the ext_proc port (same shape as `server.tls` in the EPP config). */
@@ -134,6 +134,62 @@ const PROCESS_PATH = `/${ServiceNames.extProc}/Process`;
 
 type Watcher = { call: GrpcCall<HealthCheckResponse>; last: ServingStatusValue };
 
+/**
+ * One ext_proc call: the transport's events go to the ExtProcStream, and the stream's output goes
+ * to the call (one object per call for both directions, no per-call closures).
+ */
+class ProcessCall implements CallHandlers<ProcessingRequest | MalformedFrame>, StreamSink {
+  private readonly stream: ExtProcStream;
+
+  constructor(
+    private readonly open: Map<ExtProcStream, GrpcCall<ProcessingResponse>>,
+    private readonly call: GrpcCall<ProcessingResponse>,
+    options: StreamOptions,
+  ) {
+    this.stream = new ExtProcStream(options, this);
+    open.set(this.stream, call);
+  }
+
+  // StreamSink (ExtProcStream → client)
+  send(msg: ProcessingResponse): void {
+    this.call.send(msg);
+  }
+
+  end(error?: { code: 'invalid_argument' | 'internal'; message: string }): void {
+    this.open.delete(this.stream);
+    this.call.end(error ? { code: error.code === 'invalid_argument' ? GrpcStatus.INVALID_ARGUMENT : GrpcStatus.INTERNAL, message: error.message } : undefined);
+  }
+
+  // CallHandlers (client → ExtProcStream)
+  message(msg: ProcessingRequest | MalformedFrame): void {
+    if (msg instanceof MalformedFrame) {
+      this.stream.abort('error', `undecodable ProcessingRequest: ${msg.reason}`);
+      this.open.delete(this.stream);
+      this.call.end({ code: GrpcStatus.INVALID_ARGUMENT, message: `undecodable ProcessingRequest frame (${msg.reason}); the client must send envoy.service.ext_proc.v3.ProcessingRequest` });
+      return;
+    }
+    this.stream.push(msg);
+  }
+
+  /**
+   * The transport defers a half-close by a turn and drops it when a reset came meanwhile (a client
+   * cancel can surface as END_STREAM just before RST_STREAM): 'cancelled' wins.
+   */
+  halfClose(): void {
+    this.stream.endOfInput();
+  }
+
+  cancelled(): void {
+    this.open.delete(this.stream);
+    this.stream.abort('cancelled');
+  }
+
+  failed(error: GrpcError): void {
+    this.open.delete(this.stream);
+    this.stream.abort('error', error.message);
+  }
+}
+
 export class ExtProcServer {
   readonly metrics: ExtProcMetrics;
   private readonly observer: ExtProcObserver;
@@ -145,6 +201,8 @@ export class ExtProcServer {
   private health: H2GrpcServer | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** Options shared by every ExtProcStream (built on the first call). */
+  private streamOptions: StreamOptions | undefined;
 
   constructor(private readonly opts: ExtProcServerOptions) {
     this.logger = opts.logger ?? silentLogger();
@@ -288,47 +346,16 @@ export class ExtProcServer {
   }
 
   private process(call: GrpcCall<ProcessingResponse>): CallHandlers<ProcessingRequest | MalformedFrame> {
-    const stream = new ExtProcStream(
-      {
-        director: this.opts.director,
-        maxBodyBytes: this.opts.maxBodyBytes ?? 8 * 1024 * 1024,
-        maxResponseBufferBytes: this.opts.maxResponseBufferBytes ?? 16 * 1024 * 1024,
-        models: this.opts.models ?? [],
-        defaultBodyMode: this.opts.defaultBodyMode ?? 'duplex',
-        observer: this.observer,
-        logger: this.logger,
-      },
-      {
-        send: (msg) => call.send(msg),
-        end: (error) => {
-          this.streams.delete(stream);
-          call.end(error ? { code: error.code === 'invalid_argument' ? GrpcStatus.INVALID_ARGUMENT : GrpcStatus.INTERNAL, message: error.message } : undefined);
-        },
-      },
-    );
-    this.streams.set(stream, call);
-    return {
-      message: (msg) => {
-        if (msg instanceof MalformedFrame) {
-          stream.abort('error', `undecodable ProcessingRequest: ${msg.reason}`);
-          this.streams.delete(stream);
-          call.end({ code: GrpcStatus.INVALID_ARGUMENT, message: `undecodable ProcessingRequest frame (${msg.reason}); the client must send envoy.service.ext_proc.v3.ProcessingRequest` });
-          return;
-        }
-        stream.push(msg);
-      },
-      // The transport defers a half-close by a turn and drops it when a reset came meanwhile
-      // (a client cancel can surface as END_STREAM just before RST_STREAM): 'cancelled' wins.
-      halfClose: () => stream.endOfInput(),
-      cancelled: () => {
-        this.streams.delete(stream);
-        stream.abort('cancelled');
-      },
-      failed: (error) => {
-        this.streams.delete(stream);
-        stream.abort('error', error.message);
-      },
+    this.streamOptions ??= {
+      director: this.opts.director,
+      maxBodyBytes: this.opts.maxBodyBytes ?? 8 * 1024 * 1024,
+      maxResponseBufferBytes: this.opts.maxResponseBufferBytes ?? 16 * 1024 * 1024,
+      models: this.opts.models ?? [],
+      defaultBodyMode: this.opts.defaultBodyMode ?? 'duplex',
+      observer: this.observer,
+      logger: this.logger,
     };
+    return new ProcessCall(this.streams, call, this.streamOptions);
   }
 
   private addHealth(server: H2GrpcServer, protos: LoadedProtos): void {
