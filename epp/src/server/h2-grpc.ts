@@ -599,9 +599,14 @@ export class H2GrpcServer {
     server.on('sessionError', (err: Error) => log.debug({ err }, 'HTTP/2 session error'));
     if (tls) server.on('tlsClientError', (err: Error) => log.debug({ err }, 'TLS handshake failed'));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const fail = (err: Error): void => {
+        const code = (err as NodeJS.ErrnoException).code;
+        const hint = code === 'EADDRINUSE' ? 'choose a free port or stop the process holding it' : code === 'EADDRNOTAVAIL' ? 'use an address of this host (or 0.0.0.0)' : 'check the host and port';
+        reject(new Error(`gRPC server cannot listen on ${host}:${port}: ${err.message}; ${hint}`));
+      };
+      server.once('error', fail);
       server.listen(port, host, () => {
-        server.off('error', reject);
+        server.off('error', fail);
         resolve();
       });
     });

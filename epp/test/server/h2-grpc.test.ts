@@ -444,6 +444,14 @@ describe('cancellation and robustness', () => {
     expect((await rb).messages).toEqual(['echo:again', 'bye']);
   });
 
+  test('a port already in use is a clear error naming the address and the fix', async () => {
+    const { port } = await startServer();
+    const second = new H2GrpcServer();
+    await expect(second.listen(port, '127.0.0.1')).rejects.toThrow(
+      new RegExp(`^gRPC server cannot listen on 127\\.0\\.0\\.1:${port}: .*EADDRINUSE.*; choose a free port or stop the process holding it$`),
+    );
+  });
+
   test('HTTP/2 settings: 1 MiB initial stream window is advertised', async () => {
     const { port } = await startServer();
     const session = connect(port);
