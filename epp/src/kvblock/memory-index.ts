@@ -86,6 +86,7 @@ const scratch32 = new Uint32Array(scratch64.buffer);
 // Lookup works in chunks of keys, prefetched one chunk at a time ([hi, lo] pairs of the chunk).
 const LOOKUP_CHUNK = 32;
 let lookupHalves = new Uint32Array(2 * LOOKUP_CHUNK);
+const lookupHeads = new Int32Array(LOOKUP_CHUNK);
 // Scratch slot list of addRawSync.
 let rawSlots = new Int32Array(256);
 // Scratch set of key slots for lookupSync's distinct-key count.
@@ -154,7 +155,7 @@ class SlotTable {
     return this.table.length;
   }
 
-  find(lo: number, hi: number, keyLo: Uint32Array, keyHi: Uint32Array): number {
+  find(lo: number, hi: number, keys: Uint32Array): number {
     const t = this.table;
     const mask = this.mask;
     const h = hash32(lo, hi);
@@ -165,17 +166,17 @@ class SlotTable {
       if (v === 0) return NIL;
       if ((v & ~mask) === tag) {
         const s = (v & mask) - 1;
-        if (keyLo[s] === lo && keyHi[s] === hi) return s;
+        if (keys[2 * s] === lo && keys[2 * s + 1] === hi) return s;
       }
       i = (i + 1) & mask;
     }
   }
 
   /** Position of record `rec` (which must be present). */
-  position(rec: number, keyLo: Uint32Array, keyHi: Uint32Array): number {
+  position(rec: number, keys: Uint32Array): number {
     const t = this.table;
     const mask = this.mask;
-    let i = hash32(keyLo[rec] as number, keyHi[rec] as number) & mask;
+    let i = hash32(keys[2 * rec] as number, keys[2 * rec + 1] as number) & mask;
     while (((t[i] as number) & mask) !== rec + 1) i = (i + 1) & mask;
     return i;
   }
@@ -186,16 +187,16 @@ class SlotTable {
     this.table[pos] = (v & ~this.mask) | (rec + 1);
   }
 
-  insert(rec: number, keyLo: Uint32Array, keyHi: Uint32Array): void {
+  insert(rec: number, keys: Uint32Array): void {
     const t = this.table;
     const mask = this.mask;
-    const h = hash32(keyLo[rec] as number, keyHi[rec] as number);
+    const h = hash32(keys[2 * rec] as number, keys[2 * rec + 1] as number);
     let i = h & mask;
     while (t[i] !== 0) i = (i + 1) & mask;
     t[i] = (tagOf(h) & ~mask) | (rec + 1);
   }
 
-  removeAt(pos: number, keyLo: Uint32Array, keyHi: Uint32Array): void {
+  removeAt(pos: number, keys: Uint32Array): void {
     const t = this.table;
     const mask = this.mask;
     let hole = pos;
@@ -205,7 +206,7 @@ class SlotTable {
       const v = t[i] as number;
       if (v === 0) break;
       const s = (v & mask) - 1;
-      const home = hash32(keyLo[s] as number, keyHi[s] as number) & mask;
+      const home = hash32(keys[2 * s] as number, keys[2 * s + 1] as number) & mask;
       // Move s into the hole unless its home lies cyclically in (hole, i].
       const inRange = hole <= i ? home > hole && home <= i : home > hole || home <= i;
       if (!inRange) {
@@ -217,14 +218,14 @@ class SlotTable {
   }
 
   /** Rebuild at `size` slots with the records currently present. */
-  rehash(size: number, keyLo: Uint32Array, keyHi: Uint32Array): void {
+  rehash(size: number, keys: Uint32Array): void {
     const old = this.table;
     const oldMask = this.mask;
     this.table = new Int32Array(size);
     this.mask = size - 1;
     for (let i = 0; i < old.length; i++) {
       const v = old[i] as number;
-      if (v !== 0) this.insert((v & oldMask) - 1, keyLo, keyHi);
+      if (v !== 0) this.insert((v & oldMask) - 1, keys);
     }
   }
 }
@@ -254,8 +255,8 @@ export class MemoryIndex implements Index, RawIndexWriter {
   private kCap: number;
   private kUsed = 0;
   private kFree = NIL;
-  private kLo: Uint32Array;
-  private kHi: Uint32Array;
+  /** Keys as interleaved u32 halves: [2i] = lo, [2i + 1] = hi (one cache line for a compare). */
+  private kKey: Uint32Array;
   private kPrev: Int32Array;
   /** Promotion epoch in which each key last moved to the head (see `touch`); 0 = never. */
   private kStamp: Uint16Array;
@@ -273,9 +274,9 @@ export class MemoryIndex implements Index, RawIndexWriter {
   private hCap: number;
   private hUsed = 0;
   private hFree = NIL;
-  private hPt: Int32Array;
+  /** Holder pt id and next-holder-of-the-key link, interleaved ([2h] = pt, [2h + 1] = next): read together on every lookup. */
+  private hPN: Int32Array;
   private hCount: Int32Array;
-  private hNextK: Int32Array;
   private hKey: Int32Array;
   private hPrevP: Int32Array;
   private hNextP: Int32Array;
@@ -285,8 +286,8 @@ export class MemoryIndex implements Index, RawIndexWriter {
   private eCap: number;
   private eUsed = 0;
   private eFree = NIL;
-  private eLo: Uint32Array;
-  private eHi: Uint32Array;
+  /** Keys as interleaved u32 halves: [2i] = lo, [2i + 1] = hi (one cache line for a compare). */
+  private eKey: Uint32Array;
   private eReq: Int32Array;
   private eNextE: Int32Array;
   private eNextR: Int32Array;
@@ -324,8 +325,7 @@ export class MemoryIndex implements Index, RawIndexWriter {
     const perRecord = KEY_RECORD_BYTES + HOLDER_RECORD_BYTES + EDGE_RECORD_BYTES + 2 * TABLE_SLOTS_PER_RECORD * TABLE_SLOT_BYTES;
     while (cap > 4 && cap * perRecord > budget / 4) cap >>= 1;
     this.kCap = cap;
-    this.kLo = new Uint32Array(cap);
-    this.kHi = new Uint32Array(cap);
+    this.kKey = new Uint32Array(2 * cap);
     this.kPrev = new Int32Array(cap);
     this.kStamp = new Uint16Array(cap);
     this.kNext = new Int32Array(cap);
@@ -333,15 +333,13 @@ export class MemoryIndex implements Index, RawIndexWriter {
     this.kEdges = new Int32Array(cap);
     this.kTable = new SlotTable(tableSlotsFor(cap));
     this.hCap = cap;
-    this.hPt = new Int32Array(cap);
+    this.hPN = new Int32Array(2 * cap);
     this.hCount = new Int32Array(cap);
-    this.hNextK = new Int32Array(cap);
     this.hKey = new Int32Array(cap);
     this.hPrevP = new Int32Array(cap);
     this.hNextP = new Int32Array(cap);
     this.eCap = cap;
-    this.eLo = new Uint32Array(cap);
-    this.eHi = new Uint32Array(cap);
+    this.eKey = new Uint32Array(2 * cap);
     this.eReq = new Int32Array(cap);
     this.eNextE = new Int32Array(cap);
     this.eNextR = new Int32Array(cap);
@@ -393,26 +391,26 @@ export class MemoryIndex implements Index, RawIndexWriter {
 
   /** `lookup` without the promise (for callers on a hot synchronous path). */
   lookupSync(requestKeys: readonly BlockKey[], pods?: ReadonlySet<string>): Map<BlockKey, PodEntry[]> {
-    // The answer is always the held prefix keys[0..n-1]: kept as two arrays (see PrefixHits).
-    const found: PodEntry[][] = [];
+    // The answer is always the held prefix keys[0..n-1]: its holders in one flat array (see PrefixHits).
+    const flat: PodEntry[] = [];
+    const offsets: number[] = [0];
     let unique = 0;
     let seenMask = 0;
     const filter = pods !== undefined && pods.size > 0 ? pods : undefined;
     // Per (pod, tier) id: 0 unknown, 1 allowed, 2 filtered out.
     const allowed = filter === undefined ? undefined : new Uint8Array(this.ptEntry.length);
-    const kLo = this.kLo;
-    const kHi = this.kHi;
+    const kKey = this.kKey;
     const nKeys = requestKeys.length;
     if (lookupHalves.length < 2 * LOOKUP_CHUNK) lookupHalves = new Uint32Array(2 * LOOKUP_CHUNK);
     const halves = lookupHalves;
     for (let i = 0; i < nKeys; i++) {
       const c = i % LOOKUP_CHUNK;
       if (c === 0) this.prefetchLookup(requestKeys, i, Math.min(nKeys, i + LOOKUP_CHUNK), halves);
-      const slot = this.kTable.find(halves[2 * c + 1] as number, halves[2 * c] as number, kLo, kHi);
+      const slot = this.kTable.find(halves[2 * c + 1] as number, halves[2 * c] as number, kKey);
       if (slot === NIL) break;
-      const holders: PodEntry[] = [];
-      for (let h = this.kHolders[slot] as number; h !== NIL; h = this.hNextK[h] as number) {
-        const pt = this.hPt[h] as number;
+      const before = flat.length;
+      for (let h = this.kHolders[slot] as number; h !== NIL; h = this.hPN[2 * h + 1] as number) {
+        const pt = this.hPN[2 * h] as number;
         if (allowed !== undefined) {
           let a = allowed[pt] as number;
           if (a === 0) {
@@ -421,12 +419,12 @@ export class MemoryIndex implements Index, RawIndexWriter {
           }
           if (a !== 1) continue;
         }
-        holders.push(this.ptEntry[pt] as PodEntry);
+        flat.push(this.ptEntry[pt] as PodEntry);
       }
-      if (holders.length === 0) break;
+      if (flat.length === before) break;
       this.touch(slot);
       // Distinct keys (for `size`): an open-addressing set of slot numbers, reused across calls.
-      if (found.length === 0) {
+      if (offsets.length === 1) {
         const need = 2 ** Math.ceil(Math.log2(Math.max(16, requestKeys.length * 2)));
         if (seenSlots.length < need) seenSlots = new Int32Array(need);
         seenSlots.fill(NIL, 0, need);
@@ -443,9 +441,9 @@ export class MemoryIndex implements Index, RawIndexWriter {
         if (v === slot) break;
         p = (p + 1) & seenMask;
       }
-      found.push(holders);
+      offsets.push(flat.length);
     }
-    return new PrefixHits(requestKeys.slice(0, found.length), found, unique);
+    return new PrefixHits(requestKeys.slice(0, offsets.length - 1), flat, offsets, unique);
   }
 
   async add(engineKeys: readonly BlockKey[], requestKeys: readonly BlockKey[], entries: readonly PodEntry[]): Promise<void> {
@@ -480,7 +478,7 @@ export class MemoryIndex implements Index, RawIndexWriter {
         }
       } else if (slots !== undefined) {
         scratch64[0] = requestKeys[i] as BlockKey;
-        slot = this.kTable.find(scratch32[LO] as number, scratch32[HI] as number, this.kLo, this.kHi);
+        slot = this.kTable.find(scratch32[LO] as number, scratch32[HI] as number, this.kKey);
       }
       if (slots !== undefined) slots[i] = slot;
     }
@@ -564,7 +562,17 @@ export class MemoryIndex implements Index, RawIndexWriter {
       const v = t[h & mask] as number;
       if (v !== 0 && (v & ~mask) === (tagOf(h) & ~mask)) {
         const rec = (v & mask) - 1;
-        acc ^= (this.kLo[rec] as number) ^ (this.kHolders[rec] as number);
+        acc ^= (this.kKey[2 * rec] as number) ^ (this.kKey[2 * rec + 1] as number) ^ (this.kStamp[rec] as number);
+        lookupHeads[i - from] = this.kHolders[rec] as number;
+      } else {
+        lookupHeads[i - from] = NIL;
+      }
+    }
+    // Third pass: the holder chains (each a few records allocated at different times).
+    for (let i = 0; i < to - from; i++) {
+      for (let hd = lookupHeads[i] as number, n = 0; hd !== NIL && n < 16; n++) {
+        acc ^= this.hPN[2 * hd] as number;
+        hd = this.hPN[2 * hd + 1] as number;
       }
     }
     this.prefetchSink ^= acc;
@@ -578,11 +586,11 @@ export class MemoryIndex implements Index, RawIndexWriter {
    * into `out` from `outOff`. False (and `out` untouched) when the engine key is not mapped.
    */
   requestKeyForRawSync(hi: number, lo: number, out: Uint32Array, outOff: number): boolean {
-    const e = this.eTable.find(lo >>> 0, hi >>> 0, this.eLo, this.eHi);
+    const e = this.eTable.find(lo >>> 0, hi >>> 0, this.eKey);
     if (e === NIL) return false;
     const slot = this.eReq[e] as number;
-    out[outOff] = this.kHi[slot] as number;
-    out[outOff + 1] = this.kLo[slot] as number;
+    out[outOff] = this.kKey[2 * slot + 1] as number;
+    out[outOff + 1] = this.kKey[2 * slot] as number;
     return true;
   }
 
@@ -595,7 +603,7 @@ export class MemoryIndex implements Index, RawIndexWriter {
     this.assertOpen('evict');
     assertBlockKey(engineKey, 'MemoryIndex.evict engineKey');
     scratch64[0] = engineKey;
-    let e = this.eTable.find(scratch32[LO] as number, scratch32[HI] as number, this.eLo, this.eHi);
+    let e = this.eTable.find(scratch32[LO] as number, scratch32[HI] as number, this.eKey);
     if (e === NIL || entries.length === 0) return;
     const slots: number[] = [];
     for (; e !== NIL; e = this.eNextE[e] as number) slots.push(this.eReq[e] as number);
@@ -620,10 +628,10 @@ export class MemoryIndex implements Index, RawIndexWriter {
   requestKeyForSync(engineKey: BlockKey): BlockKey | undefined {
     assertBlockKey(engineKey, 'MemoryIndex.requestKeyFor engineKey');
     scratch64[0] = engineKey;
-    const e = this.eTable.find(scratch32[LO] as number, scratch32[HI] as number, this.eLo, this.eHi);
+    const e = this.eTable.find(scratch32[LO] as number, scratch32[HI] as number, this.eKey);
     if (e === NIL) return undefined;
     const slot = this.eReq[e] as number;
-    return toBigKey(this.kLo[slot] as number, this.kHi[slot] as number);
+    return toBigKey(this.kKey[2 * slot] as number, this.kKey[2 * slot + 1] as number);
   }
 
   async clear(pod: string): Promise<void> {
@@ -731,17 +739,17 @@ export class MemoryIndex implements Index, RawIndexWriter {
 
   /** `upsertKey` of the key (hi << 32) | lo. */
   private upsertHalves(lo: number, hi: number): number {
-    const found = this.kTable.find(lo, hi, this.kLo, this.kHi);
+    const found = this.kTable.find(lo, hi, this.kKey);
     if (found !== NIL) {
       this.touch(found);
       return found;
     }
     const slot = this.allocKey();
-    this.kLo[slot] = lo;
-    this.kHi[slot] = hi;
+    this.kKey[2 * slot] = lo;
+    this.kKey[2 * slot + 1] = hi;
     this.kHolders[slot] = NIL;
     this.kEdges[slot] = NIL;
-    this.kTable.insert(slot, this.kLo, this.kHi);
+    this.kTable.insert(slot, this.kKey);
     this.kPrev[slot] = NIL;
     this.kNext[slot] = this.lruHead;
     if (this.lruHead !== NIL) this.kPrev[this.lruHead] = slot;
@@ -753,8 +761,8 @@ export class MemoryIndex implements Index, RawIndexWriter {
   }
 
   private addHolder(slot: number, pt: number): void {
-    for (let h = this.kHolders[slot] as number; h !== NIL; h = this.hNextK[h] as number) {
-      if (this.hPt[h] === pt) {
+    for (let h = this.kHolders[slot] as number; h !== NIL; h = this.hPN[2 * h + 1] as number) {
+      if (this.hPN[2 * h] === pt) {
         this.hCount[h] = (this.hCount[h] as number) + 1;
         return;
       }
@@ -764,10 +772,10 @@ export class MemoryIndex implements Index, RawIndexWriter {
       this.droppedCount++;
       return;
     }
-    this.hPt[h] = pt;
+    this.hPN[2 * h] = pt;
     this.hCount[h] = 1;
     this.hKey[h] = slot;
-    this.hNextK[h] = this.kHolders[slot] as number;
+    this.hPN[2 * h + 1] = this.kHolders[slot] as number;
     this.kHolders[slot] = h;
     const head = this.ptHead[pt] as number;
     this.hPrevP[h] = NIL;
@@ -780,15 +788,15 @@ export class MemoryIndex implements Index, RawIndexWriter {
   /** Drop one reference of (slot, pt); unlink the holder at zero. */
   private removeHolderRef(slot: number, pt: number): void {
     let prev = NIL;
-    for (let h = this.kHolders[slot] as number; h !== NIL; prev = h, h = this.hNextK[h] as number) {
-      if (this.hPt[h] !== pt) continue;
+    for (let h = this.kHolders[slot] as number; h !== NIL; prev = h, h = this.hPN[2 * h + 1] as number) {
+      if (this.hPN[2 * h] !== pt) continue;
       const c = (this.hCount[h] as number) - 1;
       if (c > 0) {
         this.hCount[h] = c;
         return;
       }
-      if (prev === NIL) this.kHolders[slot] = this.hNextK[h] as number;
-      else this.hNextK[prev] = this.hNextK[h] as number;
+      if (prev === NIL) this.kHolders[slot] = this.hPN[2 * h + 1] as number;
+      else this.hPN[2 * prev + 1] = this.hPN[2 * h + 1] as number;
       this.freeHolder(h);
       return;
     }
@@ -796,10 +804,10 @@ export class MemoryIndex implements Index, RawIndexWriter {
 
   private unlinkHolderFromKey(slot: number, target: number): void {
     let prev = NIL;
-    for (let h = this.kHolders[slot] as number; h !== NIL; prev = h, h = this.hNextK[h] as number) {
+    for (let h = this.kHolders[slot] as number; h !== NIL; prev = h, h = this.hPN[2 * h + 1] as number) {
       if (h !== target) continue;
-      if (prev === NIL) this.kHolders[slot] = this.hNextK[h] as number;
-      else this.hNextK[prev] = this.hNextK[h] as number;
+      if (prev === NIL) this.kHolders[slot] = this.hPN[2 * h + 1] as number;
+      else this.hPN[2 * prev + 1] = this.hPN[2 * h + 1] as number;
       return;
     }
   }
@@ -809,9 +817,9 @@ export class MemoryIndex implements Index, RawIndexWriter {
     const prev = this.hPrevP[h] as number;
     const next = this.hNextP[h] as number;
     if (prev !== NIL) this.hNextP[prev] = next;
-    else this.ptHead[this.hPt[h] as number] = next;
+    else this.ptHead[this.hPN[2 * h] as number] = next;
     if (next !== NIL) this.hPrevP[next] = prev;
-    this.hNextK[h] = this.hFree;
+    this.hPN[2 * h + 1] = this.hFree;
     this.hFree = h;
     this.liveHolders--;
   }
@@ -819,7 +827,7 @@ export class MemoryIndex implements Index, RawIndexWriter {
   /** Free a request key: its holders, the engine edges onto it, its LRU and table places. */
   private freeKey(slot: number): void {
     for (let h = this.kHolders[slot] as number; h !== NIL; ) {
-      const next = this.hNextK[h] as number;
+      const next = this.hPN[2 * h + 1] as number;
       this.freeHolder(h);
       h = next;
     }
@@ -837,7 +845,7 @@ export class MemoryIndex implements Index, RawIndexWriter {
     else this.lruHead = next;
     if (next !== NIL) this.kPrev[next] = prev;
     else this.lruTail = prev;
-    this.kTable.removeAt(this.kTable.position(slot, this.kLo, this.kHi), this.kLo, this.kHi);
+    this.kTable.removeAt(this.kTable.position(slot, this.kKey), this.kKey);
     this.kNext[slot] = this.kFree;
     this.kFree = slot;
     this.liveKeys--;
@@ -845,15 +853,15 @@ export class MemoryIndex implements Index, RawIndexWriter {
 
   /** Remove edge `e` from its engine key's chain (updating the table when it is the head). */
   private unlinkEdgeFromEngine(e: number): void {
-    const lo = this.eLo[e] as number;
-    const hi = this.eHi[e] as number;
-    const head = this.eTable.find(lo, hi, this.eLo, this.eHi);
+    const lo = this.eKey[2 * e] as number;
+    const hi = this.eKey[2 * e + 1] as number;
+    const head = this.eTable.find(lo, hi, this.eKey);
     if (head === e) {
-      const pos = this.eTable.position(e, this.eLo, this.eHi);
+      const pos = this.eTable.position(e, this.eKey);
       const next = this.eNextE[e] as number;
       // The successor has the same key, so it can take the head's table position as is.
       if (next !== NIL) this.eTable.replaceAt(pos, next);
-      else this.eTable.removeAt(pos, this.eLo, this.eHi);
+      else this.eTable.removeAt(pos, this.eKey);
       return;
     }
     for (let p = head; p !== NIL; p = this.eNextE[p] as number) {
@@ -894,10 +902,10 @@ export class MemoryIndex implements Index, RawIndexWriter {
   /** `mapEngineOne` with both keys as u32 halves. */
   private mapEngineHalves(lo: number, hi: number, rlo: number, rhi: number, slot: number): void {
     // A slot resolved earlier in this add may have been evicted (tiny budgets): re-check it.
-    if (slot !== NIL && (this.kHolders[slot] === NIL || this.kLo[slot] !== rlo || this.kHi[slot] !== rhi)) {
-      slot = this.kTable.find(rlo, rhi, this.kLo, this.kHi);
+    if (slot !== NIL && (this.kHolders[slot] === NIL || this.kKey[2 * slot] !== rlo || this.kKey[2 * slot + 1] !== rhi)) {
+      slot = this.kTable.find(rlo, rhi, this.kKey);
     }
-    let head = this.eTable.find(lo, hi, this.eLo, this.eHi);
+    let head = this.eTable.find(lo, hi, this.eKey);
     if (head !== NIL) {
       // Fast path: the same mapping again (every pod that stores a block sends the same pair).
       if (this.eReq[head] === slot && this.eNextE[head] === NIL) return;
@@ -912,8 +920,8 @@ export class MemoryIndex implements Index, RawIndexWriter {
     if (slot === NIL) return;
     const e = this.allocEdge();
     if (e === NIL) return;
-    if (this.kHolders[slot] === NIL || this.kLo[slot] !== rlo || this.kHi[slot] !== rhi) {
-      slot = this.kTable.find(rlo, rhi, this.kLo, this.kHi);
+    if (this.kHolders[slot] === NIL || this.kKey[2 * slot] !== rlo || this.kKey[2 * slot + 1] !== rhi) {
+      slot = this.kTable.find(rlo, rhi, this.kKey);
       if (slot === NIL) {
         this.eNextE[e] = this.eFree;
         this.eFree = e;
@@ -921,13 +929,13 @@ export class MemoryIndex implements Index, RawIndexWriter {
       }
     }
     this.liveEdges++;
-    this.eLo[e] = lo;
-    this.eHi[e] = hi;
+    this.eKey[2 * e] = lo;
+    this.eKey[2 * e + 1] = hi;
     this.eReq[e] = slot;
     this.eNextR[e] = this.kEdges[slot] as number;
     this.kEdges[slot] = e;
     this.eNextE[e] = NIL;
-    this.eTable.insert(e, this.eLo, this.eHi);
+    this.eTable.insert(e, this.eKey);
   }
 
   /** Replace the request keys of `engineKey` by `requestKeys` (in order; the last is the newest). */
@@ -937,7 +945,7 @@ export class MemoryIndex implements Index, RawIndexWriter {
     const slots: number[] = [];
     for (const rk of requestKeys) {
       scratch64[0] = rk;
-      const s = this.kTable.find(scratch32[LO] as number, scratch32[HI] as number, this.kLo, this.kHi);
+      const s = this.kTable.find(scratch32[LO] as number, scratch32[HI] as number, this.kKey);
       if (s !== NIL) {
         keys.push(rk);
         slots.push(s);
@@ -946,7 +954,7 @@ export class MemoryIndex implements Index, RawIndexWriter {
     scratch64[0] = engineKey;
     const lo = scratch32[LO] as number;
     const hi = scratch32[HI] as number;
-    let head = this.eTable.find(lo, hi, this.eLo, this.eHi);
+    let head = this.eTable.find(lo, hi, this.eKey);
     if (head !== NIL) {
       // Fast path: the same mapping again (every pod that stores a block sends the same pair).
       let e = head;
@@ -973,8 +981,8 @@ export class MemoryIndex implements Index, RawIndexWriter {
       const rlo = scratch32[LO] as number;
       const rhi = scratch32[HI] as number;
       let slot = slots[i] as number;
-      if (this.kHolders[slot] === NIL || this.kLo[slot] !== rlo || this.kHi[slot] !== rhi) {
-        slot = this.kTable.find(rlo, rhi, this.kLo, this.kHi);
+      if (this.kHolders[slot] === NIL || this.kKey[2 * slot] !== rlo || this.kKey[2 * slot + 1] !== rhi) {
+        slot = this.kTable.find(rlo, rhi, this.kKey);
       }
       if (slot === NIL) {
         this.eNextE[e] = this.eFree;
@@ -982,18 +990,18 @@ export class MemoryIndex implements Index, RawIndexWriter {
         continue;
       }
       this.liveEdges++;
-      this.eLo[e] = lo;
-      this.eHi[e] = hi;
+      this.eKey[2 * e] = lo;
+      this.eKey[2 * e + 1] = hi;
       this.eReq[e] = slot;
       this.eNextR[e] = this.kEdges[slot] as number;
       this.kEdges[slot] = e;
-      const cur = this.eTable.find(lo, hi, this.eLo, this.eHi);
+      const cur = this.eTable.find(lo, hi, this.eKey);
       if (cur === NIL) {
         this.eNextE[e] = NIL;
-        this.eTable.insert(e, this.eLo, this.eHi);
+        this.eTable.insert(e, this.eKey);
       } else {
         this.eNextE[e] = cur;
-        this.eTable.replaceAt(this.eTable.position(cur, this.eLo, this.eHi), e);
+        this.eTable.replaceAt(this.eTable.position(cur, this.eKey), e);
       }
     }
   }
@@ -1031,7 +1039,7 @@ export class MemoryIndex implements Index, RawIndexWriter {
     for (;;) {
       if (this.hFree !== NIL) {
         const h = this.hFree;
-        this.hFree = this.hNextK[h] as number;
+        this.hFree = this.hPN[2 * h + 1] as number;
         return h;
       }
       if (this.hUsed < this.hCap) return this.hUsed++;
@@ -1077,8 +1085,7 @@ export class MemoryIndex implements Index, RawIndexWriter {
   private growKeys(): boolean {
     const cap = this.grownCap(this.kCap, KEY_RECORD_BYTES, this.kTable);
     if (cap === 0) return false;
-    this.kLo = grownUint32(this.kLo, cap);
-    this.kHi = grownUint32(this.kHi, cap);
+    this.kKey = grownUint32(this.kKey, 2 * cap);
     this.kPrev = grownInt32(this.kPrev, cap);
     const stamps = new Uint16Array(cap);
     stamps.set(this.kStamp);
@@ -1087,16 +1094,15 @@ export class MemoryIndex implements Index, RawIndexWriter {
     this.kHolders = grownInt32(this.kHolders, cap);
     this.kEdges = grownInt32(this.kEdges, cap);
     this.kCap = cap;
-    if (tableSlotsFor(cap) !== this.kTable.size) this.kTable.rehash(tableSlotsFor(cap), this.kLo, this.kHi);
+    if (tableSlotsFor(cap) !== this.kTable.size) this.kTable.rehash(tableSlotsFor(cap), this.kKey);
     return true;
   }
 
   private growHolders(): boolean {
     const cap = this.grownCap(this.hCap, HOLDER_RECORD_BYTES, undefined);
     if (cap === 0) return false;
-    this.hPt = grownInt32(this.hPt, cap);
+    this.hPN = grownInt32(this.hPN, 2 * cap);
     this.hCount = grownInt32(this.hCount, cap);
-    this.hNextK = grownInt32(this.hNextK, cap);
     this.hKey = grownInt32(this.hKey, cap);
     this.hPrevP = grownInt32(this.hPrevP, cap);
     this.hNextP = grownInt32(this.hNextP, cap);
@@ -1107,13 +1113,12 @@ export class MemoryIndex implements Index, RawIndexWriter {
   private growEdges(): boolean {
     const cap = this.grownCap(this.eCap, EDGE_RECORD_BYTES, this.eTable);
     if (cap === 0) return false;
-    this.eLo = grownUint32(this.eLo, cap);
-    this.eHi = grownUint32(this.eHi, cap);
+    this.eKey = grownUint32(this.eKey, 2 * cap);
     this.eReq = grownInt32(this.eReq, cap);
     this.eNextE = grownInt32(this.eNextE, cap);
     this.eNextR = grownInt32(this.eNextR, cap);
     this.eCap = cap;
-    if (tableSlotsFor(cap) !== this.eTable.size) this.eTable.rehash(tableSlotsFor(cap), this.eLo, this.eHi);
+    if (tableSlotsFor(cap) !== this.eTable.size) this.eTable.rehash(tableSlotsFor(cap), this.eKey);
     return true;
   }
 }

@@ -12,19 +12,22 @@ const nativeSize = Object.getOwnPropertyDescriptor(Map.prototype, 'size')?.get a
 
 export class PrefixHits extends Map<BlockKey, PodEntry[]> {
   #keys: readonly BlockKey[];
-  #holders: readonly PodEntry[][];
+  #flat: readonly PodEntry[];
+  #offsets: readonly number[];
   #unique: number;
   #materialized = false;
 
   /**
    * @param keys the held prefix of the request keys (a private copy)
-   * @param holders `holders[i]` are the holders of `keys[i]`
+   * @param flat the holders of every key of the prefix, key after key
+   * @param offsets `flat[offsets[i], offsets[i + 1])` are the holders of `keys[i]` (length keys.length + 1)
    * @param unique number of distinct keys in `keys`
    */
-  constructor(keys: readonly BlockKey[], holders: readonly PodEntry[][], unique: number) {
+  constructor(keys: readonly BlockKey[], flat: readonly PodEntry[], offsets: readonly number[], unique: number) {
     super();
     this.#keys = keys;
-    this.#holders = holders;
+    this.#flat = flat;
+    this.#offsets = offsets;
     this.#unique = unique;
   }
 
@@ -33,9 +36,21 @@ export class PrefixHits extends Map<BlockKey, PodEntry[]> {
     return this.#keys.length;
   }
 
-  /** Holders of the i-th key of the held prefix (i < prefixLength). */
+  /** Holders of the i-th key of the held prefix (i < prefixLength), as a new array. */
   holdersAt(i: number): readonly PodEntry[] {
-    return this.#holders[i] as PodEntry[];
+    return this.#flat.slice(this.#offsets[i], this.#offsets[i + 1]);
+  }
+
+  /**
+   * The holders of every key in one array: those of key i are `flat[offsets[i], offsets[i + 1])`.
+   * What the scorer reads (no array per key).
+   */
+  get flat(): readonly PodEntry[] {
+    return this.#flat;
+  }
+
+  get offsets(): readonly number[] {
+    return this.#offsets;
   }
 
   /** True when this answer is for `keys` (its held prefix equals the start of `keys`), unmodified. */
@@ -50,7 +65,7 @@ export class PrefixHits extends Map<BlockKey, PodEntry[]> {
   #materialize(): void {
     if (this.#materialized) return;
     this.#materialized = true;
-    for (let i = 0; i < this.#keys.length; i++) super.set(this.#keys[i] as BlockKey, this.#holders[i] as PodEntry[]);
+    for (let i = 0; i < this.#keys.length; i++) super.set(this.#keys[i] as BlockKey, this.#flat.slice(this.#offsets[i], this.#offsets[i + 1]));
   }
 
   /** @internal size without materializing */

@@ -93,13 +93,27 @@ export class PrefixScorer {
     // A MemoryIndex answer for these keys is read in its compact form (no bigint Map lookups).
     const compact = hits instanceof PrefixHits && hits.answers(keys) ? hits : undefined;
     const end = compact === undefined ? total : compact.prefixLength;
+    // The compact answer's holders are one flat array; a Map answer's are one array per key.
+    const flat = compact?.flat;
+    const offsets = compact?.offsets;
     for (let k = 0; k < end; k++) {
-      const entries = compact === undefined ? hits.get(keys[k] as BlockKey) : compact.holdersAt(k);
-      if (entries === undefined || entries.length === 0) break;
+      let entries: readonly PodEntry[] | undefined;
+      let from = 0;
+      let to: number;
+      if (flat !== undefined && offsets !== undefined) {
+        entries = flat;
+        from = offsets[k] as number;
+        to = offsets[k + 1] as number;
+      } else {
+        entries = hits.get(keys[k] as BlockKey);
+        to = entries === undefined ? 0 : entries.length;
+      }
+      if (entries === undefined || to === from) break;
       // Pass 1: best weight per racing pod in this block.
       let credited = 0;
-      for (let i = 0; i < entries.length; i++) {
-        const e = entries[i] as PodEntry;
+      for (let j = from; j < to; j++) {
+        const e = entries[j] as PodEntry;
+        const i = j - from;
         let id: number;
         let w: number;
         if (memoEntry[i] === e) {
