@@ -25,8 +25,8 @@
  * budget/64)); when a pool is full and cannot grow, the least recently used request key (with its
  * holders and edges) is evicted. Per live record the arrays cost: request key 26 B, holder 24 B,
  * edge 20 B, plus 4 B per table slot (tables are powers of two with load ≤ 3/4, so 5.3–10.7 B per
- * key or edge). One block on one pod with a 1:1 engine mapping: ~80 B of live records; a block
- * shared by 16 pods: ~27 B per (block, pod) entry. Free capacity adds up to 25 % at scale
+ * key or edge). One block on one pod with a 1:1 engine mapping: ~84 B of live records; a block
+ * shared by 16 pods: ~28 B per (block, pod) entry. Free capacity adds up to 25 % at scale
  * (100 % below 2^20 records); `npx tsx --expose-gc bench/index.bench.ts` prints both figures and
  * the measured heap growth, which matches `approxBytes`.
  *
@@ -34,7 +34,12 @@
  * bigint→string). On a 1M-key index (bench section 1, loaded 2-core box) a Map<bigint> get costs
  * ~360–410 ns/key, a Map<string> get with the decimal conversion ~690–815 ns/key. A full lookup
  * here (holders, LRU touch) returns `PrefixHits`, whose Map view is only built when used as a Map;
- * `npm run bench:epp` measured lookup + score of 256 keys at p50 33–73 µs (≈ 0.13–0.29 µs/key).
+ * `npm run bench:epp` measured lookup + score of 256 keys at p50 26–33 µs (≈ 0.1 µs/key).
+ *
+ * Cache behaviour: a large index's tables and pools miss the CPU cache on nearly every key, so the
+ * layout keeps what one step reads together (a key's two halves; a holder's pt and next link) and
+ * `add`/`lookup` first read the table slots and records of a whole batch of keys in one pass of
+ * independent loads (the CPU overlaps those misses), then do the real work on warm lines.
  *
  * Recency: `lookup` touches every key it returns and `add` touches every key it writes; `evict`,
  * `clear` and `requestKeyFor` do not. A touch skips keys already promoted in the current epoch
