@@ -7,6 +7,7 @@
 import * as http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { createSelfSignedCertificate } from '../../src/server/self-signed.js';
+import { seededRandom } from '../../src/util/random.js';
 import {
   encodeGrpcMessage,
   GrpcStatus,
@@ -211,6 +212,33 @@ describe('framing', () => {
     const want = { headers: OK_HEADERS, messages: ['echo:one', 'echo:two', 'echo:three', 'bye'], trailers: OK, rstCode: 0 };
     expect(await ra).toEqual(want);
     expect(await rb).toEqual(want);
+  });
+
+  test('60 streams on one connection, messages cut at seeded random points, writes interleaved across streams', async () => {
+    const { port } = await startServer();
+    const session = connect(port);
+    const rand = seededRandom(4242);
+    const streams = Array.from({ length: 60 }, (_, i) => {
+      const msgs = [`s${i}-a`, 'b'.repeat(1 + Math.floor(rand() * 300)), `s${i}-c`];
+      const wire = Buffer.concat(msgs.map((m) => frame(m)));
+      const pieces: Buffer[] = [];
+      for (let off = 0; off < wire.length; ) {
+        const n = 1 + Math.floor(rand() * 40);
+        pieces.push(wire.subarray(off, off + n));
+        off += n;
+      }
+      const req = open(session);
+      return { msgs, pieces, req, res: collect(req) };
+    });
+    // Round-robin: piece k of every stream, then piece k+1, … (each stream's state is its own).
+    for (let k = 0; streams.some((st) => k < st.pieces.length); k++) {
+      for (const st of streams) if (k < st.pieces.length) st.req.write(st.pieces[k]!);
+      await new Promise((r) => setImmediate(r));
+    }
+    for (const st of streams) st.req.end();
+    for (const st of streams) {
+      expect(await st.res).toEqual({ headers: OK_HEADERS, messages: [...st.msgs.map((m) => `echo:${m}`), 'bye'], trailers: OK, rstCode: 0 });
+    }
   });
 
   test('a message larger than a DATA frame (64 KiB, spread over frames) arrives whole', async () => {
