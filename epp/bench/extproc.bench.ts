@@ -281,6 +281,8 @@ async function main(): Promise<void> {
       ...process.execArgv,
       '--expose-gc',
       ...(process.env.KVROUTE_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KVROUTE_BENCH_CPU_PROF}`] : []),
+      // KVROUTE_BENCH_SERVER_FLAGS="--trace-gc ..." passes node flags to the server process.
+      ...(process.env.KVROUTE_BENCH_SERVER_FLAGS ? process.env.KVROUTE_BENCH_SERVER_FLAGS.split(' ').filter((f) => f !== '') : []),
     ],
   });
   const next = (): Promise<ToParent> => new Promise((r) => child.once('message', (m: ToParent) => r(m)));

@@ -49,7 +49,9 @@ export class H2Driver {
     this.ser = def.requestSerialize as (m: ProcessingRequest) => Buffer;
     this.de = def.responseDeserialize as (b: Buffer) => ProcessingResponse;
     this.sessions = Array.from({ length: opts.connections }, () => {
+      // Windows like Envoy's (1 MiB per stream; a large connection window), so replies never wait for WINDOW_UPDATEs.
       const s = http2.connect(`http://127.0.0.1:${opts.port}`, { settings: { initialWindowSize: 1 << 20 } });
+      s.once('connect', () => s.setLocalWindowSize(16 << 20));
       s.on('error', () => undefined);
       return s;
     });
