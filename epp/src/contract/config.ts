@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { describeIssues } from './issues.js';
 import { EppPorts, HashAlgos, KvEventsTopic, RedisPasswordEnv } from './names.js';
+import { pluginIssues } from './scheduling-plugins.js';
 
 const isPowerOfTwo = (n: number): boolean => Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 
@@ -104,8 +105,37 @@ export const ScorerWeightsSchema = z.object({
   sessionAffinity: z.number().min(0).default(0),
 });
 
-export const SchedulingSchema = z.object({
+export const PluginSpecSchema = z
+  .object({
+    /** Plugin type, llm-d's names (see PLUGIN_TYPES in contract/scheduling-plugins.ts). */
+    type: z.string().min(1),
+    /** Name profiles refer to; defaults to the type. */
+    name: z.string().min(1).optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict();
+
+export const ProfileSpecSchema = z
+  .object({
+    name: z.string().min(1),
+    plugins: z.array(z.object({ pluginRef: z.string().min(1), weight: z.number().min(0).optional() }).strict()).min(1),
+  })
+  .strict();
+
+export const SchedulingSchema = z
+  .object({
+  /** Scorer weights (a weight of 0 leaves the scorer out); ignored when `plugins`/`profiles` are set. */
   weights: ScorerWeightsSchema.default({}),
+  /**
+   * llm-d style plugin list (EndpointPickerConfig `plugins`); with `profiles`, replaces `weights`.
+   * @default undefined (the scheduler is composed from `weights`)
+   */
+  plugins: z.array(PluginSpecSchema).optional(),
+  /**
+   * llm-d style scheduling profiles referencing `plugins` (one primary profile, or `decode` +
+   * `prefill` for P/D). @default undefined
+   */
+  profiles: z.array(ProfileSpecSchema).optional(),
   /** Device-tier weights for the prefix scorer. */
   tierWeights: z.record(z.string(), z.number().min(0)).default({ gpu: 1.0, cpu: 0.8 }),
   /** Metrics scrape interval per pod. */
@@ -121,7 +151,10 @@ export const SchedulingSchema = z.object({
       nonCachedTokensThreshold: z.number().int().min(0).default(256),
     })
     .default({}),
-});
+  })
+  .superRefine((v, ctx) => {
+    for (const issue of pluginIssues(v.plugins, v.profiles)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: issue.path, message: issue.message });
+  });
 
 export const ServerSchema = z.object({
   grpcPort: listenPort.default(EppPorts.grpc),

@@ -2,3 +2,4 @@
 export * from './names.js';
 export * from './config.js';
 export * from './issues.js';
+export * from './scheduling-plugins.js';

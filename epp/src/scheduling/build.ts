@@ -9,7 +9,8 @@ import { DecodeFilter, PrefillFilter } from './filters.js';
 import { MaxScorePicker, type Random } from './picker.js';
 import { Scheduler, type Profile } from './scheduler.js';
 import { ActiveRequestScorer, KvCacheUtilizationScorer, PrecisePrefixScorer, QueueScorer, SessionAffinityScorer } from './scorers.js';
-import type { WeightedScorer } from './types.js';
+import type { Filter, Picker, Scorer, WeightedScorer } from './types.js';
+import { PLUGIN_TYPES, pluginIssues, type PluginSpec, type ProfileSpec } from '../contract/scheduling-plugins.js';
 
 export interface BuiltScheduler {
   readonly scheduler: Scheduler;
@@ -28,6 +29,13 @@ export interface BuildSchedulerOptions {
 }
 
 export function buildScheduler(opts: BuildSchedulerOptions): BuiltScheduler {
+  const { plugins, profiles } = opts.config.scheduling;
+  if (plugins !== undefined && profiles !== undefined) return buildFromPlugins(opts, plugins, profiles);
+  return buildFromWeights(opts);
+}
+
+/** The scheduler from `scheduling.weights` (the default composition). */
+function buildFromWeights(opts: BuildSchedulerOptions): BuiltScheduler {
   const { weights, pd } = opts.config.scheduling;
   const prefix = new PrecisePrefixScorer(opts.indexer);
   const sessions = weights.sessionAffinity > 0 ? new SessionAffinityScorer() : undefined;
@@ -56,4 +64,78 @@ export function buildScheduler(opts: BuildSchedulerOptions): BuiltScheduler {
     }),
     sessions,
   };
+}
+
+/**
+ * The scheduler from llm-d style `scheduling.plugins` + `scheduling.profiles` (validated by the
+ * config schema, see contract/scheduling-plugins.ts): one plugin instance per declared plugin,
+ * shared by the profiles that reference it; filters run in the order listed.
+ */
+function buildFromPlugins(opts: BuildSchedulerOptions, plugins: readonly PluginSpec[], profiles: readonly ProfileSpec[]): BuiltScheduler {
+  const problems = pluginIssues(plugins, profiles);
+  if (problems.length > 0) {
+    throw new Error(`scheduling plugins: ${problems.map((p) => `scheduling.${p.path.join('.')}: ${p.message}`).join('; ')}`);
+  }
+  let sessions: SessionAffinityScorer | undefined;
+  let threshold = opts.config.scheduling.pd.nonCachedTokensThreshold;
+  const instances = new Map<string, Scorer | Filter | Picker>();
+  for (const p of plugins) {
+    const param = (key: string): number | undefined => p.parameters?.[key] as number | undefined;
+    const name = p.name ?? p.type;
+    switch (p.type) {
+      case 'precise-prefix-cache-scorer':
+      case 'prefix-cache-scorer':
+        instances.set(name, new PrecisePrefixScorer(opts.indexer));
+        break;
+      case 'queue-scorer':
+        instances.set(name, new QueueScorer());
+        break;
+      case 'kv-cache-utilization-scorer':
+        instances.set(name, new KvCacheUtilizationScorer());
+        break;
+      case 'active-request-scorer':
+        instances.set(name, new ActiveRequestScorer(param('idleThreshold')));
+        break;
+      case 'session-affinity-scorer':
+        sessions = new SessionAffinityScorer(param('capacity'));
+        instances.set(name, sessions);
+        break;
+      case 'decode-filter':
+        instances.set(name, new DecodeFilter());
+        break;
+      case 'prefill-filter':
+        instances.set(name, new PrefillFilter());
+        break;
+      case 'max-score-picker':
+        instances.set(name, new MaxScorePicker(param('maxNumOfEndpoints'), opts.random));
+        break;
+      case 'prefix-based-pd-decider':
+        threshold = param('nonCachedTokens') ?? threshold;
+        break;
+      default:
+        break; // profile handlers: the profile names say what they would
+    }
+  }
+  const profile = (spec: ProfileSpec): Profile => {
+    const filters: Filter[] = [];
+    const scorers: WeightedScorer[] = [];
+    let picker: Picker | undefined;
+    for (const ref of spec.plugins) {
+      const kind = PLUGIN_TYPES[(plugins.find((p) => (p.name ?? p.type) === ref.pluginRef) as PluginSpec).type]?.kind;
+      const inst = instances.get(ref.pluginRef);
+      if (kind === 'filter') filters.push(inst as Filter);
+      else if (kind === 'scorer') scorers.push({ scorer: inst as Scorer, weight: ref.weight ?? 1 });
+      else if (kind === 'picker') picker = inst as Picker;
+    }
+    return { name: spec.name, filters, scorers, picker: picker ?? new MaxScorePicker(1, opts.random) };
+  };
+  const decodeSpec = profiles.length === 1 ? (profiles[0] as ProfileSpec) : (profiles.find((p) => p.name === 'decode') as ProfileSpec);
+  const prefillSpec = profiles.length === 2 ? profiles.find((p) => p.name === 'prefill') : undefined;
+  const decode = profile(decodeSpec);
+  const scheduler = new Scheduler({
+    blockSize: opts.config.blockSize,
+    decode,
+    ...(prefillSpec !== undefined ? { prefill: { profile: profile(prefillSpec), pd: { nonCachedTokensThreshold: threshold } } } : {}),
+  });
+  return { scheduler, sessions };
 }
