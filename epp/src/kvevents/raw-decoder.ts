@@ -52,6 +52,8 @@ export interface RawBatch {
 const GIVE_UP = Symbol('give up');
 
 const MAX_DEPTH = 32;
+/** Scratch arrays larger than this (u32s) are dropped after use. */
+const MAX_KEPT_SCRATCH = 1 << 22;
 
 /** Field ids, shared by both encodings. */
 const F_BLOCK_HASHES = 1;
@@ -91,9 +93,12 @@ const REMOVED_KEYS = new Map<string, number>([
 class U32Scratch {
   a = new Uint32Array(4096);
   n = 0;
+  /** Largest array ever allocated (u32s). */
+  peak = 4096;
   reserve(k: number): void {
     if (this.n + k <= this.a.length) return;
     const b = new Uint32Array(Math.max(this.a.length * 2, this.n + k));
+    this.peak = Math.max(this.peak, b.length);
     b.set(this.a.subarray(0, this.n));
     this.a = b;
   }
@@ -106,7 +111,19 @@ class Reader {
   readonly hashes = new U32Scratch();
   readonly tokens = new U32Scratch();
 
+  /**
+   * A count read from the wire, checked against the bytes left (every element takes at least one
+   * byte), so a forged header cannot make the decoder allocate or loop for what is not there.
+   */
+  count(n: number): number {
+    if (n > this.buf.length - this.pos) throw GIVE_UP;
+    return n;
+  }
+
   reset(buf: Uint8Array): void {
+    // Do not keep the scratch of an unusually large batch around.
+    if (this.tokens.a.length > MAX_KEPT_SCRATCH) this.tokens.a = new Uint32Array(4096);
+    if (this.hashes.a.length > MAX_KEPT_SCRATCH) this.hashes.a = new Uint32Array(4096);
     this.buf = buf;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.pos = 0;
@@ -326,6 +343,7 @@ class Reader {
   hashList(): number {
     const n = this.arrayHeader();
     if (n < 0) throw GIVE_UP;
+    this.count(n);
     for (let i = 0; i < n; i++) this.hash();
     return n;
   }
@@ -334,6 +352,7 @@ class Reader {
   tokenList(): number {
     const n = this.arrayHeader();
     if (n < 0) throw GIVE_UP;
+    this.count(n);
     const t = this.tokens;
     t.reserve(n);
     const a = t.a;
@@ -375,7 +394,7 @@ class Reader {
     if (b <= 0x7f || b >= 0xe0 || b === 0xc0 || b === 0xc2 || b === 0xc3) return;
     if (b >= 0xa0 && b <= 0xbf) return this.advance(b & 0x1f);
     if (b >= 0x90 && b <= 0x9f) return this.skipItems(b & 0x0f, depth);
-    if (b >= 0x80 && b <= 0x8f) return this.skipItems(2 * (b & 0x0f), depth);
+    if (b >= 0x80 && b <= 0x8f) return this.skipMap(b & 0x0f, depth);
     switch (b) {
       case 0xcc:
       case 0xd0:
@@ -405,9 +424,9 @@ class Reader {
       case 0xdd:
         return this.skipItems(this.u32(), depth);
       case 0xde:
-        return this.skipItems(2 * this.u16(), depth);
+        return this.skipMap(this.u16(), depth);
       case 0xdf:
-        return this.skipItems(2 * this.u32(), depth);
+        return this.skipMap(this.u32(), depth);
       default:
         // ext types (msgpackr may turn them into records, dates, ...): the general path decides.
         throw GIVE_UP;
@@ -419,7 +438,23 @@ class Reader {
     this.pos += k;
   }
 
+  /**
+   * Skip a map of `n` pairs. msgpackr (objects for maps) rejects a whole payload whose map has an
+   * array, map, bytes or ext key; so does this decoder, to stay equal to the general one.
+   */
+  private skipMap(n: number, depth: number): void {
+    this.count(2 * n);
+    for (let i = 0; i < n; i++) {
+      const k = this.buf[this.pos];
+      if (k === undefined) throw GIVE_UP;
+      if ((k >= 0x80 && k <= 0x9f) || k === 0xdc || k === 0xdd || k === 0xde || k === 0xdf || (k >= 0xc4 && k <= 0xc9) || (k >= 0xd4 && k <= 0xd8)) throw GIVE_UP;
+      this.skip(depth + 1);
+      this.skip(depth + 1);
+    }
+  }
+
   private skipItems(n: number, depth: number): void {
+    this.count(n);
     for (let i = 0; i < n; i++) this.skip(depth + 1);
   }
 }
@@ -599,6 +634,11 @@ export class RawBatchDecoder {
   decode(payload: Uint8Array): RawBatch | undefined {
     return decodeWith(this.reader, payload, false);
   }
+
+  /** The largest scratch array this decoder ever allocated, in u32s (diagnostics and tests). */
+  get peakScratch(): number {
+    return Math.max(this.reader.tokens.peak, this.reader.hashes.peak);
+  }
 }
 
 const shared = new Reader();
@@ -620,6 +660,7 @@ function decodeWith(r: Reader, payload: Uint8Array, copy: boolean): RawBatch | u
     const ts = r.number();
     const nEvents = r.arrayHeader();
     if (nEvents < 0) return undefined;
+    r.count(nEvents);
     const events: RawEvent[] = new Array<RawEvent>(nEvents);
     for (let i = 0; i < nEvents; i++) events[i] = readEvent(r);
     let dpRank: number | undefined;

@@ -220,3 +220,35 @@ describe('RawBatchDecoder (the pool’s per-shard decoder)', () => {
     expect(d.decode(Buffer.from([0xc1]))).toBeUndefined();
   });
 });
+
+describe('decodeRawBatch: forged lengths and keys msgpackr rejects', () => {
+  it('a count larger than the bytes left is refused before anything is allocated', () => {
+    const before = process.memoryUsage().arrayBuffers;
+    // 3e7 events claimed in 7 bytes; 2^28 and 2^32-1 token ids claimed in a tiny BlockStored.
+    const events = Buffer.from('9201dd01c9c380', 'hex');
+    const tokenBomb = (n: string): Buffer =>
+      Buffer.concat([Buffer.from('93cb3ff0000000000000' + '91' + '96' + 'ab426c6f636b53746f726564' + '9101' + 'c0', 'hex'), Buffer.from(`dd${n}`, 'hex'), Buffer.from('1001', 'hex')]);
+    const d = new RawBatchDecoder();
+    for (const p of [events, tokenBomb('10000000'), tokenBomb('ffffffff')]) {
+      expect(decodeRawBatch(p)).toBeUndefined();
+      expect(d.decode(p)).toBeUndefined();
+      expect(decodeKvEventBatch(p).ok).toBe(false);
+    }
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(64 << 20);
+    expect(d.peakScratch).toBe(4096); // nothing was ever grown for the forged counts
+  });
+
+  it('a map with an array key inside a skipped field sends the batch to the general decoder', () => {
+    const tokens16 = Array.from({ length: 16 }, (_, i) => i);
+    const placeholder = packMsgspec([new F64(1), [['BlockStored', [1], null, tokens16, 16, null, 'GPU', null, null, null, null, null, 'XX']], 0]);
+    const at = placeholder.indexOf(Buffer.from('a25858', 'hex'));
+    const bad = Buffer.concat([placeholder.subarray(0, at), Buffer.from('81910102', 'hex'), placeholder.subarray(at + 3)]); // locality = {[1]: 2}
+    expect(decodeKvEventBatch(bad)).toMatchObject({ ok: false, reason: 'msgpack' });
+    expect(decodeRawBatch(bad)).toBeUndefined();
+    // the same with a string key is fine on both paths
+    const good = Buffer.concat([placeholder.subarray(0, at), Buffer.from('81a16b02', 'hex'), placeholder.subarray(at + 3)]); // {k: 2}
+    expect(fast(good)).toEqual(general(good));
+    expect(fast(good)).toBeDefined();
+  });
+});
+
