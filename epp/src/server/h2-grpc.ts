@@ -141,6 +141,21 @@ export interface H2GrpcServerOptions {
    * @default 2 × maxSendMessageBytes + 1 MiB
    */
   readonly maxQueuedResponseBytes?: number;
+  /**
+   * Every this many ms each connection is PINGed; a peer that does not answer within
+   * `keepaliveTimeoutMs` is dropped and its calls cancelled (a crashed gateway or a partition
+   * sends no FIN: without this its calls, and the in-flight counts they hold, would stay forever).
+   * TCP keepalive probes start after the same idle time. 0 turns both off.
+   * @default 30000
+   */
+  readonly keepaliveIntervalMs?: number;
+  /** @default 10000 */
+  readonly keepaliveTimeoutMs?: number;
+  /**
+   * Concurrent streams per connection (SETTINGS_MAX_CONCURRENT_STREAMS), so one client cannot park
+   * unbounded partial messages. @default 10000
+   */
+  readonly maxConcurrentStreams?: number;
   /** Serve TLS (ALPN `h2` only) instead of h2c. @default undefined (h2c) */
   readonly tls?: H2GrpcTls;
   /** @default silentLogger() */
@@ -153,6 +168,9 @@ const CONNECTION_WINDOW_BYTES = 16 * MiB;
 const MAX_SESSION_MEMORY_MIB = 256;
 /** At shutdown, once every call has its status queued: how long clients get to read it and close. */
 const FLUSH_MS = 250;
+const DEFAULT_KEEPALIVE_MS = 30_000;
+const DEFAULT_KEEPALIVE_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_CONCURRENT_STREAMS = 10_000;
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 const EMPTY = Buffer.alloc(0);
@@ -190,6 +208,11 @@ export function unaryMethod<Req, Res>(
       const got: Req[] = [];
       return {
         message: (m) => {
+          // A second message is already an error: end the call now instead of holding more.
+          if (got.length >= 1) {
+            call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `${call.path} is a unary method: send exactly one request message (got ${got.length + 1})` });
+            return;
+          }
           got.push(m);
         },
         halfClose: () => {
@@ -224,6 +247,10 @@ export function serverStreamMethod<Req, Res>(
       let onCancel: (() => void) | undefined;
       return {
         message: (m) => {
+          if (got.length >= 1) {
+            call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `${call.path} is a server-streaming method: send exactly one request message (got ${got.length + 1})` });
+            return;
+          }
           got.push(m);
         },
         halfClose: () => {
@@ -360,7 +387,7 @@ class ServerCall<Req, Res> implements GrpcCall<Res>, LiveCall {
         this.headersSent = true;
         s.respond({ ...RESPONSE_HEADERS, ...statusHeaders(error), ...(error?.code === GrpcStatus.UNIMPLEMENTED && this.encodingRejected ? { 'grpc-accept-encoding': 'identity' } : {}) }, { endStream: true });
       } else {
-        this.trailers = statusHeaders(error);
+        this.trailers = { ...statusHeaders(error), ...(error?.code === GrpcStatus.UNIMPLEMENTED && this.encodingRejected ? { 'grpc-accept-encoding': 'identity' } : {}) };
         s.end();
       }
     } catch (err) {
@@ -547,6 +574,8 @@ export class H2GrpcServer {
   private readonly sockets = new Set<Socket>();
   private server: http2.Http2Server | http2.Http2SecureServer | undefined;
   private draining = false;
+  /** Set when the drain deadline passed: streams still arriving then are refused. */
+  private pastDeadline = false;
 
   constructor(private readonly opts: H2GrpcServerOptions = {}) {
     const maxReceive = opts.maxReceiveMessageBytes ?? 4 * MiB;
@@ -584,15 +613,17 @@ export class H2GrpcServer {
   async listen(port: number, host: string): Promise<number> {
     if (this.server) throw new Error('H2GrpcServer.listen() called twice; shutdown() it first');
     const common = {
-      settings: { initialWindowSize: STREAM_WINDOW_BYTES },
+      settings: { initialWindowSize: STREAM_WINDOW_BYTES, maxConcurrentStreams: this.opts.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS },
       maxSessionMemory: MAX_SESSION_MEMORY_MIB,
     };
     const tls = this.opts.tls;
     const server = tls ? http2.createSecureServer({ ...common, cert: tls.cert, key: tls.key, allowHTTP1: false, minVersion: 'TLSv1.2' }) : http2.createServer(common);
     const log = this.ctx.logger;
+    const keepalive = this.opts.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_MS;
     server.on('connection', (sock: Socket) => {
       this.sockets.add(sock);
       sock.once('close', () => this.sockets.delete(sock));
+      if (keepalive > 0) sock.setKeepAlive(true, keepalive);
     });
     server.on('session', (session: http2.ServerHttp2Session) => this.onSession(session));
     server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => this.onStream(stream, headers));
@@ -626,10 +657,14 @@ export class H2GrpcServer {
     this.server = undefined;
     this.draining = true;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // One GOAWAY (the real last stream id): node's API has no way to send gRPC's two-step
+    // "shutdown notice" (nghttp2 caps the last stream id), so streams the gateway sent after it
+    // are refused with REFUSED_STREAM, which HTTP/2 marks as safe to retry.
     for (const s of this.sessions) this.closeSession(s);
     let forcedCalls = 0;
     if (!(await this.waitUntil(() => this.unfinishedCalls().length === 0, graceMs))) {
       forcedCalls = this.unfinishedCalls().length;
+      this.pastDeadline = true;
       try {
         onDeadline?.();
       } catch (err) {
@@ -644,6 +679,7 @@ export class H2GrpcServer {
     for (const sock of this.sockets) sock.destroy();
     await closed;
     this.draining = false;
+    this.pastDeadline = false;
     return { forcedCalls };
   }
 
@@ -673,13 +709,53 @@ export class H2GrpcServer {
   private onSession(session: http2.ServerHttp2Session): void {
     this.sessions.add(session);
     session.on('error', (err: Error) => this.ctx.logger.debug({ err }, 'HTTP/2 session error'));
-    session.on('close', () => this.sessions.delete(session));
+    const stopKeepalive = this.keepalive(session);
+    session.on('close', () => {
+      stopKeepalive();
+      this.sessions.delete(session);
+    });
     try {
       session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
     } catch (err) {
       this.ctx.logger.debug({ err }, 'could not widen the HTTP/2 connection window');
     }
     if (this.draining) this.closeSession(session);
+  }
+
+  /** PINGs `session` every keepalive interval; destroys it when an answer does not come in time. */
+  private keepalive(session: http2.ServerHttp2Session): () => void {
+    const every = this.opts.keepaliveIntervalMs ?? DEFAULT_KEEPALIVE_MS;
+    const timeout = this.opts.keepaliveTimeoutMs ?? DEFAULT_KEEPALIVE_TIMEOUT_MS;
+    if (every <= 0) return () => undefined;
+    let deadline: NodeJS.Timeout | undefined;
+    const timer = setInterval(() => {
+      if (deadline !== undefined || session.closed || session.destroyed) return;
+      deadline = setTimeout(() => {
+        this.ctx.logger.warn({ timeoutMs: timeout }, 'HTTP/2 peer did not answer a keepalive PING; dropping the connection and cancelling its calls');
+        session.destroy();
+      }, timeout);
+      deadline.unref();
+      try {
+        const sent = session.ping((err) => {
+          clearTimeout(deadline);
+          deadline = undefined;
+          if (err) this.ctx.logger.debug({ err }, 'keepalive PING failed');
+        });
+        if (!sent) {
+          clearTimeout(deadline);
+          deadline = undefined;
+        }
+      } catch (err) {
+        clearTimeout(deadline);
+        deadline = undefined;
+        this.ctx.logger.debug({ err }, 'keepalive PING could not be sent');
+      }
+    }, every);
+    timer.unref();
+    return () => {
+      clearInterval(timer);
+      if (deadline !== undefined) clearTimeout(deadline);
+    };
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
@@ -691,11 +767,12 @@ export class H2GrpcServer {
       return;
     }
     const contentType = headers['content-type'];
-    if (typeof contentType !== 'string' || !contentType.startsWith('application/grpc')) {
-      this.refuse(stream, 415, { code: GrpcStatus.INVALID_ARGUMENT, message: `content-type must start with application/grpc, got ${String(contentType)} for ${path}` });
+    // application/grpc, optionally +proto/+json or ;params; not grpc-web (its framing differs).
+    if (typeof contentType !== 'string' || !/^application\/grpc(?:$|[+;])/.test(contentType)) {
+      this.refuse(stream, 415, { code: GrpcStatus.INVALID_ARGUMENT, message: `content-type must be application/grpc (or application/grpc+proto), got ${String(contentType)} for ${path}` });
       return;
     }
-    if (this.draining) {
+    if (this.draining && this.server === undefined && this.pastDeadline) {
       this.refuse(stream, 200, { code: GrpcStatus.UNAVAILABLE, message: 'server shutting down; retry on another endpoint' });
       return;
     }

@@ -5,6 +5,7 @@
  * interop (TLS, percent-encoded messages). The ext_proc suites cover the ExtProcServer on top.
  */
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { createSelfSignedCertificate } from '../../src/server/self-signed.js';
 import { seededRandom } from '../../src/util/random.js';
@@ -273,7 +274,7 @@ describe('refused and failed calls', () => {
     const rct = collect(ct);
     ct.end('{}');
     expect(await rct).toEqual({
-      headers: { ':status': 415, 'content-type': 'application/grpc+proto', 'grpc-status': '3', 'grpc-message': 'content-type must start with application/grpc, got application/json for /test.Echo/Chat' },
+      headers: { ':status': 415, 'content-type': 'application/grpc+proto', 'grpc-status': '3', 'grpc-message': 'content-type must be application/grpc (or application/grpc+proto), got application/json for /test.Echo/Chat' },
       messages: [],
       trailers: undefined,
       rstCode: 0,
@@ -607,5 +608,62 @@ describe('shutdown', () => {
     expect(await stopping).toEqual({ forcedCalls: 0 });
     expect(Date.now() - t0).toBeLessThan(2000);
     expect(events.cancelled).toEqual([]);
+  });
+});
+
+describe('review fixes: dead peers, content types, extra unary messages', () => {
+  test('a peer that stops answering PINGs is dropped and its calls are cancelled', async () => {
+    const { port, events } = await startServer({ keepaliveIntervalMs: 100, keepaliveTimeoutMs: 150 });
+    // A TCP proxy that can go silent in both directions (a partition: no FIN, no RST).
+    const sockets: net.Socket[] = [];
+    let silent = false;
+    const proxy = net.createServer((client) => {
+      const upstream = net.connect(port, '127.0.0.1');
+      sockets.push(client, upstream);
+      client.on('data', (d) => void (silent || upstream.write(d)));
+      upstream.on('data', (d) => void (silent || client.write(d)));
+      client.on('error', () => undefined);
+      upstream.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((r) => proxy.close(() => r()));
+    });
+    const session = connect((proxy.address() as net.AddressInfo).port);
+    const req = open(session);
+    req.on('error', () => undefined);
+    req.write(frame('silent'));
+    for (let i = 0; i < 100 && events.messages.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(events.messages).toEqual(['silent']);
+    silent = true;
+    for (let i = 0; i < 200 && events.cancelled.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(events.cancelled).toHaveLength(1);
+  });
+
+  test('application/grpc+proto is served; grpc-web is refused (its framing differs)', async () => {
+    const { port } = await startServer();
+    const session = connect(port);
+    const ok = session.request({ ':method': 'POST', ':path': '/test.Echo/Unary', 'content-type': 'application/grpc+proto', te: 'trailers' });
+    const rok = collect(ok);
+    ok.end(frame('a'));
+    expect((await rok).messages).toEqual(['unary:a']);
+    const web = session.request({ ':method': 'POST', ':path': '/test.Echo/Unary', 'content-type': 'application/grpc-web+proto' });
+    const rweb = collect(web);
+    web.end(frame('a'));
+    expect((await rweb).headers[':status']).toBe(415);
+  });
+
+  test('a second message on a unary call ends it at once (nothing more is buffered)', async () => {
+    const { port } = await startServer();
+    const session = connect(port);
+    const req = session.request({ ':method': 'POST', ':path': '/test.Echo/Unary', 'content-type': 'application/grpc', te: 'trailers' });
+    req.on('error', () => undefined);
+    const headers = new Promise<http2.IncomingHttpHeaders>((r) => req.once('response', r));
+    req.write(Buffer.concat([frame('1'), frame('2')]));
+    // no half-close: the status comes anyway (trailers-only)
+    const h = await headers;
+    expect([h['grpc-status'], h['grpc-message']]).toEqual(['12', '/test.Echo/Unary is a unary method: send exactly one request message (got 2)']);
+    req.close();
   });
 });
