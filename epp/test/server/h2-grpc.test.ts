@@ -666,4 +666,14 @@ describe('review fixes: dead peers, content types, extra unary messages', () => 
     expect([h['grpc-status'], h['grpc-message']]).toEqual(['12', '/test.Echo/Unary is a unary method: send exactly one request message (got 2)']);
     req.close();
   });
+
+  test('SETTINGS: 10,000 concurrent streams per connection by default, or as configured', async () => {
+    for (const [opts, want] of [[{}, 10_000], [{ maxConcurrentStreams: 7 }, 7]] as const) {
+      const { port } = await startServer(opts);
+      const session = connect(port);
+      const settings = await new Promise<http2.Settings>((r) => session.once('remoteSettings', r));
+      expect(settings.maxConcurrentStreams).toBe(want);
+    }
+  });
 });
+
