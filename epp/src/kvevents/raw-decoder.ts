@@ -474,7 +474,7 @@ interface Draft {
   groupIdx: number | undefined;
 }
 
-function readField(r: Reader, field: number, d: Draft, stored: boolean): void {
+function readField(r: Reader, field: number, d: Draft): void {
   if (field === F_SKIP) {
     r.skip();
     return;
@@ -529,8 +529,7 @@ function readField(r: Reader, field: number, d: Draft, stored: boolean): void {
       if (!r.isNil()) throw GIVE_UP;
       return;
     default:
-      if (!stored) r.skip();
-      else throw GIVE_UP;
+      throw GIVE_UP;
   }
 }
 
@@ -555,7 +554,7 @@ function readEvent(r: Reader): RawEvent {
     for (let i = 1; i < n; i++) {
       const f = positions[i - 1];
       if (f === undefined) r.skip();
-      else readField(r, f, d, true);
+      else readField(r, f, d);
     }
   } else {
     const m = r.mapHeader();
@@ -579,15 +578,11 @@ function readEvent(r: Reader): RawEvent {
       if (k === 'type') throw GIVE_UP;
       const f = keys.get(k);
       if (f === undefined) r.skip();
-      else readField(r, f, d, true);
+      else readField(r, f, d);
     }
   }
   if ((d.seen & (1 << F_BLOCK_HASHES)) === 0) throw GIVE_UP;
-  if (type === 'BlockStored') {
-    if ((d.seen & (1 << F_TOKENS)) === 0 || (d.seen & (1 << F_BLOCK_SIZE)) === 0 || d.nTokens === 0) throw GIVE_UP;
-  } else if ((d.seen & ((1 << F_TOKENS) | (1 << F_PARENT) | (1 << F_BLOCK_SIZE))) !== 0) {
-    throw GIVE_UP;
-  }
+  if (type === 'BlockStored' && ((d.seen & (1 << F_TOKENS)) === 0 || (d.seen & (1 << F_BLOCK_SIZE)) === 0 || d.nTokens === 0)) throw GIVE_UP;
   return {
     type,
     hashOff: d.hashOff,
