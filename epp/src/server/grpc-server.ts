@@ -14,7 +14,7 @@
  * `files` (PEM certificate + key), or `self-signed` (generated at start by `self-signed.ts`,
  * returned from `start()` so tests and local clients can pin it).
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { Registry } from 'prom-client';
 import { EppPorts } from '../contract/names.js';
 import type { RequestDirector } from '../extproc/director.js';
@@ -77,6 +77,12 @@ export interface ExtProcServerOptions {
    * @default () => true
    */
   readonly ready?: () => boolean;
+  /**
+   * With `tls: { mode: 'files' }`: how often the certificate and key files are checked for changes
+   * (a changed pair is loaded for new connections).
+   * @default 10000
+   */
+  readonly tlsReloadIntervalMs?: number;
   /**
    * How often health `Watch` streams re-check `ready()` (changes are also pushed by
    * `notifyHealthChanged()`).
@@ -200,6 +206,7 @@ export class ExtProcServer {
   private main: H2GrpcServer | undefined;
   private health: H2GrpcServer | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
+  private tlsTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   /** Options shared by every ExtProcStream (built on the first call). */
   private streamOptions: StreamOptions | undefined;
@@ -267,6 +274,7 @@ export class ExtProcServer {
     this.addHealth(main, protos);
     const grpcPort = await main.listen(wantGrpcPort, listenHost(host));
     this.main = main;
+    if (tls.mode === 'files') this.watchCertificate(main, tls.certFile, tls.keyFile);
 
     let healthPort: number | undefined;
     if (hp !== null) {
@@ -292,7 +300,39 @@ export class ExtProcServer {
    * streams get `graceMs` to finish, then the rest are cancelled with UNAVAILABLE.
    * @param graceMs drain deadline, @default 5000
    */
+  /**
+   * Reload the certificate and key when either file changes (cert-manager rotates the Secret's
+   * files in place): polled every `tlsReloadIntervalMs`; a pair that cannot be read or parsed is
+   * logged and the current one kept.
+   */
+  private watchCertificate(main: H2GrpcServer, certFile: string, keyFile: string): void {
+    const every = this.opts.tlsReloadIntervalMs ?? 10_000;
+    let last = '';
+    const stamp = async (): Promise<string> => {
+      const [c, k] = await Promise.all([stat(certFile), stat(keyFile)]);
+      return `${c.mtimeMs}/${c.size}/${k.mtimeMs}/${k.size}`;
+    };
+    void stamp().then((s) => (last = s), () => undefined);
+    this.tlsTimer = setInterval(() => {
+      void (async () => {
+        try {
+          const now = await stamp();
+          if (now === last) return;
+          const [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
+          main.setTls({ cert, key });
+          last = now;
+          this.logger.info({ certFile }, 'TLS certificate reloaded');
+        } catch (err) {
+          this.logger.warn({ err, certFile, keyFile }, 'TLS certificate files changed but could not be loaded; keeping the current certificate');
+        }
+      })();
+    }, every);
+    this.tlsTimer.unref();
+  }
+
   async stop(graceMs = 5000): Promise<ExtProcStopResult> {
+    if (this.tlsTimer) clearInterval(this.tlsTimer);
+    this.tlsTimer = undefined;
     if (!this.main) return { forcedStreams: 0 };
     this.stopping = true;
     this.notifyHealthChanged();

@@ -697,6 +697,18 @@ export class H2GrpcServer {
     return true;
   }
 
+  /**
+   * Replace the TLS certificate and key for new connections (open ones keep theirs), e.g. after
+   * cert-manager rotated the files. Throws when the server is not serving TLS or the pair is bad.
+   */
+  setTls(tls: H2GrpcTls): void {
+    const server = this.server;
+    if (server === undefined || !('setSecureContext' in server)) {
+      throw new Error('H2GrpcServer.setTls: the server is not listening with TLS; start it with the tls option first');
+    }
+    server.setSecureContext({ cert: tls.cert, key: tls.key });
+  }
+
   private closeSession(s: http2.ServerHttp2Session): void {
     try {
       s.close();

@@ -3,6 +3,7 @@
  * (self-signed and from files) with a client that pins the certificate.
  */
 import { X509Certificate } from 'node:crypto';
+import { connect as tlsConnect } from 'node:tls';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -212,6 +213,46 @@ describe('TLS', () => {
     await expect(bad.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1', tls: { mode: 'files', certFile: join(dir, 'nope.crt'), keyFile: join(dir, 'tls.key') } })).rejects.toThrow(
       /cannot read TLS certificate .*nope\.crt.*set server\.tls\.certFile/,
     );
+  });
+});
+
+describe('TLS certificate rotation (files)', () => {
+  test('a rotated certificate is served to new connections; an unreadable pair keeps the old one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kvroute-tls-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const first = createSelfSignedCertificate({ commonName: 'epp-1', hosts: ['localhost', '127.0.0.1'] });
+    const second = createSelfSignedCertificate({ commonName: 'epp-2', hosts: ['localhost', '127.0.0.1'] });
+    const crt = join(dir, 'tls.crt');
+    const key = join(dir, 'tls.key');
+    await writeFile(crt, first.certPem);
+    await writeFile(key, first.keyPem);
+    const server = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']), tlsReloadIntervalMs: 20 });
+    const bound = await server.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1', tls: { mode: 'files', certFile: crt, keyFile: key } });
+    cleanups.push(() => server.stop(100).then(() => undefined));
+    const served = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port: bound.grpcPort, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () => {
+          resolve(s.getPeerX509Certificate()?.subject ?? '');
+          s.destroy();
+        });
+        s.on('error', reject);
+      });
+    expect(await served()).toBe('CN=epp-1');
+    // a half-written rotation (garbage key) is refused; the old certificate stays
+    await writeFile(key, 'not a key');
+    await new Promise((r) => setTimeout(r, 120));
+    expect(await served()).toBe('CN=epp-1');
+    await writeFile(crt, second.certPem);
+    await writeFile(key, second.keyPem);
+    let subject = '';
+    for (let i = 0; i < 100 && subject !== 'CN=epp-2'; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      subject = await served();
+    }
+    expect(subject).toBe('CN=epp-2');
+    const c = new ExtProcTestClient({ address: `127.0.0.1:${bound.grpcPort}`, caPem: second.certPem });
+    cleanups.push(() => c.close());
+    expect((await routeRequest(c.open(), { headers: postHeaders(PATH_COMPLETIONS), body })).kind).toBe('routed');
   });
 });
 
