@@ -24,8 +24,13 @@ const scratch = new DataView(new ArrayBuffer(8));
  * instead of three (`(BigInt(hi) << 32n) | BigInt(lo)`), ~1.7× faster in a micro-benchmark.
  */
 export function toBigInt(out: U64Out): bigint {
-  scratch.setUint32(0, out[0]);
-  scratch.setUint32(4, out[1]);
+  return fromHalves(out[0] as number, out[1] as number);
+}
+
+/** The unsigned 64-bit value (hi << 32) | lo as a bigint (hi, lo: u32, signed int32 accepted). */
+export function fromHalves(hi: number, lo: number): bigint {
+  scratch.setUint32(0, hi >>> 0);
+  scratch.setUint32(4, lo >>> 0);
   return scratch.getBigUint64(0);
 }
 

@@ -49,6 +49,7 @@ import type { Registry } from 'prom-client';
 import type { BlockKey, Index, PodEntry, RawIndexWriter } from './types.js';
 import { MAX_BLOCK_KEY, assertBlockKey, engineGroups } from './engine-mapping.js';
 import { registerMemoryIndexMetrics } from './index-metrics.js';
+import { fromHalves } from './hash-fast.js';
 import { PrefixHits } from './prefix-hits.js';
 
 export interface MemoryIndexOptions {
@@ -117,9 +118,6 @@ function tableSlotsFor(cap: number): number {
   return 2 ** Math.ceil(Math.log2(Math.ceil(cap * TABLE_SLOTS_PER_RECORD)));
 }
 
-function toBigKey(lo: number, hi: number): BlockKey {
-  return (BigInt(hi) << 32n) | BigInt(lo);
-}
 
 function grownInt32(a: Int32Array, cap: number): Int32Array {
   const b = new Int32Array(cap);
@@ -636,7 +634,7 @@ export class MemoryIndex implements Index, RawIndexWriter {
     const e = this.eTable.find(scratch32[LO] as number, scratch32[HI] as number, this.eKey);
     if (e === NIL) return undefined;
     const slot = this.eReq[e] as number;
-    return toBigKey(this.kKey[2 * slot] as number, this.kKey[2 * slot + 1] as number);
+    return fromHalves(this.kKey[2 * slot + 1] as number, this.kKey[2 * slot] as number);
   }
 
   async clear(pod: string): Promise<void> {
@@ -907,9 +905,7 @@ export class MemoryIndex implements Index, RawIndexWriter {
   /** `mapEngineOne` with both keys as u32 halves. */
   private mapEngineHalves(lo: number, hi: number, rlo: number, rhi: number, slot: number): void {
     // A slot resolved earlier in this add may have been evicted (tiny budgets): re-check it.
-    if (slot !== NIL && (this.kHolders[slot] === NIL || this.kKey[2 * slot] !== rlo || this.kKey[2 * slot + 1] !== rhi)) {
-      slot = this.kTable.find(rlo, rhi, this.kKey);
-    }
+    if (slot !== NIL) slot = this.reresolve(slot, rlo, rhi);
     let head = this.eTable.find(lo, hi, this.eKey);
     if (head !== NIL) {
       // Fast path: the same mapping again (every pod that stores a block sends the same pair).
@@ -925,22 +921,39 @@ export class MemoryIndex implements Index, RawIndexWriter {
     if (slot === NIL) return;
     const e = this.allocEdge();
     if (e === NIL) return;
-    if (this.kHolders[slot] === NIL || this.kKey[2 * slot] !== rlo || this.kKey[2 * slot + 1] !== rhi) {
-      slot = this.kTable.find(rlo, rhi, this.kKey);
-      if (slot === NIL) {
-        this.eNextE[e] = this.eFree;
-        this.eFree = e;
-        return;
-      }
+    slot = this.reresolve(slot, rlo, rhi);
+    if (slot === NIL) {
+      this.returnEdge(e);
+      return;
     }
+    this.linkEdge(e, lo, hi, slot);
+    this.eNextE[e] = NIL;
+    this.eTable.insert(e, this.eKey);
+  }
+
+  /**
+   * `slot` if it still holds the key (lo, hi), else the key's current slot or NIL: an allocation
+   * between resolving and using a slot may have evicted LRU keys, possibly this one.
+   */
+  private reresolve(slot: number, lo: number, hi: number): number {
+    if (this.kHolders[slot] !== NIL && this.kKey[2 * slot] === lo && this.kKey[2 * slot + 1] === hi) return slot;
+    return this.kTable.find(lo, hi, this.kKey);
+  }
+
+  /** Fill edge `e` (engine key lo/hi → request `slot`) and chain it on the request key. */
+  private linkEdge(e: number, lo: number, hi: number, slot: number): void {
     this.liveEdges++;
     this.eKey[2 * e] = lo;
     this.eKey[2 * e + 1] = hi;
     this.eReq[e] = slot;
     this.eNextR[e] = this.kEdges[slot] as number;
     this.kEdges[slot] = e;
-    this.eNextE[e] = NIL;
-    this.eTable.insert(e, this.eKey);
+  }
+
+  /** Give back an edge that was allocated but not used. */
+  private returnEdge(e: number): void {
+    this.eNextE[e] = this.eFree;
+    this.eFree = e;
   }
 
   /** Replace the request keys of `engineKey` by `requestKeys` (in order; the last is the newest). */
@@ -985,21 +998,12 @@ export class MemoryIndex implements Index, RawIndexWriter {
       scratch64[0] = keys[i] as BlockKey;
       const rlo = scratch32[LO] as number;
       const rhi = scratch32[HI] as number;
-      let slot = slots[i] as number;
-      if (this.kHolders[slot] === NIL || this.kKey[2 * slot] !== rlo || this.kKey[2 * slot + 1] !== rhi) {
-        slot = this.kTable.find(rlo, rhi, this.kKey);
-      }
+      const slot = this.reresolve(slots[i] as number, rlo, rhi);
       if (slot === NIL) {
-        this.eNextE[e] = this.eFree;
-        this.eFree = e;
+        this.returnEdge(e);
         continue;
       }
-      this.liveEdges++;
-      this.eKey[2 * e] = lo;
-      this.eKey[2 * e + 1] = hi;
-      this.eReq[e] = slot;
-      this.eNextR[e] = this.kEdges[slot] as number;
-      this.kEdges[slot] = e;
+      this.linkEdge(e, lo, hi, slot);
       const cur = this.eTable.find(lo, hi, this.eKey);
       if (cur === NIL) {
         this.eNextE[e] = NIL;

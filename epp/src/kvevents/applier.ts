@@ -31,21 +31,18 @@
  * `kvroute_kv_events_hash_mismatch_total` and logs a rate-limited warning naming the likely cause.
  */
 import type { HashAlgo } from '../contract/names.js';
+import { fromHalves } from '../kvblock/hash-fast.js';
 import { type RawKeyProcessor, createTokenProcessor, rawKeyProcessor } from '../kvblock/token-processor.js';
 import type { BlockExtraKeys, BlockKey, ChainState, Index, PodEntry, RawIndexWriter, TokenProcessor, TokenProcessorOptions } from '../kvblock/types.js';
 import { type DropReason, type KvEventsMetrics, type Logger, RateLimitedLog, noopMetrics, silentLogger } from './observe.js';
 import type { BlockRemovedEvent, BlockStoredEvent, KvEvent, KvEventBatch } from './types.js';
 import type { RawBatch, RawEvent } from './raw-decoder.js';
 
-function halvesToKey(hi: number, lo: number): BlockKey {
-  return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
-}
-
 /** The general decoder's event for a fast-decoder event (same fields, bigint hashes). */
 export function materialize(ev: RawEvent, batch: RawBatch): KvEvent {
   if (ev.type === 'AllBlocksCleared') return { type: 'AllBlocksCleared' };
   const blockHashes: BlockKey[] = new Array<BlockKey>(ev.nHashes);
-  for (let i = 0; i < ev.nHashes; i++) blockHashes[i] = halvesToKey(batch.hashes[ev.hashOff + 2 * i] as number, batch.hashes[ev.hashOff + 2 * i + 1] as number);
+  for (let i = 0; i < ev.nHashes; i++) blockHashes[i] = fromHalves(batch.hashes[ev.hashOff + 2 * i] as number, batch.hashes[ev.hashOff + 2 * i + 1] as number);
   const group = ev.groupIdx === undefined ? {} : { groupIdx: ev.groupIdx };
   if (ev.type === 'BlockRemoved') return { type: 'BlockRemoved', blockHashes, medium: ev.medium, ...group };
   return {
@@ -54,7 +51,7 @@ export function materialize(ev: RawEvent, batch: RawBatch): KvEvent {
     tokenIds: Array.from(batch.tokens.subarray(ev.tokenOff, ev.tokenOff + ev.nTokens)),
     blockSize: ev.blockSize,
     medium: ev.medium,
-    ...(ev.hasParent ? { parentBlockHash: halvesToKey(ev.parentHi, ev.parentLo) } : {}),
+    ...(ev.hasParent ? { parentBlockHash: fromHalves(ev.parentHi, ev.parentLo) } : {}),
     ...group,
   };
 }
@@ -214,7 +211,7 @@ export class EventApplier {
     let parentLo = 0;
     if (ev.hasParent) {
       if (!writer.requestKeyForRawSync(ev.parentHi, ev.parentLo, this.parentOut, 0)) {
-        this.drop('parent_unknown', pod, `BlockStored parent hash ${halvesToKey(ev.parentHi, ev.parentLo)} is not in the index; its chain of ${n} blocks cannot be placed`);
+        this.drop('parent_unknown', pod, `BlockStored parent hash ${fromHalves(ev.parentHi, ev.parentLo)} is not in the index; its chain of ${n} blocks cannot be placed`);
         return;
       }
       parentHi = this.parentOut[0] as number;
@@ -417,11 +414,11 @@ export class EventApplier {
     if (this.eligibleSeen++ % this.sampleEvery !== 0) return;
     const first: BlockStoredEvent = {
       type: 'BlockStored',
-      blockHashes: [halvesToKey(batch.hashes[ev.hashOff] as number, batch.hashes[ev.hashOff + 1] as number)],
+      blockHashes: [fromHalves(batch.hashes[ev.hashOff] as number, batch.hashes[ev.hashOff + 1] as number)],
       tokenIds: Array.from(batch.tokens.subarray(ev.tokenOff, ev.tokenOff + ev.blockSize)),
       blockSize: ev.blockSize,
       medium: ev.medium,
-      ...(ev.hasParent ? { parentBlockHash: halvesToKey(ev.parentHi, ev.parentLo) } : {}),
+      ...(ev.hasParent ? { parentBlockHash: fromHalves(ev.parentHi, ev.parentLo) } : {}),
     };
     this.checkHash(pod, first, undefined);
   }
