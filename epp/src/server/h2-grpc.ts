@@ -201,33 +201,10 @@ export function unaryMethod<Req, Res>(
   responseSerialize: (msg: Res) => Buffer,
   handle: (req: Req) => Res,
 ): GrpcMethod<Req, Res> {
-  return {
-    requestDeserialize,
-    responseSerialize,
-    open: (call) => {
-      const got: Req[] = [];
-      return {
-        message: (m) => {
-          // A second message is already an error: end the call now instead of holding more.
-          if (got.length >= 1) {
-            call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `${call.path} is a unary method: send exactly one request message (got ${got.length + 1})` });
-            return;
-          }
-          got.push(m);
-        },
-        halfClose: () => {
-          if (got.length !== 1) {
-            call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `${call.path} is a unary method: send exactly one request message (got ${got.length})` });
-            return;
-          }
-          call.send(handle(got[0]!));
-          call.end();
-        },
-        cancelled: () => undefined,
-        failed: () => undefined,
-      };
-    },
-  };
+  return singleRequestMethod('unary', requestDeserialize, responseSerialize, (req, call) => {
+    call.send(handle(req));
+    call.end();
+  });
 }
 
 /**
@@ -239,26 +216,35 @@ export function serverStreamMethod<Req, Res>(
   responseSerialize: (msg: Res) => Buffer,
   start: (req: Req, call: GrpcCall<Res>) => { onCancel?: () => void } | void,
 ): GrpcMethod<Req, Res> {
+  return singleRequestMethod('server-streaming', requestDeserialize, responseSerialize, start);
+}
+
+/** A method taking exactly one request message: a second one ends the call at once (nothing more is held). */
+function singleRequestMethod<Req, Res>(
+  kind: 'unary' | 'server-streaming',
+  requestDeserialize: (payload: Buffer) => Req,
+  responseSerialize: (msg: Res) => Buffer,
+  start: (req: Req, call: GrpcCall<Res>) => { onCancel?: () => void } | void,
+): GrpcMethod<Req, Res> {
   return {
     requestDeserialize,
     responseSerialize,
     open: (call) => {
       const got: Req[] = [];
       let onCancel: (() => void) | undefined;
+      const wrongCount = (n: number): void =>
+        call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `${call.path} is a ${kind} method: send exactly one request message (got ${n})` });
       return {
         message: (m) => {
-          if (got.length >= 1) {
-            call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `${call.path} is a server-streaming method: send exactly one request message (got ${got.length + 1})` });
-            return;
-          }
-          got.push(m);
+          if (got.length >= 1) wrongCount(got.length + 1);
+          else got.push(m);
         },
         halfClose: () => {
-          if (got.length !== 1) {
-            call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `${call.path} is a server-streaming method: send exactly one request message (got ${got.length})` });
+          if (got.length !== 1 || call.finished) {
+            wrongCount(got.length);
             return;
           }
-          onCancel = start(got[0]!, call)?.onCancel;
+          onCancel = start(got[0] as Req, call)?.onCancel;
         },
         cancelled: () => onCancel?.(),
         failed: () => onCancel?.(),
