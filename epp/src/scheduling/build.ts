@@ -10,7 +10,7 @@ import { MaxScorePicker, type Random } from './picker.js';
 import { Scheduler, type Profile } from './scheduler.js';
 import { ActiveRequestScorer, KvCacheUtilizationScorer, PrecisePrefixScorer, QueueScorer, SessionAffinityScorer } from './scorers.js';
 import type { Filter, Picker, Scorer, WeightedScorer } from './types.js';
-import { PLUGIN_TYPES, pluginIssues, type PluginSpec, type ProfileSpec } from '../contract/scheduling-plugins.js';
+import { PLUGIN_TYPES, pluginIssues, type PluginKind, type PluginSpec, type ProfileSpec } from '../contract/scheduling-plugins.js';
 
 export interface BuiltScheduler {
   readonly scheduler: Scheduler;
@@ -79,9 +79,11 @@ function buildFromPlugins(opts: BuildSchedulerOptions, plugins: readonly PluginS
   let sessions: SessionAffinityScorer | undefined;
   let threshold = opts.config.scheduling.pd.nonCachedTokensThreshold;
   const instances = new Map<string, Scorer | Filter | Picker>();
+  const kinds = new Map<string, PluginKind | undefined>();
   for (const p of plugins) {
     const param = (key: string): number | undefined => p.parameters?.[key] as number | undefined;
     const name = p.name ?? p.type;
+    kinds.set(name, PLUGIN_TYPES[p.type]?.kind);
     switch (p.type) {
       case 'precise-prefix-cache-scorer':
       case 'prefix-cache-scorer':
@@ -121,7 +123,7 @@ function buildFromPlugins(opts: BuildSchedulerOptions, plugins: readonly PluginS
     const scorers: WeightedScorer[] = [];
     let picker: Picker | undefined;
     for (const ref of spec.plugins) {
-      const kind = PLUGIN_TYPES[(plugins.find((p) => (p.name ?? p.type) === ref.pluginRef) as PluginSpec).type]?.kind;
+      const kind = kinds.get(ref.pluginRef);
       const inst = instances.get(ref.pluginRef);
       if (kind === 'filter') filters.push(inst as Filter);
       else if (kind === 'scorer') scorers.push({ scorer: inst as Scorer, weight: ref.weight ?? 1 });
