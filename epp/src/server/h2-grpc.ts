@@ -770,7 +770,7 @@ export class H2GrpcServer {
       this.refuse(stream, 415, { code: GrpcStatus.INVALID_ARGUMENT, message: `content-type must be application/grpc (or application/grpc+proto), got ${String(contentType)} for ${path}` });
       return;
     }
-    if (this.draining && this.server === undefined && this.pastDeadline) {
+    if (this.pastDeadline) {
       this.refuse(stream, 200, { code: GrpcStatus.UNAVAILABLE, message: 'server shutting down; retry on another endpoint' });
       return;
     }
