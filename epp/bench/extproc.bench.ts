@@ -5,30 +5,43 @@
  *   request headers → 8 KB completions body (end_of_stream) → [EPP: headers response + body]
  *   → response headers → JSON response body with usage → [EPP: response replies] → half-close.
  *
+ * A second child, the floor (bench/support/null-extproc.ts), serves the same exchange over the
+ * same node:http2 stack with zero work: it replays the EPP's recorded reply bytes. Run side by side
+ * with the EPP (open-loop runs interleaved, order swapped each round), it shows what this machine,
+ * loopback, HTTP/2 and the driver cost by themselves, so the EPP's own share can be read off.
+ *
  * Reported:
- *   - closed-loop throughput (streams/s) at a fixed concurrency;
- *   - open-loop latency at a fixed arrival rate: the EPP's added latency = time from sending the
- *     final request-body frame to receiving the headers response (includes both gRPC stacks and
- *     loopback; the client shares the machine);
+ *   - closed-loop throughput (streams/s) at a fixed concurrency, EPP and floor;
+ *   - open-loop latency at fixed arrival rates, pooled over `--rounds` runs per target: the added
+ *     latency = time from sending the final request-body frame to receiving the headers response
+ *     (includes both HTTP/2 stacks and loopback; the client shares the machine), for the EPP, the
+ *     floor, and their difference per percentile; server CPU per stream; the EPP's own decision
+ *     time (body complete → reply, from its histogram); GC pauses of each server and of the driver;
  *   - the server's RSS at start, after warm-up and after the throughput run.
  *
  *   npx tsx bench/extproc.bench.ts [--streams 20000] [--concurrency 128] [--rates 250,1000] [--seconds 5]
- *                                  [--prompt-bytes 8192] [--endpoints 16] [--driver h2|grpc-js]
+ *                                  [--rounds 3] [--prompt-bytes 8192] [--endpoints 16] [--driver h2|grpc-js]
  *
  * The driver plays Envoy. `h2` (default, bench/support/h2-driver.ts) speaks gRPC over node:http2
  * with the fixed messages serialized once, like Envoy's C++ client it costs little CPU per stream;
  * `grpc-js` uses @grpc/grpc-js's client (≈ 330–400 µs CPU per stream, competing with the EPP for
- * the same 2 cores). Both check every reply.
+ * the same 2 cores). Both check every reply. The driver re-runs itself with
+ * `--max-semi-space-size=1` (KVROUTE_BENCH_DRIVER_FLAGS): Envoy has no GC, and with V8's default
+ * young generation the driver's own 4–16 ms scavenges would land in the measured latency.
+ * KVROUTE_BENCH_SERVER_FLAGS passes node flags to the EPP's process, KVROUTE_BENCH_CPU_PROF=<dir>
+ * writes its CPU profile.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos, ServiceNames } from '../src/extproc/proto.js';
 import type { ProcessingRequest, ProcessingResponse } from '../src/extproc/types.js';
 import type { InferenceRequest, PickResult, RequestDirector } from '../src/extproc/director.js';
 import { ExtProcServer } from '../src/server/grpc-server.js';
-import { H2Driver } from './support/h2-driver.js';
+import { benchExchange, H2Driver } from './support/h2-driver.js';
+import { recordReplies, startNullExtProc } from './support/null-extproc.js';
 import { Registry } from 'prom-client';
 import { combineObservers, ExtProcLogging, ExtProcMetrics } from '../src/extproc/observer.js';
 import { ExtProcStream } from '../src/extproc/stream.js';
@@ -47,6 +60,8 @@ const RATES = (() => {
   return i >= 0 ? process.argv[i + 1]!.split(',').map(Number) : [250, 1000];
 })();
 const SECONDS = arg('seconds', 5);
+/** Open-loop runs per rate and target (EPP and floor alternate). */
+const ROUNDS = arg('rounds', 3);
 const PROMPT_BYTES = arg('prompt-bytes', 8192);
 const ENDPOINTS = arg('endpoints', 16);
 const DRIVER = (() => {
@@ -66,7 +81,48 @@ interface Sample {
   decisions: number;
   decisionsLe1ms: number;
   decisionsLe2ms: number;
+  /** GC pauses since the previous sample. */
+  gc: GcStats;
 }
+
+/** Stop-the-world GC pauses seen by a PerformanceObserver: count, sum and longest (ms). */
+interface GcStats {
+  n: number;
+  totalMs: number;
+  maxMs: number;
+}
+
+/**
+ * Collects this process's GC pauses; `take()` returns and resets them. `forced(fn)` runs a GC the
+ * bench asked for (to read retained memory) and leaves its pause out: entries arrive
+ * asynchronously, so it is recognised by its start time.
+ */
+function gcRecorder(): { take(): GcStats; forced(fn: () => void): void } {
+  let st: GcStats = { n: 0, totalMs: 0, maxMs: 0 };
+  const skip: [number, number][] = [];
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if (skip.some(([a, b]) => e.startTime >= a && e.startTime <= b)) continue;
+      st.n++;
+      st.totalMs += e.duration;
+      if (e.duration > st.maxMs) st.maxMs = e.duration;
+    }
+  }).observe({ entryTypes: ['gc'] });
+  return {
+    take(): GcStats {
+      const r = st;
+      st = { n: 0, totalMs: 0, maxMs: 0 };
+      return r;
+    },
+    forced(fn: () => void): void {
+      const a = performance.now();
+      fn();
+      skip.push([a, performance.now()]);
+    },
+  };
+}
+
+const gcText = (g: GcStats, seconds: number): string => `${g.n} pauses, ${g.totalMs.toFixed(0)} ms in all (${((100 * g.totalMs) / (seconds * 1000)).toFixed(1)} %), longest ${g.maxMs.toFixed(1)} ms`;
 
 // ---- server (child) ----------------------------------------------------------------------------
 
@@ -83,27 +139,44 @@ class RoundRobin implements RequestDirector {
   }
 }
 
-async function serve(): Promise<void> {
+/** Child process: the EPP's ext_proc server (`--serve`), or the do-nothing floor server (`--serve-floor`). */
+async function serve(floor: boolean): Promise<void> {
+  const gc = gcRecorder();
   const endpoints = Array.from({ length: ENDPOINTS }, (_, k) => `10.0.${k >> 8}.${k & 255}:8000`);
-  const server = new ExtProcServer({ director: new RoundRobin(endpoints) });
-  const { grpcPort } = await server.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1' });
-  process.send!({ port: grpcPort } satisfies ToParent);
+  let port: number;
+  let stop: () => Promise<unknown>;
+  let decisionsOf: () => Promise<Pick<Sample, 'decisions' | 'decisionsLe1ms' | 'decisionsLe2ms'>>;
+  if (floor) {
+    const server = await startNullExtProc(await recordReplies(benchExchange(PROMPT_BYTES, 0), endpoints[0]!));
+    port = server.port;
+    stop = () => server.close();
+    decisionsOf = () => Promise.resolve({ decisions: 0, decisionsLe1ms: 0, decisionsLe2ms: 0 });
+  } else {
+    const server = new ExtProcServer({ director: new RoundRobin(endpoints) });
+    port = (await server.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1' })).grpcPort;
+    stop = () => server.stop(1000);
+    decisionsOf = async () => {
+      const values = (await server.metrics.decision.get()).values as { value: number; labels: Record<string, string | number>; metricName?: string }[];
+      const bucket = (le: number): number => values.find((v) => v.metricName?.endsWith('_bucket') && v.labels.le === le)?.value ?? 0;
+      return { decisions: values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0, decisionsLe1ms: bucket(0.001), decisionsLe2ms: bucket(0.002) };
+    };
+  }
+  process.send!({ port } satisfies ToParent);
   process.on('message', (m: string) => {
     if (m === 'rss') {
       void sample();
     } else if (m === 'stop') {
-      void server.stop(1000).then(() => process.exit(0));
+      void stop().then(() => process.exit(0));
     }
   });
   async function sample(): Promise<void> {
-    const values = (await server.metrics.decision.get()).values as { value: number; labels: Record<string, string | number>; metricName?: string }[];
-    const bucket = (le: number): number => values.find((v) => v.metricName?.endsWith('_bucket') && v.labels.le === le)?.value ?? 0;
-    const decisions = values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+    const decisions = await decisionsOf();
+    const pauses = gc.take();
     // Retained memory, not garbage waiting for the next GC (the child runs with --expose-gc).
-    (globalThis as { gc?: () => void }).gc?.();
+    gc.forced(() => (globalThis as { gc?: () => void }).gc?.());
     const mu = process.memoryUsage();
     const cpu = process.cpuUsage();
-    process.send!({ rss: mu.rss, heap: mu.heapUsed, cpuUs: cpu.user + cpu.system, decisions, decisionsLe1ms: bucket(0.001), decisionsLe2ms: bucket(0.002) } satisfies ToParent);
+    process.send!({ rss: mu.rss, heap: mu.heapUsed, cpuUs: cpu.user + cpu.system, ...decisions, gc: pauses } satisfies ToParent);
   }
 }
 
@@ -271,75 +344,160 @@ function summary(lat: number[]): string {
 
 const mb = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`;
 
-async function main(): Promise<void> {
-  await layerOnly(2000);
-  const layerUs = await layerOnly(10_000);
-  console.log(`protocol layer alone (ExtProcStream, no gRPC, same exchange): ${layerUs.toFixed(0)} µs CPU/stream`);
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--serve', ...process.argv.slice(2)], {
+/**
+ * Node flags for the driver (this process). The driver stands in for Envoy, which has no GC; with
+ * V8's default young generation (16 MiB semi-spaces) its own scavenges pause it for 4–16 ms on this
+ * machine, and every pause lands in the measured latency. 1 MiB semi-spaces keep its pauses short.
+ * KVROUTE_BENCH_DRIVER_FLAGS overrides them ('' = none).
+ */
+const DRIVER_FLAGS = (process.env.KVROUTE_BENCH_DRIVER_FLAGS ?? '--max-semi-space-size=1').split(' ').filter((f) => f !== '');
+
+/** Re-runs this script with DRIVER_FLAGS when they are not in effect yet; returns false when it did. */
+function withDriverFlags(): boolean {
+  if (DRIVER_FLAGS.length === 0 || process.env.KVROUTE_BENCH_DRIVER === '1') return true;
+  const r = spawnSync(process.execPath, [...DRIVER_FLAGS, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, KVROUTE_BENCH_DRIVER: '1' },
+  });
+  process.exitCode = r.status ?? 1;
+  return false;
+}
+
+interface Target {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly driver: Pick<Driver, 'closedLoop' | 'openLoop' | 'close'>;
+  sample(): Promise<Sample>;
+}
+
+async function startTarget(name: string, floor: boolean): Promise<Target> {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [floor ? '--serve-floor' : '--serve', ...process.argv.slice(2)], {
     // KVROUTE_BENCH_CPU_PROF=<dir> writes a V8 CPU profile of the server process.
     execArgv: [
-      ...process.execArgv,
+      // the driver's own flags are not the server's
+      ...process.execArgv.filter((f) => !DRIVER_FLAGS.includes(f)),
       '--expose-gc',
-      ...(process.env.KVROUTE_BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KVROUTE_BENCH_CPU_PROF}`] : []),
-      // KVROUTE_BENCH_SERVER_FLAGS="--trace-gc ..." passes node flags to the server process.
-      ...(process.env.KVROUTE_BENCH_SERVER_FLAGS ? process.env.KVROUTE_BENCH_SERVER_FLAGS.split(' ').filter((f) => f !== '') : []),
+      ...(process.env.KVROUTE_BENCH_CPU_PROF && !floor ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KVROUTE_BENCH_CPU_PROF}`] : []),
+      // KVROUTE_BENCH_SERVER_FLAGS="--trace-gc ..." passes node flags to the EPP's process (not the floor's).
+      ...(process.env.KVROUTE_BENCH_SERVER_FLAGS && !floor ? process.env.KVROUTE_BENCH_SERVER_FLAGS.split(' ').filter((f) => f !== '') : []),
     ],
   });
   const next = (): Promise<ToParent> => new Promise((r) => child.once('message', (m: ToParent) => r(m)));
   const { port } = (await next()) as { port: number };
-  const rss = async (): Promise<Sample> => {
-    const p = next();
-    child.send('rss');
-    return (await p) as Sample;
+  const driver = DRIVER === 'h2' ? new LoopDriver(new H2Driver({ port, connections: 4, promptBytes: PROMPT_BYTES })) : new Driver(port, 4);
+  return {
+    name,
+    child,
+    driver,
+    sample: async () => {
+      const p = next();
+      child.send('rss');
+      return (await p) as Sample;
+    },
   };
+}
+
+async function main(): Promise<void> {
+  const driverGc = gcRecorder();
+  await layerOnly(2000);
+  const layerUs = await layerOnly(10_000);
+  console.log(`protocol layer alone (ExtProcStream, no gRPC, same exchange): ${layerUs.toFixed(0)} µs CPU/stream`);
+  const epp = await startTarget('EPP', false);
+  const floor = await startTarget('floor', true);
   const cpuPer = (a: Sample, b: Sample, n: number): string => {
     const us = (b.cpuUs - a.cpuUs) / n;
     const d = b.decisions - a.decisions;
     const share = (x: number): string => `${((100 * x) / Math.max(1, d)).toFixed(1)}%`;
     return (
-      `server CPU ${us.toFixed(0)} µs/stream (≈ ${(1e6 / us).toFixed(0)} streams/s per fully available core); ` +
-      `server-side decision (body complete → reply) ≤ 1 ms: ${share(b.decisionsLe1ms - a.decisionsLe1ms)}, ≤ 2 ms: ${share(b.decisionsLe2ms - a.decisionsLe2ms)}`
+      `server CPU ${us.toFixed(0)} µs/stream (≈ ${(1e6 / us).toFixed(0)} streams/s per fully available core)` +
+      (d > 0 ? `; server-side decision (body complete → reply) ≤ 1 ms: ${share(b.decisionsLe1ms - a.decisionsLe1ms)}, ≤ 2 ms: ${share(b.decisionsLe2ms - a.decisionsLe2ms)}` : '')
     );
   };
   const clientCpu = (): number => {
     const c = process.cpuUsage();
     return c.user + c.system;
   };
-  const driver: Pick<Driver, 'closedLoop' | 'openLoop' | 'close'> = DRIVER === 'h2' ? new LoopDriver(new H2Driver({ port, connections: 4, promptBytes: PROMPT_BYTES })) : new Driver(port, 4);
-  console.log(`driver: ${DRIVER}`);
-  const m0 = await rss();
-  console.log(`ext_proc bench: ${PROMPT_BYTES}-byte prompts, ${ENDPOINTS} endpoints, server pid ${child.pid} on 127.0.0.1:${port}`);
+  console.log(`driver: ${DRIVER} (node flags: ${DRIVER_FLAGS.join(' ') || 'none'}); floor: a do-nothing ext_proc server on the same HTTP/2 stack sending the EPP's recorded replies (bench/support/null-extproc.ts)`);
+  const m0 = await epp.sample();
+  console.log(`ext_proc bench: ${PROMPT_BYTES}-byte prompts, ${ENDPOINTS} endpoints, EPP pid ${epp.child.pid}, floor pid ${floor.child.pid}`);
   console.log(`server RSS at start: ${mb(m0.rss)} (heap ${mb(m0.heap)})`);
 
-  await driver.closedLoop(2000, 64);
-  const m1 = await rss();
+  await epp.driver.closedLoop(2000, 64);
+  await floor.driver.closedLoop(2000, 64);
+  const m1 = await epp.sample();
+  await floor.sample();
   console.log(`server RSS after 2,000-stream warm-up (after GC): ${mb(m1.rss)} (heap ${mb(m1.heap)})`);
 
   const c1 = clientCpu();
-  const tp = await driver.closedLoop(STREAMS, CONCURRENCY);
-  const m2 = await rss();
+  const tp = await epp.driver.closedLoop(STREAMS, CONCURRENCY);
+  const m2 = await epp.sample();
   const clientUs = (clientCpu() - c1) / STREAMS;
   console.log(`closed loop: ${STREAMS} streams at concurrency ${CONCURRENCY} in ${tp.seconds.toFixed(2)} s = ${(STREAMS / tp.seconds).toFixed(0)} streams/s; added latency ${summary(tp.latencies)}`);
   console.log(`  ${cpuPer(m1, m2, STREAMS)}; driver (Envoy stand-in, ${DRIVER}) CPU ${clientUs.toFixed(0)} µs/stream; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores`);
   console.log(`server RSS after ${STREAMS} more streams: ${mb(m2.rss)} (heap ${mb(m2.heap)}; growth since warm-up ${mb(m2.rss - m1.rss)})`);
+  const ftp = await floor.driver.closedLoop(STREAMS, CONCURRENCY);
+  console.log(`  floor, same closed loop: ${(STREAMS / ftp.seconds).toFixed(0)} streams/s`);
 
-  let prev = m2;
+  // Open loop: EPP and floor runs interleaved (order swapped every round), latencies pooled per target.
+  const samples = new Map<Target, Sample>([
+    [epp, m2],
+    [floor, await floor.sample()],
+  ]);
   for (const rate of RATES) {
-    const ol = await driver.openLoop(rate, SECONDS);
-    console.log(`open loop: ${rate} streams/s offered (${ol.achievedRate.toFixed(0)} achieved) for ${SECONDS} s, max in flight ${ol.maxInFlight}; added latency ${summary(ol.latencies)}`);
-    const m = await rss();
-    console.log(`  ${cpuPer(prev, m, ol.latencies.length)}`);
-    prev = m;
+    const pooled = new Map<Target, { lat: number[]; achieved: number[]; maxInFlight: number; cpuUs: number; streams: number; dec: [number, number, number]; serverGc: GcStats; driverGc: GcStats }>();
+    for (const t of [epp, floor]) pooled.set(t, { lat: [], achieved: [], maxInFlight: 0, cpuUs: 0, streams: 0, dec: [0, 0, 0], serverGc: { n: 0, totalMs: 0, maxMs: 0 }, driverGc: { n: 0, totalMs: 0, maxMs: 0 } });
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const t of round % 2 === 0 ? [epp, floor] : [floor, epp]) {
+        driverGc.take();
+        const ol = await t.driver.openLoop(rate, SECONDS);
+        const dg = driverGc.take();
+        const m = await t.sample();
+        const prev = samples.get(t)!;
+        samples.set(t, m);
+        const p = pooled.get(t)!;
+        for (const l of ol.latencies) p.lat.push(l);
+        p.achieved.push(ol.achievedRate);
+        p.maxInFlight = Math.max(p.maxInFlight, ol.maxInFlight);
+        p.cpuUs += m.cpuUs - prev.cpuUs;
+        p.streams += ol.latencies.length;
+        p.dec[0] += m.decisions - prev.decisions;
+        p.dec[1] += m.decisionsLe1ms - prev.decisionsLe1ms;
+        p.dec[2] += m.decisionsLe2ms - prev.decisionsLe2ms;
+        for (const [acc, g] of [
+          [p.serverGc, m.gc],
+          [p.driverGc, dg],
+        ] as const) {
+          acc.n += g.n;
+          acc.totalMs += g.totalMs;
+          acc.maxMs = Math.max(acc.maxMs, g.maxMs);
+        }
+      }
+    }
+    const seconds = ROUNDS * SECONDS;
+    console.log(`open loop: ${rate} streams/s offered for ${ROUNDS} × ${SECONDS} s per target, EPP and floor interleaved`);
+    for (const t of [epp, floor]) {
+      const p = pooled.get(t)!;
+      const us = p.cpuUs / p.streams;
+      const decisions = p.dec[0] > 0 ? `; decision (body complete → reply) ≤ 1 ms: ${((100 * p.dec[1]) / p.dec[0]).toFixed(1)}%, ≤ 2 ms: ${((100 * p.dec[2]) / p.dec[0]).toFixed(1)}%` : '';
+      console.log(`  ${t.name.padEnd(5)} latency ${summary(p.lat)} (achieved ${Math.min(...p.achieved).toFixed(0)}–${Math.max(...p.achieved).toFixed(0)}/s, max in flight ${p.maxInFlight})`);
+      console.log(`        server CPU ${us.toFixed(0)} µs/stream${decisions}; server GC ${gcText(p.serverGc, seconds)}; driver GC ${gcText(p.driverGc, seconds)}`);
+    }
+    const se = [...pooled.get(epp)!.lat].sort((a, b) => a - b);
+    const sf = [...pooled.get(floor)!.lat].sort((a, b) => a - b);
+    console.log(`  EPP − floor: p50 ${(pct(se, 50) - pct(sf, 50)).toFixed(3)} ms, p90 ${(pct(se, 90) - pct(sf, 90)).toFixed(3)} ms, p99 ${(pct(se, 99) - pct(sf, 99)).toFixed(3)} ms`);
   }
-  const m3 = await rss();
+  const m3 = await epp.sample();
   console.log(`server RSS at the end: ${mb(m3.rss)} (heap ${mb(m3.heap)})`);
-  driver.close();
-  child.send('stop');
-  await new Promise((r) => child.once('exit', r));
+  for (const t of [epp, floor]) {
+    t.driver.close();
+    t.child.send('stop');
+  }
+  await Promise.all([epp, floor].map((t) => new Promise((r) => (t.child.exitCode !== null ? r(null) : t.child.once('exit', r)))));
 }
 
-if (process.argv.includes('--serve')) void serve();
-else
+if (process.argv.includes('--serve')) void serve(false);
+else if (process.argv.includes('--serve-floor')) void serve(true);
+else if (withDriverFlags())
   main().catch((e: unknown) => {
     console.error(e);
     process.exit(1);

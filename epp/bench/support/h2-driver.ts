@@ -19,6 +19,34 @@ function headerMap(h: Record<string, string>): { headers: { key: string; raw_val
   return { headers: Object.entries(h).map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) };
 }
 
+/** The first message of the bench's stream `k` (its `x-request-id` differs per stream). */
+export function benchRequestHeaders(k: number): ProcessingRequest {
+  return {
+    request_headers: { headers: headerMap({ ':method': 'POST', ':path': '/v1/completions', 'content-type': 'application/json', 'x-request-id': `r${k}` }) },
+    protocol_config: { request_body_mode: 4, response_body_mode: 4 },
+  };
+}
+
+/**
+ * The bench's exchange for stream `k`, as the gateway sends it: request headers (+ protocol_config,
+ * FULL_DUPLEX_STREAMED both ways), the completions body with end_of_stream, response headers and a
+ * JSON response body with usage.
+ */
+export function benchExchange(promptBytes: number, k: number): [ProcessingRequest, ProcessingRequest, ProcessingRequest, ProcessingRequest] {
+  const filler = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(promptBytes / 27)).slice(0, promptBytes);
+  return [
+    benchRequestHeaders(k),
+    { request_body: { body: Buffer.from(JSON.stringify({ model: 'm', prompt: filler, max_tokens: 16 })), end_of_stream: true } },
+    { response_headers: { headers: headerMap({ ':status': '200', 'content-type': 'application/json' }) } },
+    {
+      response_body: {
+        body: Buffer.from('{"id":"x","model":"m","choices":[{"text":"ok"}],"usage":{"prompt_tokens":2048,"completion_tokens":16}}'),
+        end_of_stream: true,
+      },
+    },
+  ];
+}
+
 /** gRPC message framing: flag 0 (uncompressed), u32 big-endian length, message. */
 function frame(msg: Buffer): Buffer {
   const out = Buffer.allocUnsafe(5 + msg.length);
@@ -55,32 +83,16 @@ export class H2Driver {
       s.on('error', () => undefined);
       return s;
     });
-    const filler = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(opts.promptBytes / 27)).slice(0, opts.promptBytes);
-    const body = Buffer.from(JSON.stringify({ model: 'm', prompt: filler, max_tokens: 16 }));
-    this.bodyFrame = frame(this.ser({ request_body: { body, end_of_stream: true } }));
-    this.respFrames = Buffer.concat([
-      frame(this.ser({ response_headers: { headers: headerMap({ ':status': '200', 'content-type': 'application/json' }) } })),
-      frame(
-        this.ser({
-          response_body: {
-            body: Buffer.from('{"id":"x","model":"m","choices":[{"text":"ok"}],"usage":{"prompt_tokens":2048,"completion_tokens":16}}'),
-            end_of_stream: true,
-          },
-        }),
-      ),
-    ]);
+    const [, body, respHeaders, respBody] = benchExchange(opts.promptBytes, 0);
+    this.bodyFrame = frame(this.ser(body));
+    this.respFrames = Buffer.concat([frame(this.ser(respHeaders)), frame(this.ser(respBody))]);
   }
 
   /** One whole exchange; resolves with the EPP's added latency in ms (final body frame sent → headers reply). */
   one(): Promise<number> {
     const k = this.n++;
     const session = this.sessions[k % this.sessions.length] as http2.ClientHttp2Session;
-    const headersFrame = frame(
-      this.ser({
-        request_headers: { headers: headerMap({ ':method': 'POST', ':path': '/v1/completions', 'content-type': 'application/json', 'x-request-id': `r${k}` }) },
-        protocol_config: { request_body_mode: 4, response_body_mode: 4 },
-      }),
-    );
+    const headersFrame = frame(this.ser(benchRequestHeaders(k)));
     return new Promise((resolve, reject) => {
       const req = session.request({
         ':method': 'POST',
