@@ -40,14 +40,21 @@ export interface InferenceRequest {
   targetModel: string | undefined;
   /** Request headers, lower-case names (pseudo-headers such as `:path` included). */
   readonly headers: Readonly<Record<string, string>>;
-  /** The parsed JSON body (`undefined` for body-less or non-JSON `other` requests). */
-  readonly body: Readonly<Record<string, unknown>> | undefined;
-  /** Completions prompt given as text (`prompt: string | string[]`). */
-  readonly prompt?: string | readonly string[];
-  /** Completions prompt given as token ids (`prompt: number[]`). */
-  readonly tokenIds?: readonly number[];
-  /** Chat messages (`/chat/completions`), at least one. */
-  readonly messages?: readonly ChatMessage[];
+  /**
+   * The parsed JSON body (`undefined` for body-less or non-JSON `other` requests).
+   *
+   * `body`, `prompt`, `tokenIds` and `messages` are the request's payload: they are there for
+   * `pick()` and are released (set to `undefined`) once the decision is sent, so a response that
+   * streams for minutes does not keep its prompt in memory. `onResponse` and `onDone` see the
+   * request without them; a director that needs them later copies what it needs in `pick()`.
+   */
+  body: Readonly<Record<string, unknown>> | undefined;
+  /** Completions prompt given as text (`prompt: string | string[]`). Released after the decision (see `body`). */
+  prompt?: string | readonly string[];
+  /** Completions prompt given as token ids (`prompt: number[]`). Released after the decision (see `body`). */
+  tokenIds?: readonly number[];
+  /** Chat messages (`/chat/completions`), at least one. Released after the decision (see `body`). */
+  messages?: readonly ChatMessage[];
   /** `x-session-id` header, for session affinity. */
   readonly sessionId: string | undefined;
   /** `stream: true` in the body (the response will be SSE). */

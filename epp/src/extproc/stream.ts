@@ -113,6 +113,17 @@ function headerMapToRecord(m: HeaderMap | undefined): Record<string, string> {
   return out;
 }
 
+/**
+ * Drops the request's payload once the decision is out (InferenceRequest.body documents it): the
+ * stream lives on through the response, which can stream for minutes, and must not pin the prompt.
+ */
+function releasePayload(req: InferenceRequest): void {
+  req.body = undefined;
+  delete req.prompt;
+  delete req.tokenIds;
+  delete req.messages;
+}
+
 function setHeader(key: string, value: string): HeaderValueOption {
   return { header: { key, raw_value: Buffer.from(value) }, append_action: HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD };
 }
@@ -389,7 +400,11 @@ export class ExtProcStream {
       return;
     }
     // If this throws (subset mismatch, bad endpoint), fail() answers and close() calls onDone.
-    this.sendDecision(req, pick, body, phase, viaTrailers);
+    try {
+      this.sendDecision(req, pick, body, phase, viaTrailers);
+    } finally {
+      releasePayload(req);
+    }
   }
 
   private sendDecision(req: InferenceRequest, pick: PickResult, body: Buffer | undefined, phase: 'headers' | 'buffered-body' | 'duplex-body', viaTrailers: boolean): void {

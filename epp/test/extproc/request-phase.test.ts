@@ -63,7 +63,10 @@ describe('FULL_DUPLEX_STREAMED', () => {
       receivedAt: expect.any(Number),
     });
     await h.director.waitDone(1);
-    expect(h.director.done).toEqual([req]);
+    // onDone gets the same request object, its payload released
+    expect(h.director.done).toHaveLength(1);
+    expect(h.director.done[0]).toBe(h.director.live[0]);
+    expect(h.director.done[0]).toEqual({ ...req, body: undefined, prompt: undefined });
   });
 
   test('without protocol_config the default body mode is FULL_DUPLEX (defaultBodyMode @default duplex)', async () => {
@@ -124,6 +127,21 @@ describe('FULL_DUPLEX_STREAMED', () => {
     expect(h.director.picks[1]!.apiKind).toBe('completions');
     s1.end();
     s2.end();
+  });
+
+  test("the request's payload is released once the decision is sent; pick() saw it, onDone does not pin it", async () => {
+    h = await startHarness();
+    const s = h.client.open();
+    const body = '{"model":"m","prompt":"a long prompt","max_tokens":4}';
+    await routeRequest(s, { headers: postHeaders(PATH_COMPLETIONS), body });
+    s.end();
+    await h.director.waitDone(1);
+    expect(h.director.picks[0]).toMatchObject({ prompt: 'a long prompt', body: { model: 'm', prompt: 'a long prompt', max_tokens: 4 } });
+    const live = h.director.done[0]!;
+    expect(live.body).toBeUndefined();
+    expect('prompt' in live || 'tokenIds' in live || 'messages' in live).toBe(false);
+    // what the response phase and the metrics need stays
+    expect(live).toMatchObject({ requestId: h.director.picks[0]!.requestId, model: 'm', targetModel: 'm', bodyBytes: Buffer.byteLength(body) });
   });
 
   test('a body over 62,000 bytes goes back in ≤ 62,000-byte streamed chunks, end_of_stream on the last', async () => {
@@ -233,7 +251,7 @@ describe('BUFFERED', () => {
       },
       { request_trailers: {} },
     ]);
-    expect(h.director.picks[0]!.targetModel).toBe('llama-lora-v2');
+    expect(h.director.live[0]!.targetModel).toBe('llama-lora-v2');
     s.end();
   });
 

@@ -11,7 +11,10 @@ import { subsetAllows } from '../../src/extproc/endpoints.js';
 export type ScriptStep = { readonly result: PickResult; readonly delayMs?: number } | { readonly error: Error; readonly delayMs?: number } | { readonly delayMs: number };
 
 export class ScriptedDirector implements RequestDirector {
+  /** What each pick() saw (copies: the payload of the live request is released after the decision). */
   readonly picks: InferenceRequest[] = [];
+  /** The request objects pick() was given, as they are now (the protocol layer updates them). */
+  readonly live: InferenceRequest[] = [];
   readonly responses: { req: InferenceRequest; info: ResponseInfo }[] = [];
   readonly done: InferenceRequest[] = [];
   private readonly script: ScriptStep[] = [];
@@ -34,7 +37,9 @@ export class ScriptedDirector implements RequestDirector {
   private resolvedPicks = 0;
 
   async pick(req: InferenceRequest): Promise<PickResult> {
-    this.picks.push(req);
+    // A copy: the protocol layer releases the request's payload once the decision is sent.
+    this.picks.push({ ...req });
+    this.live.push(req);
     const step = this.script.shift();
     if (step?.delayMs) await new Promise((r) => setTimeout(r, step.delayMs));
     if (step && 'error' in step) throw step.error;
