@@ -20,7 +20,7 @@
  *   - the server's RSS at start, after warm-up and after the throughput run.
  *
  *   npx tsx bench/extproc.bench.ts [--streams 20000] [--concurrency 128] [--rates 250,1000] [--seconds 5]
- *                                  [--rounds 3] [--prompt-bytes 8192] [--endpoints 16] [--driver h2|grpc-js]
+ *                                  [--rounds 3] [--prompt-bytes 8192] [--endpoints 16] [--driver h2|grpc-js] [--h2load]
  *
  * The driver plays Envoy. `h2` (default, bench/support/h2-driver.ts) speaks gRPC over node:http2
  * with the fixed messages serialized once, like Envoy's C++ client it costs little CPU per stream;
@@ -32,7 +32,9 @@
  * writes its CPU profile.
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpus, loadavg } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
@@ -62,6 +64,8 @@ const RATES = (() => {
 const SECONDS = arg('seconds', 5);
 /** Open-loop runs per rate and target (EPP and floor alternate). */
 const ROUNDS = arg('rounds', 3);
+/** Also drive both targets with nghttp2's h2load (see nativeClientRuns). */
+const H2LOAD = process.argv.includes('--h2load');
 const PROMPT_BYTES = arg('prompt-bytes', 8192);
 const ENDPOINTS = arg('endpoints', 16);
 const DRIVER = (() => {
@@ -365,6 +369,7 @@ function withDriverFlags(): boolean {
 
 interface Target {
   readonly name: string;
+  readonly port: number;
   readonly child: ChildProcess;
   readonly driver: Pick<Driver, 'closedLoop' | 'openLoop' | 'close'>;
   sample(): Promise<Sample>;
@@ -387,6 +392,7 @@ async function startTarget(name: string, floor: boolean): Promise<Target> {
   const driver = DRIVER === 'h2' ? new LoopDriver(new H2Driver({ port, connections: 4, promptBytes: PROMPT_BYTES })) : new Driver(port, 4);
   return {
     name,
+    port,
     child,
     driver,
     sample: async () => {
@@ -395,6 +401,73 @@ async function startTarget(name: string, floor: boolean): Promise<Target> {
       return (await p) as Sample;
     },
   };
+}
+
+/**
+ * `--h2load`: the same targets driven by nghttp2's h2load (C, no GC; Debian package nghttp2-client),
+ * open loop at each rate (`--rps` per connection, 4 connections), EPP and floor interleaved. h2load
+ * cannot wait for a reply before sending the next message, so each stream carries the whole
+ * exchange up front (headers, body, response headers, response body, half-close); the latency is
+ * its own: stream opened → trailers received.
+ */
+async function nativeClientRuns(epp: Target, floor: Target): Promise<void> {
+  const which = spawnSync('h2load', ['--version'], { encoding: 'utf8' });
+  if (which.status !== 0) {
+    console.log('--h2load: h2load not found (apt-get install nghttp2-client); skipped');
+    return;
+  }
+  const ser = loadProtos().extProcService.Process!.requestSerialize as (m: ProcessingRequest) => Buffer;
+  const dir = mkdtempSync(join(tmpdir(), 'kvroute-h2load-'));
+  try {
+    const data = join(dir, 'exchange.bin');
+    writeFileSync(
+      data,
+      Buffer.concat(
+        benchExchange(PROMPT_BYTES, 0).map((m) => {
+          const b = ser(m);
+          const f = Buffer.alloc(5 + b.length);
+          f.writeUInt32BE(b.length, 1);
+          b.copy(f, 5);
+          return f;
+        }),
+      ),
+    );
+    for (const rate of RATES) {
+      const lat = new Map<Target, number[]>([
+        [epp, []],
+        [floor, []],
+      ]);
+      let failed = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const t of round % 2 === 0 ? [epp, floor] : [floor, epp]) {
+          const log = join(dir, `log-${round}-${t.name}.tsv`);
+          const r = spawnSync(
+            'h2load',
+            [
+              ...['-n', String(rate * SECONDS), '-c', '4', '-m', '100', '--rps', String(rate / 4), '-d', data, `--log-file=${log}`],
+              ...['-H', 'content-type: application/grpc', '-H', 'te: trailers', `http://127.0.0.1:${t.port}/${ServiceNames.extProc}/Process`],
+            ],
+            { encoding: 'utf8' },
+          );
+          const m = /(\d+) succeeded, (\d+) failed, (\d+) errored/.exec(r.stdout);
+          if (r.status !== 0 || !m) throw new Error(`h2load failed (exit ${r.status}): ${r.stderr || r.stdout}`);
+          failed += Number(m[2]) + Number(m[3]);
+          // columns: start (µs since epoch), HTTP status (-1 = failed stream), µs until the end of the response
+          for (const line of readFileSync(log, 'utf8').split('\n')) {
+            const [, status, us] = line.split('\t');
+            if (status === '200') lat.get(t)!.push(Number(us) / 1000);
+          }
+        }
+      }
+      console.log(`h2load (C client, no GC): ${rate} streams/s for ${ROUNDS} × ${SECONDS} s per target, whole exchange (stream opened → trailers)${failed > 0 ? `, ${failed} streams failed` : ''}`);
+      for (const t of [epp, floor]) console.log(`  ${t.name.padEnd(5)} latency ${summary(lat.get(t)!)}`);
+      const se = [...lat.get(epp)!].sort((a, b) => a - b);
+      const sf = [...lat.get(floor)!].sort((a, b) => a - b);
+      console.log(`  EPP − floor: p50 ${(pct(se, 50) - pct(sf, 50)).toFixed(3)} ms, p90 ${(pct(se, 90) - pct(sf, 90)).toFixed(3)} ms, p99 ${(pct(se, 99) - pct(sf, 99)).toFixed(3)} ms`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
@@ -486,6 +559,7 @@ async function main(): Promise<void> {
     const sf = [...pooled.get(floor)!.lat].sort((a, b) => a - b);
     console.log(`  EPP − floor: p50 ${(pct(se, 50) - pct(sf, 50)).toFixed(3)} ms, p90 ${(pct(se, 90) - pct(sf, 90)).toFixed(3)} ms, p99 ${(pct(se, 99) - pct(sf, 99)).toFixed(3)} ms`);
   }
+  if (H2LOAD) await nativeClientRuns(epp, floor);
   const m3 = await epp.sample();
   console.log(`server RSS at the end: ${mb(m3.rss)} (heap ${mb(m3.heap)})`);
   for (const t of [epp, floor]) {
