@@ -26,8 +26,9 @@
  * with the fixed messages serialized once, like Envoy's C++ client it costs little CPU per stream;
  * `grpc-js` uses @grpc/grpc-js's client (≈ 330–400 µs CPU per stream, competing with the EPP for
  * the same 2 cores). Both check every reply. The driver re-runs itself with
- * `--max-semi-space-size=1` (KVROUTE_BENCH_DRIVER_FLAGS): Envoy has no GC, and with V8's default
- * young generation the driver's own 4–16 ms scavenges would land in the measured latency.
+ * `--max-semi-space-size=1 --no-allocation-site-pretenuring` (KVROUTE_BENCH_DRIVER_FLAGS): Envoy has
+ * no GC, and with V8's defaults the driver's own 4–16 ms scavenges would land in the measured
+ * latency. Both servers run with the V8 settings of `kvroute-epp serve` (src/util/v8-tuning.ts).
  * KVROUTE_BENCH_SERVER_FLAGS passes node flags to the EPP's process, KVROUTE_BENCH_CPU_PROF=<dir>
  * writes its CPU profile.
  */
@@ -48,6 +49,7 @@ import { Registry } from 'prom-client';
 import { combineObservers, ExtProcLogging, ExtProcMetrics } from '../src/extproc/observer.js';
 import { ExtProcStream } from '../src/extproc/stream.js';
 import { silentLogger } from '../src/util/logger.js';
+import { tuneV8ForServing } from '../src/util/v8-tuning.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -145,6 +147,8 @@ class RoundRobin implements RequestDirector {
 
 /** Child process: the EPP's ext_proc server (`--serve`), or the do-nothing floor server (`--serve-floor`). */
 async function serve(floor: boolean): Promise<void> {
+  // The runtime settings of `kvroute-epp serve`, for the floor too (same process conditions).
+  tuneV8ForServing();
   const gc = gcRecorder();
   const endpoints = Array.from({ length: ENDPOINTS }, (_, k) => `10.0.${k >> 8}.${k & 255}:8000`);
   let port: number;
@@ -351,10 +355,11 @@ const mb = (b: number): string => `${(b / 1048576).toFixed(1)} MiB`;
 /**
  * Node flags for the driver (this process). The driver stands in for Envoy, which has no GC; with
  * V8's default young generation (16 MiB semi-spaces) its own scavenges pause it for 4–16 ms on this
- * machine, and every pause lands in the measured latency. 1 MiB semi-spaces keep its pauses short.
+ * machine, and every pause lands in the measured latency. 1 MiB semi-spaces keep its pauses short;
+ * no allocation-site pretenuring for the reason in src/util/v8-tuning.ts.
  * KVROUTE_BENCH_DRIVER_FLAGS overrides them ('' = none).
  */
-const DRIVER_FLAGS = (process.env.KVROUTE_BENCH_DRIVER_FLAGS ?? '--max-semi-space-size=1').split(' ').filter((f) => f !== '');
+const DRIVER_FLAGS = (process.env.KVROUTE_BENCH_DRIVER_FLAGS ?? '--max-semi-space-size=1 --no-allocation-site-pretenuring').split(' ').filter((f) => f !== '');
 
 /** Re-runs this script with DRIVER_FLAGS when they are not in effect yet; returns false when it did. */
 function withDriverFlags(): boolean {

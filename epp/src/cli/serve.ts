@@ -1,5 +1,6 @@
 /** `kvroute-epp serve`: runs the EPP until SIGTERM/SIGINT, then shuts down gracefully. */
 import { EppRuntime } from '../app/epp.js';
+import { tuneV8ForServing } from '../util/v8-tuning.js';
 import { configFromServeArgs, SERVE_USAGE } from './serve-flags.js';
 
 export async function serveCommand(argv: readonly string[]): Promise<number> {
@@ -17,8 +18,10 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  const v8Flags = tuneV8ForServing();
   try {
     const rt = await EppRuntime.start(config);
+    rt.logger.info({ v8Flags }, 'V8 tuned for serving');
     if (!signalled) await new Promise<void>((resolve) => (wake = resolve));
     rt.logger.info({ signal: signalled }, 'shutting down');
     await rt.stop();

@@ -240,6 +240,19 @@ describe('kvroute-epp serve (process)', () => {
       child.on('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
     });
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    // the serving process runs with the V8 settings of src/util/v8-tuning.ts
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no "V8 tuned for serving" line in 5 s; stderr: ${stderr}`)), 5000);
+      const check = (): void => {
+        if (stderr.includes('V8 tuned for serving')) {
+          clearTimeout(timer);
+          resolve();
+        } else setTimeout(check, 20);
+      };
+      check();
+    });
+    const tuned = stderr.split('\n').find((l) => l.includes('V8 tuned for serving'))!;
+    expect(JSON.parse(tuned).v8Flags).toEqual(['--no-allocation-site-pretenuring']);
     const code = await new Promise<number | null>((resolve) => {
       child.removeAllListeners('exit');
       child.on('exit', (c) => resolve(c));
