@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../util/logger.js';
+import { RateLimitedLog } from '../kvevents/observe.js';
 import type { InferenceRequest, ResponseInfo } from './director.js';
 
 /** How an ext_proc stream ended. */
@@ -41,6 +42,11 @@ export interface ExtProcObserver {
   released(req: InferenceRequest): void;
   /** A stream ended. */
   streamEnded(outcome: StreamOutcome, detail?: string): void;
+  /**
+   * The gateway opened this stream in `observability_mode`: Envoy neither waits for nor applies
+   * the replies, so the EPP's routing has no effect (a gateway misconfiguration). Once per stream.
+   */
+  observabilityMode(): void;
 }
 
 const NOOP: ExtProcObserver = {
@@ -49,6 +55,7 @@ const NOOP: ExtProcObserver = {
   responded: () => undefined,
   released: () => undefined,
   streamEnded: () => undefined,
+  observabilityMode: () => undefined,
 };
 
 /** Fans events out to several observers. */
@@ -61,6 +68,7 @@ export function combineObservers(...list: ExtProcObserver[]): ExtProcObserver {
     responded: (r, i) => list.forEach((o) => o.responded(r, i)),
     released: (r) => list.forEach((o) => o.released(r)),
     streamEnded: (out, d) => list.forEach((o) => o.streamEnded(out, d)),
+    observabilityMode: () => list.forEach((o) => o.observabilityMode()),
   };
 }
 
@@ -79,6 +87,7 @@ export class ExtProcMetrics implements ExtProcObserver {
   readonly running: Gauge<'model_name'>;
   readonly streams: Counter<'outcome'>;
   readonly decision: Histogram;
+  readonly observabilityModeStreams: Counter;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -106,6 +115,11 @@ export class ExtProcMetrics implements ExtProcObserver {
       name: 'kvroute_extproc_decision_duration_seconds',
       help: 'From the complete request body to the routing decision (parse + director pick + reply), in seconds.',
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers,
+    });
+    this.observabilityModeStreams = new Counter({
+      name: 'kvroute_extproc_observability_mode_streams_total',
+      help: "ext_proc streams the gateway opened in observability_mode (Envoy ignores the EPP's replies there, so these requests were not routed by the EPP).",
       registers,
     });
   }
@@ -140,11 +154,23 @@ export class ExtProcMetrics implements ExtProcObserver {
   streamEnded(outcome: StreamOutcome): void {
     this.streams.inc({ outcome });
   }
+
+  observabilityMode(): void {
+    this.observabilityModeStreams.inc();
+  }
 }
 
 /** Structured logs: picks at debug, rejections at info (client errors) or error (500s). */
 export class ExtProcLogging implements ExtProcObserver {
-  constructor(private readonly log: Logger) {}
+  private readonly warnLog: RateLimitedLog;
+
+  /** @param warnIntervalMs at most one observability_mode warning per interval (@default 60000) */
+  constructor(
+    private readonly log: Logger,
+    warnIntervalMs = 60_000,
+  ) {
+    this.warnLog = new RateLimitedLog(log, warnIntervalMs);
+  }
 
   picked(req: InferenceRequest, destination: string, decisionSeconds: number): void {
     this.log.debug(
@@ -167,5 +193,13 @@ export class ExtProcLogging implements ExtProcObserver {
 
   streamEnded(outcome: StreamOutcome, detail?: string): void {
     if (outcome === 'error' || outcome === 'protocol_error') this.log.warn({ outcome, detail }, 'ext_proc stream broke');
+  }
+
+  observabilityMode(): void {
+    this.warnLog.warn(
+      'observability_mode',
+      { fix: 'set observability_mode: false (or leave it unset) in the gateway ext_proc filter that calls the EPP' },
+      "the gateway runs ext_proc in observability_mode: Envoy ignores the EPP's replies, so requests are not routed by the EPP",
+    );
   }
 }

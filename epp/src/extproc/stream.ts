@@ -188,6 +188,7 @@ export class ExtProcStream {
   private responseHeadersSeen = false;
   private servedEndpoint: string | undefined;
 
+  private observabilityModeSeen = false;
   private queue: Promise<void> = Promise.resolve();
   private ended = false;
 
@@ -253,6 +254,10 @@ export class ExtProcStream {
     // headers, the served endpoint with the response).
     if (msg.metadata_context?.filter_metadata) {
       this.metadata = { filter_metadata: { ...this.metadata?.filter_metadata, ...msg.metadata_context.filter_metadata } };
+    }
+    if (msg.observability_mode && !this.observabilityModeSeen) {
+      this.observabilityModeSeen = true;
+      this.opts.observer.observabilityMode();
     }
     if (msg.protocol_config && this.requestMode === undefined) {
       this.requestMode = bodyModeOf(msg.protocol_config.request_body_mode, this.opts.defaultBodyMode);
