@@ -118,10 +118,11 @@ function headerMapToRecord(m: HeaderMap | undefined): Record<string, string> {
  * stream lives on through the response, which can stream for minutes, and must not pin the prompt.
  */
 function releasePayload(req: InferenceRequest): void {
+  // Assigned, not deleted: the object keeps its shape (no slow dictionary mode for later reads).
   req.body = undefined;
-  delete req.prompt;
-  delete req.tokenIds;
-  delete req.messages;
+  if (req.prompt !== undefined) req.prompt = undefined;
+  if (req.tokenIds !== undefined) req.tokenIds = undefined;
+  if (req.messages !== undefined) req.messages = undefined;
 }
 
 function setHeader(key: string, value: string): HeaderValueOption {
