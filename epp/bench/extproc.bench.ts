@@ -43,7 +43,7 @@ import { loadProtos, ServiceNames } from '../src/extproc/proto.js';
 import type { ProcessingRequest, ProcessingResponse } from '../src/extproc/types.js';
 import type { InferenceRequest, PickResult, RequestDirector } from '../src/extproc/director.js';
 import { ExtProcServer } from '../src/server/grpc-server.js';
-import { benchExchange, H2Driver } from './support/h2-driver.js';
+import { benchExchange, frame, H2Driver } from './support/h2-driver.js';
 import { recordReplies, startNullExtProc } from './support/null-extproc.js';
 import { Registry } from 'prom-client';
 import { combineObservers, ExtProcLogging, ExtProcMetrics } from '../src/extproc/observer.js';
@@ -427,15 +427,7 @@ async function nativeClientRuns(epp: Target, floor: Target): Promise<void> {
     const data = join(dir, 'exchange.bin');
     writeFileSync(
       data,
-      Buffer.concat(
-        benchExchange(PROMPT_BYTES, 0).map((m) => {
-          const b = ser(m);
-          const f = Buffer.alloc(5 + b.length);
-          f.writeUInt32BE(b.length, 1);
-          b.copy(f, 5);
-          return f;
-        }),
-      ),
+      Buffer.concat(benchExchange(PROMPT_BYTES, 0).map((m) => frame(ser(m)))),
     );
     for (const rate of RATES) {
       const lat = new Map<Target, number[]>([

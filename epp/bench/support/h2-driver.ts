@@ -48,7 +48,7 @@ export function benchExchange(promptBytes: number, k: number): [ProcessingReques
 }
 
 /** gRPC message framing: flag 0 (uncompressed), u32 big-endian length, message. */
-function frame(msg: Buffer): Buffer {
+export function frame(msg: Buffer): Buffer {
   const out = Buffer.allocUnsafe(5 + msg.length);
   out[0] = 0;
   out.writeUInt32BE(msg.length, 1);

@@ -17,14 +17,7 @@ import { loadProtos } from '../../src/extproc/proto.js';
 import { ExtProcStream } from '../../src/extproc/stream.js';
 import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/types.js';
 import { silentLogger } from '../../src/util/logger.js';
-
-function frame(msg: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(5 + msg.length);
-  out[0] = 0;
-  out.writeUInt32BE(msg.length, 1);
-  msg.copy(out, 5);
-  return out;
-}
+import { frame } from './h2-driver.js';
 
 /** Replies of a real ExtProcStream to `exchange` (4 request messages), grouped by the message that triggers them. */
 export async function recordReplies(exchange: readonly ProcessingRequest[], endpoint: string): Promise<Buffer[][]> {
