@@ -2,6 +2,7 @@
  * grpc.health.v1 on the ext_proc port and the health port, readiness, graceful shutdown, and TLS
  * (self-signed and from files) with a client that pins the certificate.
  */
+import { jest } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect } from 'node:tls';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -253,6 +254,51 @@ describe('TLS certificate rotation (files)', () => {
     const c = new ExtProcTestClient({ address: `127.0.0.1:${bound.grpcPort}`, caPem: second.certPem });
     cleanups.push(() => c.close());
     expect((await routeRequest(c.open(), { headers: postHeaders(PATH_COMPLETIONS), body })).kind).toBe('routed');
+  });
+});
+
+describe('TLS certificate rotation default interval', () => {
+  test('the files are checked every 10 s (tlsReloadIntervalMs @default 10000)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kvroute-tls-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const crt = join(dir, 'tls.crt');
+    const key = join(dir, 'tls.key');
+    const first = createSelfSignedCertificate({ commonName: 'epp-1', hosts: ['127.0.0.1'] });
+    const second = createSelfSignedCertificate({ commonName: 'epp-2', hosts: ['127.0.0.1'] });
+    await writeFile(crt, first.certPem);
+    await writeFile(key, first.keyPem);
+    // Only the timer functions are faked; sockets, files and setImmediate stay real.
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'clearImmediate', 'queueMicrotask', 'hrtime', 'performance', 'Date'] });
+    try {
+      const server = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']) });
+      const bound = await server.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1', tls: { mode: 'files', certFile: crt, keyFile: key } });
+      cleanups.push(() => server.stop(100).then(() => undefined));
+      const served = (): Promise<string> =>
+        new Promise((resolve, reject) => {
+          const c = tlsConnect({ host: '127.0.0.1', port: bound.grpcPort, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () => {
+            resolve(c.getPeerX509Certificate()?.subject ?? '');
+            c.destroy();
+          });
+          c.on('error', reject);
+        });
+      expect(await served()).toBe('CN=epp-1'); // also lets the initial stat of the files finish
+      for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r));
+      await writeFile(crt, second.certPem);
+      await writeFile(key, second.keyPem);
+      jest.advanceTimersByTime(9_999);
+      for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r));
+      expect(await served()).toBe('CN=epp-1');
+      jest.advanceTimersByTime(1);
+      let subject = '';
+      for (let i = 0; i < 2000 && subject !== 'CN=epp-2'; i++) {
+        for (let k = 0; k < 20; k++) await new Promise((r) => setImmediate(r));
+        subject = await served();
+      }
+      expect(subject).toBe('CN=epp-2');
+    } finally {
+      // the cleanups (server stop) need real timers
+      jest.useRealTimers();
+    }
   });
 });
 

@@ -4,6 +4,7 @@
  * and reads back whole responses (headers, messages, trailers, RST code). grpc-js clients check
  * interop (TLS, percent-encoded messages). The ext_proc suites cover the ExtProcServer on top.
  */
+import { jest } from '@jest/globals';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -639,6 +640,50 @@ describe('review fixes: dead peers, content types, extra unary messages', () => 
     silent = true;
     for (let i = 0; i < 200 && events.cancelled.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(events.cancelled).toHaveLength(1);
+  });
+
+  test('keepalive defaults: a PING every 30 s (@default 30000), the peer dropped 10 s (@default 10000) after an unanswered one', async () => {
+    // Only the timer functions are faked; sockets, setImmediate and promises stay real.
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'clearImmediate', 'queueMicrotask', 'hrtime', 'performance', 'Date'] });
+    try {
+      const turns = async (n: number, until: () => boolean = () => false): Promise<void> => {
+        for (let i = 0; i < n && !until(); i++) await new Promise((r) => setImmediate(r));
+      };
+      const { port, events } = await startServer();
+      const sockets: net.Socket[] = [];
+      let silent = false;
+      const proxy = net.createServer((client) => {
+        const upstream = net.connect(port, '127.0.0.1');
+        sockets.push(client, upstream);
+        client.on('data', (d) => void (silent || upstream.write(d)));
+        upstream.on('data', (d) => void (silent || client.write(d)));
+        client.on('error', () => undefined);
+        upstream.on('error', () => undefined);
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+      cleanups.push(() => {
+        for (const s of sockets) s.destroy();
+        return new Promise<void>((r) => proxy.close(() => r()));
+      });
+      const session = connect((proxy.address() as net.AddressInfo).port);
+      const req = open(session);
+      req.on('error', () => undefined);
+      req.write(frame('silent'));
+      await turns(20_000, () => events.messages.length > 0);
+      expect(events.messages).toEqual(['silent']);
+      silent = true;
+      jest.advanceTimersByTime(29_999); // no PING yet
+      jest.advanceTimersByTime(1); // PING sent (lost in the partition); its deadline is t = 40 s
+      jest.advanceTimersByTime(9_999);
+      await turns(2_000);
+      expect(events.cancelled).toEqual([]);
+      jest.advanceTimersByTime(1);
+      await turns(20_000, () => events.cancelled.length > 0);
+      expect(events.cancelled).toHaveLength(1);
+    } finally {
+      // the cleanups (server shutdown) need real timers
+      jest.useRealTimers();
+    }
   });
 
   test('application/grpc+proto is served; grpc-web is refused (its framing differs)', async () => {
