@@ -126,6 +126,26 @@ async function startServer(opts: H2GrpcServerOptions = {}): Promise<Harness> {
   return { server, port, events, calls };
 }
 
+/** A TCP proxy to `port` that can go silent in both directions (a partition: no FIN, no RST). */
+async function partitionProxy(port: number): Promise<{ port: number; partition(): void }> {
+  const sockets: net.Socket[] = [];
+  let silent = false;
+  const proxy = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1');
+    sockets.push(client, upstream);
+    client.on('data', (d) => void (silent || upstream.write(d)));
+    upstream.on('data', (d) => void (silent || client.write(d)));
+    client.on('error', () => undefined);
+    upstream.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => {
+    for (const s of sockets) s.destroy();
+    return new Promise<void>((r) => proxy.close(() => r()));
+  });
+  return { port: (proxy.address() as net.AddressInfo).port, partition: () => void (silent = true) };
+}
+
 function connect(port: number, opts: http2.ClientSessionOptions = {}): http2.ClientHttp2Session {
   const session = http2.connect(`http://127.0.0.1:${port}`, opts);
   session.on('error', () => undefined);
@@ -615,29 +635,14 @@ describe('shutdown', () => {
 describe('review fixes: dead peers, content types, extra unary messages', () => {
   test('a peer that stops answering PINGs is dropped and its calls are cancelled', async () => {
     const { port, events } = await startServer({ keepaliveIntervalMs: 100, keepaliveTimeoutMs: 150 });
-    // A TCP proxy that can go silent in both directions (a partition: no FIN, no RST).
-    const sockets: net.Socket[] = [];
-    let silent = false;
-    const proxy = net.createServer((client) => {
-      const upstream = net.connect(port, '127.0.0.1');
-      sockets.push(client, upstream);
-      client.on('data', (d) => void (silent || upstream.write(d)));
-      upstream.on('data', (d) => void (silent || client.write(d)));
-      client.on('error', () => undefined);
-      upstream.on('error', () => undefined);
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
-    cleanups.push(() => {
-      for (const s of sockets) s.destroy();
-      return new Promise<void>((r) => proxy.close(() => r()));
-    });
-    const session = connect((proxy.address() as net.AddressInfo).port);
+    const proxy = await partitionProxy(port);
+    const session = connect(proxy.port);
     const req = open(session);
     req.on('error', () => undefined);
     req.write(frame('silent'));
     for (let i = 0; i < 100 && events.messages.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
     expect(events.messages).toEqual(['silent']);
-    silent = true;
+    proxy.partition();
     for (let i = 0; i < 200 && events.cancelled.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(events.cancelled).toHaveLength(1);
   });
@@ -650,28 +655,14 @@ describe('review fixes: dead peers, content types, extra unary messages', () => 
         for (let i = 0; i < n && !until(); i++) await new Promise((r) => setImmediate(r));
       };
       const { port, events } = await startServer();
-      const sockets: net.Socket[] = [];
-      let silent = false;
-      const proxy = net.createServer((client) => {
-        const upstream = net.connect(port, '127.0.0.1');
-        sockets.push(client, upstream);
-        client.on('data', (d) => void (silent || upstream.write(d)));
-        upstream.on('data', (d) => void (silent || client.write(d)));
-        client.on('error', () => undefined);
-        upstream.on('error', () => undefined);
-      });
-      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
-      cleanups.push(() => {
-        for (const s of sockets) s.destroy();
-        return new Promise<void>((r) => proxy.close(() => r()));
-      });
-      const session = connect((proxy.address() as net.AddressInfo).port);
+      const proxy = await partitionProxy(port);
+      const session = connect(proxy.port);
       const req = open(session);
       req.on('error', () => undefined);
       req.write(frame('silent'));
       await turns(20_000, () => events.messages.length > 0);
       expect(events.messages).toEqual(['silent']);
-      silent = true;
+      proxy.partition();
       jest.advanceTimersByTime(29_999); // no PING yet
       jest.advanceTimersByTime(1); // PING sent (lost in the partition); its deadline is t = 40 s
       jest.advanceTimersByTime(9_999);
