@@ -37,7 +37,7 @@ import { requestKeyProcessor } from '../src/kvcache/indexer.js';
 import { decodeKvEventBatch } from '../src/kvevents/decoder.js';
 import { KvEventPool } from '../src/kvevents/pool.js';
 import { Tokenization } from '../src/tokenization/index.js';
-import { type PubEvent, encodeBatch, seqFrame } from '../test/support/vllm-publisher.js';
+import { type KvEventMessage, makeKvEventMessages } from './support/vllm-batches.js';
 
 // ---- arguments ---------------------------------------------------------------------------------
 const argv = process.argv.slice(2);
@@ -177,37 +177,21 @@ async function benchScore(): Promise<void> {
 }
 
 // ---- (b) event ingest ----------------------------------------------------------------------------
-interface Msg {
-  topic: Buffer;
-  seq: Buffer;
-  payload: Buffer;
-}
 const EVENTS = 8;
 const EV_BLOCKS = 16;
 const EV_PODS = 16;
-function makeMessages(): Msg[] {
-  const msgs: Msg[] = [];
-  const seqs = new Array<bigint>(EV_PODS).fill(0n);
-  let h = 1n;
-  for (let b = 0; b < BATCHES; b++) {
-    const pod = b % EV_PODS;
-    const events: PubEvent[] = [];
-    for (let e = 0; e < EVENTS; e++) {
-      events.push({
-        type: 'BlockStored',
-        blockHashes: Array.from({ length: EV_BLOCKS }, () => (h++ * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn),
-        parentBlockHash: null,
-        tokenIds: randomTokens(EV_BLOCKS * BS),
-        blockSize: BS,
-        medium: 'GPU',
-      });
-    }
-    const seq = seqs[pod] as bigint;
-    seqs[pod] = seq + 1n;
-    msgs.push({ topic: Buffer.from(`kv@10.0.0.${pod + 1}:8000@${MODEL}`), seq: seqFrame(seq), payload: encodeBatch(events, b % 2 ? 'map' : 'array') });
-  }
-  return msgs;
-}
+type Msg = KvEventMessage;
+const makeMessages = (): Msg[] =>
+  makeKvEventMessages({
+    batches: BATCHES,
+    pods: EV_PODS,
+    events: EVENTS,
+    blocks: EV_BLOCKS,
+    blockSize: BS,
+    model: MODEL,
+    token: () => Math.floor(rnd() * 128_000),
+    podAddress: (i) => `10.0.0.${i + 1}:8000`,
+  });
 
 /**
  * The pool and index as `kvroute-epp serve` builds them (app/epp.ts): MemoryIndex behind the

@@ -17,7 +17,7 @@ import { decodeKvEventBatch } from '../src/kvevents/decoder.js';
 import { decodeRawBatch } from '../src/kvevents/raw-decoder.js';
 import { KvEventPool } from '../src/kvevents/pool.js';
 import type { BlockStoredEvent } from '../src/kvevents/types.js';
-import { type PubEvent, encodeBatch, seqFrame } from '../test/support/vllm-publisher.js';
+import { type KvEventMessage, makeKvEventMessages } from './support/vllm-batches.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -35,32 +35,17 @@ let s = 12345;
 const rnd = (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
 
 /** Per pod: a stream of batches; every event stores a fresh root chain of BLOCKS blocks. */
-interface Msg {
-  topic: Buffer;
-  seq: Buffer;
-  payload: Buffer;
-}
-function makeMessages(): Msg[] {
-  const msgs: Msg[] = [];
-  const seqs = new Array<bigint>(PODS).fill(0n);
-  let h = 1n;
-  for (let b = 0; b < BATCHES; b++) {
-    const pod = b % PODS;
-    const events: PubEvent[] = [];
-    for (let e = 0; e < EVENTS; e++) {
-      events.push({
-        type: 'BlockStored',
-        blockHashes: Array.from({ length: BLOCKS }, () => (h++ * 0x9e3779b97f4a7c15n) & 0xffffffffffffffffn),
-        parentBlockHash: null,
-        tokenIds: Array.from({ length: BLOCKS * BS }, () => Math.floor(rnd() * 150_000)),
-        blockSize: BS,
-        medium: 'GPU',
-      });
-    }
-    msgs.push({ topic: Buffer.from(`kv@10.0.${pod >> 8}.${pod & 255}:8000@${MODEL}`), seq: seqFrame(seqs[pod]!++), payload: encodeBatch(events, b % 2 ? 'map' : 'array') });
-  }
-  return msgs;
-}
+const makeMessages = (): KvEventMessage[] =>
+  makeKvEventMessages({
+    batches: BATCHES,
+    pods: PODS,
+    events: EVENTS,
+    blocks: BLOCKS,
+    blockSize: BS,
+    model: MODEL,
+    token: () => Math.floor(rnd() * 150_000),
+    podAddress: (i) => `10.0.${i >> 8}.${i & 255}:8000`,
+  });
 
 interface Row {
   stage: string;
