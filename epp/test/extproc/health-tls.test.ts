@@ -217,6 +217,17 @@ describe('TLS', () => {
   });
 });
 
+/** Subject of the certificate a new TLS connection to `port` is served. */
+function servedSubject(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () => {
+      resolve(s.getPeerX509Certificate()?.subject ?? '');
+      s.destroy();
+    });
+    s.on('error', reject);
+  });
+}
+
 describe('TLS certificate rotation (files)', () => {
   test('a rotated certificate is served to new connections; an unreadable pair keeps the old one', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kvroute-tls-'));
@@ -230,14 +241,7 @@ describe('TLS certificate rotation (files)', () => {
     const server = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']), tlsReloadIntervalMs: 20 });
     const bound = await server.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1', tls: { mode: 'files', certFile: crt, keyFile: key } });
     cleanups.push(() => server.stop(100).then(() => undefined));
-    const served = (): Promise<string> =>
-      new Promise((resolve, reject) => {
-        const s = tlsConnect({ host: '127.0.0.1', port: bound.grpcPort, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () => {
-          resolve(s.getPeerX509Certificate()?.subject ?? '');
-          s.destroy();
-        });
-        s.on('error', reject);
-      });
+    const served = (): Promise<string> => servedSubject(bound.grpcPort);
     expect(await served()).toBe('CN=epp-1');
     // a half-written rotation (garbage key) is refused; the old certificate stays
     await writeFile(key, 'not a key');
@@ -273,14 +277,7 @@ describe('TLS certificate rotation default interval', () => {
       const server = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']) });
       const bound = await server.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1', tls: { mode: 'files', certFile: crt, keyFile: key } });
       cleanups.push(() => server.stop(100).then(() => undefined));
-      const served = (): Promise<string> =>
-        new Promise((resolve, reject) => {
-          const c = tlsConnect({ host: '127.0.0.1', port: bound.grpcPort, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () => {
-            resolve(c.getPeerX509Certificate()?.subject ?? '');
-            c.destroy();
-          });
-          c.on('error', reject);
-        });
+      const served = (): Promise<string> => servedSubject(bound.grpcPort);
       expect(await served()).toBe('CN=epp-1'); // also lets the initial stat of the files finish
       for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r));
       await writeFile(crt, second.certPem);
