@@ -7,7 +7,7 @@
  * environment: they get this object (or parts of it) as props.
  */
 import { readFileSync } from 'node:fs';
-import { describeIssues, HashAlgos, showValue } from '@kvroute/epp/contract';
+import { AdmissionSchema, describeIssues, HashAlgos, showValue } from '@kvroute/epp/contract';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { crossFieldProblems } from './cross-field-rules.js';
@@ -166,6 +166,13 @@ const EppSchema = z.object({
   /** In-memory index budget in MiB (memory backend). */
   indexMemoryMiB: z.number().int().min(1).default(512),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+  /**
+   * Admission, passed to the EPP config as is: InferenceObjective name → priority (requests whose
+   * `x-gateway-inference-objective` names a negative priority get 429 while the pool is
+   * saturated) and the saturation thresholds.
+   * @default { objectives: {}, queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8 }
+   */
+  admission: AdmissionSchema.default({}),
 });
 
 const RedisSchema = z.object({

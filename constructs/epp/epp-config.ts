@@ -29,6 +29,7 @@ export function buildEppConfig(config: DeploymentConfig, names: DeploymentNames)
         : { backend: 'memory', memoryBudgetBytes: config.epp.indexMemoryMiB * 1024 * 1024 },
       tokenizer: { hfRepo: config.model.name },
       scheduling: { pd: { enabled: config.pd.enabled, nonCachedTokensThreshold: config.pd.nonCachedTokensThreshold } },
+      admission: config.epp.admission,
       logLevel: config.epp.logLevel,
     },
     'EPP config built from the deployment config',

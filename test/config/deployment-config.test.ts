@@ -62,7 +62,14 @@ describe('parseDeploymentConfig defaults (reproduce the seed)', () => {
       failureMode: 'FailOpen',
     }));
   it('EPP: 1 replica, events bind, 2 CPU / 2Gi, 512 MiB index, log info', () =>
-    expect(c.epp).toEqual({ replicas: 1, eventsMode: 'bind', resources: { cpu: '2', memory: '2Gi' }, indexMemoryMiB: 512, logLevel: 'info' }));
+    expect(c.epp).toEqual({
+      replicas: 1,
+      eventsMode: 'bind',
+      resources: { cpu: '2', memory: '2Gi' },
+      indexMemoryMiB: 512,
+      logLevel: 'info',
+      admission: { objectives: {}, queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8 },
+    }));
   it('EPP image tag = epp package version', () => expect(c.images.epp).toBe(`ghcr.io/kvroute/kvroute-epp:${eppPackageVersion()}`));
   it('images pinned by tag', () => {
     expect(c.images.vllm).toBe('vllm/vllm-openai:v0.11.0');

@@ -135,6 +135,19 @@ describe('EPP in connect (discovery) mode', () => {
   });
 });
 
+describe('EPP admission from the deployment config', () => {
+  it('epp.admission reaches the EPP ConfigMap as is', () => {
+    const config = parseDeploymentConfig({ epp: { admission: { objectives: { batch: -1, chat: 5 }, queueDepthThreshold: 8 } } });
+    const cm = findObject(synthObjects(config), 'ConfigMap', 'kvroute-epp-config');
+    const eppConfig = parseEppConfig(parse((cm.data as Record<string, string>)[EppConfigKey]));
+    expect(eppConfig.admission).toEqual({ objectives: { batch: -1, chat: 5 }, queueDepthThreshold: 8, kvCacheUtilThreshold: 0.8 });
+  });
+
+  it('a bad threshold is refused naming the field', () => {
+    expect(() => parseDeploymentConfig({ epp: { admission: { kvCacheUtilThreshold: 2 } } })).toThrow(/epp\.admission\.kvCacheUtilThreshold/);
+  });
+});
+
 describe('EndpointPicker construct errors', () => {
   const config = parseDeploymentConfig({});
   const names = DeploymentNames.of(config);

@@ -180,6 +180,7 @@ export class EppRuntime {
       model: config.model,
       tokenizer: this.tokenizerView(),
       registry: this.registry,
+      admission: config.admission,
     });
   }
 

@@ -156,6 +156,25 @@ export const SchedulingSchema = z
     for (const issue of pluginIssues(v.plugins, v.profiles)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: issue.path, message: issue.message });
   });
 
+/**
+ * Admission (GIE's legacy admission with the utilization detector): a request whose objective has
+ * a negative priority is sheddable and gets 429 while the pool is saturated.
+ */
+export const AdmissionSchema = z
+  .object({
+    /**
+     * InferenceObjective name (request header `x-gateway-inference-objective`) → priority. A
+     * request without the header, or naming an objective not listed, has priority 0.
+     * @default {}
+     */
+    objectives: z.record(z.string().min(1), z.number().int()).default({}),
+    /** Waiting requests at which an endpoint counts as saturated. @default 5 */
+    queueDepthThreshold: z.number().positive().default(5),
+    /** KV-cache usage (0–1) at which an endpoint counts as saturated. @default 0.8 */
+    kvCacheUtilThreshold: z.number().gt(0).max(1).default(0.8),
+  })
+  .strict();
+
 export const ServerSchema = z.object({
   grpcPort: listenPort.default(EppPorts.grpc),
   healthPort: listenPort.default(EppPorts.grpcHealth),
@@ -196,6 +215,7 @@ export const EppConfigSchema = z
     index: IndexSchema.default({ backend: 'memory' }),
     tokenizer: TokenizerSchema.default({}),
     scheduling: SchedulingSchema.default({}),
+    admission: AdmissionSchema.default({}),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
   })
   .strict();

@@ -61,6 +61,8 @@ export const Headers = {
   prefillerHostPort: 'x-prefiller-host-port',
   /** Session affinity key. */
   sessionId: 'x-session-id',
+  /** InferenceObjective name; its priority decides admission (priority < 0 = sheddable). */
+  inferenceObjective: 'x-gateway-inference-objective',
   /** Subset hint key inside the `envoy.lb.subset_hint` filter metadata. */
   destinationEndpointSubset: 'x-gateway-destination-endpoint-subset',
   /** Endpoint the gateway really used (response side). */

@@ -9,6 +9,7 @@ import { Headers } from '../contract/names.js';
 import type { EndpointState, EndpointStore } from '../datalayer/endpoint-store.js';
 import type { InferenceRequest, PickResult, RequestDirector, ResponseInfo } from '../extproc/director.js';
 import type { Logger } from '../util/logger.js';
+import { poolSaturation, type UtilizationThresholds } from './saturation.js';
 import type { Scheduler } from './scheduler.js';
 import type { SessionAffinityScorer } from './scorers.js';
 
@@ -36,7 +37,19 @@ export interface SchedulingDirectorOptions {
   readonly registry?: Registry;
   /** Name of the InferencePool, for `inference_pool_*` metrics. @default "kvroute" */
   readonly poolName?: string;
+  /**
+   * Admission: objective priorities and the saturation thresholds (`admission` in the EPP config).
+   * @default no objectives (every request has priority 0 and is admitted), thresholds 5 / 0.8
+   */
+  readonly admission?: AdmissionOptions;
 }
+
+export interface AdmissionOptions extends UtilizationThresholds {
+  /** InferenceObjective name (header `x-gateway-inference-objective`) → priority; < 0 is sheddable. */
+  readonly objectives: Readonly<Record<string, number>>;
+}
+
+const DEFAULT_ADMISSION: AdmissionOptions = { objectives: {}, queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8 };
 
 /** IP part of `ip:port` / `[v6]:port`, without brackets. */
 export function hostOf(endpoint: string): string {
@@ -51,6 +64,7 @@ export class SchedulingDirector implements RequestDirector {
     e2e: Histogram;
     attempts: Counter<'status'>;
     tokenizeFailures: Counter<'reason'>;
+    shed: Counter<'objective'>;
     prefixBlocks: Histogram;
     cachedRatio: Histogram;
   };
@@ -71,6 +85,12 @@ export class SchedulingDirector implements RequestDirector {
           name: 'inference_extension_scheduler_attempts_total',
           help: 'Scheduling attempts by status (success, failure).',
           labelNames: ['status'],
+          registers: [r],
+        }),
+        shed: new Counter({
+          name: 'kvroute_admission_shed_total',
+          help: 'Sheddable requests (objective priority < 0) dropped with 429 because the pool was saturated.',
+          labelNames: ['objective'],
           registers: [r],
         }),
         tokenizeFailures: new Counter({
@@ -173,6 +193,7 @@ export class SchedulingDirector implements RequestDirector {
       if (candidates.length === 0) {
         throw new ApiError('no_endpoint', req.subsetCandidates ? 'no pool endpoint matches the gateway subset hint' : 'the pool has no endpoints');
       }
+      this.admit(req, candidates);
       const tokens = req.apiKind === 'none' ? undefined : await this.tokens(req, model);
       const result = await this.opts.scheduler.schedule({ model, tokens, sessionId: req.sessionId }, candidates);
       const endpoints = result.primary.picked.map((p) => p.state.endpoint.address);
@@ -197,6 +218,25 @@ export class SchedulingDirector implements RequestDirector {
       this.metrics?.attempts.inc({ status: 'failure' });
       throw err;
     }
+  }
+
+  /**
+   * GIE's legacy admission: only sheddable requests (objective priority < 0) are checked, and they
+   * are dropped with 429 while the candidates' mean saturation is ≥ 1.0.
+   */
+  private admit(req: InferenceRequest, candidates: readonly EndpointState[]): void {
+    const a = this.opts.admission ?? DEFAULT_ADMISSION;
+    const objective = req.headers[Headers.inferenceObjective];
+    const priority = objective === undefined ? 0 : (a.objectives[objective] ?? 0);
+    if (priority >= 0) return;
+    const saturation = poolSaturation(candidates, a);
+    if (saturation < 1) return;
+    this.metrics?.shed.inc({ objective: objective ?? '' });
+    throw new ApiError(
+      'shed',
+      `system saturated, sheddable request dropped: objective "${objective}" has priority ${priority} and the pool's saturation is ${saturation.toFixed(2)} ` +
+        `(≥ 1: waiting ≥ ${a.queueDepthThreshold} or KV cache ≥ ${a.kvCacheUtilThreshold} on average, or no fresh metrics); retry later or send it with a non-negative objective`,
+    );
   }
 
   onResponse(_req: InferenceRequest, _info: ResponseInfo): void {}
