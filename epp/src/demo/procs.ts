@@ -5,6 +5,7 @@
  * group, so only the demo's SIGTERM reaches them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 export interface ChildHandle {
@@ -27,8 +28,43 @@ export interface StartChildOptions {
   readonly readyTimeoutMs?: number;
 }
 
-/** A free TCP port on 127.0.0.1 (bound, read, released). */
+/**
+ * The OS's ephemeral port range (ports it hands out for `listen(0)` and outgoing connections), from
+ * /proc on Linux; Linux's default elsewhere.
+ */
+export function ephemeralPortRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(lo) && Number.isInteger(hi) && (lo as number) > 0 && (lo as number) <= (hi as number)) return [lo as number, hi as number];
+  } catch {
+    // not Linux: fall through
+  }
+  return [32768, 60999];
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free TCP port on 127.0.0.1 for a child process to bind later. It is picked at random below the
+ * ephemeral range, so sockets other processes open meanwhile (`listen(0)`, outgoing connections)
+ * cannot take it before the child binds; only a port the OS reports free is returned. When the
+ * range leaves no room below it, the OS picks (`listen(0)`).
+ */
 export async function freePort(): Promise<number> {
+  const [lo] = ephemeralPortRange();
+  const min = 10_000;
+  if (lo - min >= 1000) {
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const port = min + Math.floor(Math.random() * (lo - min));
+      if (await canListen(port)) return port;
+    }
+  }
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

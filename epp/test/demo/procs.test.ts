@@ -1,6 +1,7 @@
 /** ProcessGroup: readiness, failures before ready, one SIGTERM per child, SIGKILL after the grace period. */
 import { fileURLToPath } from 'node:url';
-import { freePort, ProcessGroup } from '../../src/demo/procs.js';
+import { createServer } from 'node:net';
+import { ephemeralPortRange, freePort, ProcessGroup } from '../../src/demo/procs.js';
 
 const CWD = fileURLToPath(new URL('../..', import.meta.url));
 const SCRIPT = 'test/demo/fixtures/child.ts';
@@ -51,9 +52,22 @@ describe('ProcessGroup', () => {
     expect(g.alive()).toEqual([]);
   }, 30000);
 
-  it('freePort returns a bindable port', async () => {
-    const p = await freePort();
-    expect(p).toBeGreaterThan(0);
-    expect(p).toBeLessThan(65536);
+  it('freePort returns a bindable port below the ephemeral range, so listen(0) elsewhere cannot take it', async () => {
+    const [lo, hi] = ephemeralPortRange();
+    expect(lo).toBeGreaterThan(0);
+    expect(hi).toBeGreaterThanOrEqual(lo);
+    const ports = await Promise.all(Array.from({ length: 8 }, () => freePort()));
+    // with room below the range (Linux's default 32768–60999 here), ports come from [10000, lo)
+    const [min, max] = lo > 11_000 ? [10_000, lo - 1] : [1, 65_535];
+    for (const p of ports) {
+      expect(p).toBeGreaterThanOrEqual(min);
+      expect(p).toBeLessThanOrEqual(max);
+      const s = createServer();
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(p, '127.0.0.1', () => resolve());
+      });
+      await new Promise((r) => s.close(r));
+    }
   });
 });

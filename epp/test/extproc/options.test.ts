@@ -119,6 +119,8 @@ test('kvroute_extproc_decision_duration_seconds measures parse + pick + reply (a
   const sum = values.find((v) => v.metricName === 'kvroute_extproc_decision_duration_seconds_sum')!.value;
   const under100ms = values.find((v) => v.metricName === 'kvroute_extproc_decision_duration_seconds_bucket' && v.labels.le === 0.1)!.value;
   expect(count).toBe(2);
-  expect(sum).toBeGreaterThanOrEqual(0.12);
+  // the 120 ms pick shows; timers count from the event loop's cached ms clock, so the measured delay
+  // can come out up to 1 ms short of 120 ms
+  expect(sum).toBeGreaterThanOrEqual(0.119);
   expect(under100ms).toBe(1);
 });

@@ -11,9 +11,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../src/demo/procs.js';
 
 export interface RedisServerOptions {
   /** `requirepass` for the server. @default undefined (no password) */
@@ -42,23 +43,8 @@ export interface RedisServer {
   dispose(): Promise<void>;
 }
 
-/** A port the OS reports free on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') {
-        srv.close();
-        reject(new Error('could not determine a free port'));
-        return;
-      }
-      const { port } = addr;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A port for redis-server to bind (see freePort in src/demo/procs.ts). */
+export { freePort };
 
 function canConnect(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
