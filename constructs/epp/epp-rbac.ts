@@ -33,6 +33,8 @@ export class EppRbac extends Construct {
       rules: [
         { apiGroups: [''], resources: ['pods'], verbs: [...EppReadVerbs] },
         { apiGroups: ['inference.networking.k8s.io'], resources: ['inferencepools'], verbs: [...EppReadVerbs] },
+        // InferenceObjective priorities for admission (admission.watchObjectives)
+        { apiGroups: ['inference.networking.x-k8s.io'], resources: ['inferenceobjectives'], verbs: [...EppReadVerbs] },
       ],
     });
     this.roleBinding = new k8s.KubeRoleBinding(this, 'RoleBinding', {

@@ -68,7 +68,7 @@ describe('parseDeploymentConfig defaults (reproduce the seed)', () => {
       resources: { cpu: '2', memory: '2Gi' },
       indexMemoryMiB: 512,
       logLevel: 'info',
-      admission: { objectives: {}, queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8 },
+      admission: { objectives: {}, queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8, watchObjectives: true },
     }));
   it('EPP image tag = epp package version', () => expect(c.images.epp).toBe(`ghcr.io/kvroute/kvroute-epp:${eppPackageVersion()}`));
   it('images pinned by tag', () => {

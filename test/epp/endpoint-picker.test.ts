@@ -79,11 +79,12 @@ describe('EPP (defaults)', () => {
     expect(container(dep).resources).toEqual({ requests: { cpu: '2', memory: '2Gi' }, limits: { memory: '2Gi' } });
   });
 
-  it('least-privilege Role: get/list/watch pods and inferencepools only, bound to the EPP ServiceAccount', () => {
+  it('least-privilege Role: get/list/watch pods, inferencepools and inferenceobjectives only, bound to the EPP ServiceAccount', () => {
     const role = findObject(objects, 'Role', 'kvroute-epp');
     expect(role.rules).toEqual([
       { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
       { apiGroups: ['inference.networking.k8s.io'], resources: ['inferencepools'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: ['inference.networking.x-k8s.io'], resources: ['inferenceobjectives'], verbs: ['get', 'list', 'watch'] },
     ]);
     const rb = findObject(objects, 'RoleBinding', 'kvroute-epp');
     expect(rb.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'kvroute-epp' });
@@ -140,7 +141,7 @@ describe('EPP admission from the deployment config', () => {
     const config = parseDeploymentConfig({ epp: { admission: { objectives: { batch: -1, chat: 5 }, queueDepthThreshold: 8 } } });
     const cm = findObject(synthObjects(config), 'ConfigMap', 'kvroute-epp-config');
     const eppConfig = parseEppConfig(parse((cm.data as Record<string, string>)[EppConfigKey]));
-    expect(eppConfig.admission).toEqual({ objectives: { batch: -1, chat: 5 }, queueDepthThreshold: 8, kvCacheUtilThreshold: 0.8 });
+    expect(eppConfig.admission).toEqual({ objectives: { batch: -1, chat: 5 }, queueDepthThreshold: 8, kvCacheUtilThreshold: 0.8, watchObjectives: true });
   });
 
   it('a bad threshold is refused naming the field', () => {

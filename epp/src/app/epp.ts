@@ -15,6 +15,7 @@ import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { ScoreService, type PromptTokenizer } from '../api/score.js';
 import type { EppConfig } from '../contract/config.js';
 import { EndpointStore, type Endpoint } from '../datalayer/endpoint-store.js';
+import { InferenceObjectiveWatch } from '../datalayer/k8s-objectives.js';
 import { KubernetesDiscovery } from '../datalayer/k8s-discovery.js';
 import { MetricsScraper } from '../datalayer/metrics-scraper.js';
 import { Indexer } from '../kvcache/indexer.js';
@@ -73,6 +74,7 @@ export class EppRuntime {
   readonly director: SchedulingDirector;
   private tokenization: Tokenization | undefined;
   private discovery: KubernetesDiscovery | undefined;
+  private objectives: InferenceObjectiveWatch | undefined;
   private readonly env: NodeJS.ProcessEnv;
   private http: HttpServer | undefined;
   private extproc: ExtProcServer | undefined;
@@ -181,6 +183,7 @@ export class EppRuntime {
       tokenizer: this.tokenizerView(),
       registry: this.registry,
       admission: config.admission,
+      objectivePriority: (name) => this.objectives?.priorityOf(name),
     });
   }
 
@@ -225,13 +228,19 @@ export class EppRuntime {
       if (!namespace) {
         throw new Error('discovery.poolNamespace is unset and the namespace is unknown: set discovery.poolNamespace or the POD_NAMESPACE env (downward API)');
       }
+      const kubeConfig = KubernetesDiscovery.defaultConfig();
       this.discovery = new KubernetesDiscovery({
         store: this.store,
         logger: this.logger.child({ component: 'discovery' }),
         poolName: c.discovery.poolName,
         namespace,
+        kubeConfig,
       });
       await this.discovery.start();
+      if (c.admission.watchObjectives) {
+        this.objectives = new InferenceObjectiveWatch({ logger: this.logger.child({ component: 'objectives' }), poolName: c.discovery.poolName, namespace, kubeConfig });
+        await this.objectives.start();
+      }
     }
     this.scraper.start();
     if (c.tokenizer.path || c.tokenizer.hfRepo) {
@@ -281,6 +290,7 @@ export class EppRuntime {
     await this.http?.close().catch(() => undefined);
     await this.tokenization?.close().catch(() => undefined);
     await this.discovery?.stop().catch(() => undefined);
+    await this.objectives?.stop().catch(() => undefined);
     await this.scraper.stop();
     await this.pool.stop().catch(() => undefined);
     await this.index.close().catch(() => undefined);

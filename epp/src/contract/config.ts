@@ -172,6 +172,12 @@ export const AdmissionSchema = z
     queueDepthThreshold: z.number().positive().default(5),
     /** KV-cache usage (0–1) at which an endpoint counts as saturated. @default 0.8 */
     kvCacheUtilThreshold: z.number().gt(0).max(1).default(0.8),
+    /**
+     * With kubernetes discovery, also read the pool's InferenceObjective objects
+     * (inference.networking.x-k8s.io/v1alpha2, `spec.priority`); they take precedence over
+     * `objectives`. @default true
+     */
+    watchObjectives: z.boolean().default(true),
   })
   .strict();
 

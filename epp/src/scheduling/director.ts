@@ -42,6 +42,12 @@ export interface SchedulingDirectorOptions {
    * @default no objectives (every request has priority 0 and is admitted), thresholds 5 / 0.8
    */
   readonly admission?: AdmissionOptions;
+  /**
+   * Priorities from the cluster's InferenceObjective objects, consulted before
+   * `admission.objectives` (undefined = the cluster has no such objective).
+   * @default undefined (config objectives only)
+   */
+  readonly objectivePriority?: (name: string) => number | undefined;
 }
 
 export interface AdmissionOptions extends UtilizationThresholds {
@@ -227,7 +233,7 @@ export class SchedulingDirector implements RequestDirector {
   private admit(req: InferenceRequest, candidates: readonly EndpointState[]): void {
     const a = this.opts.admission ?? DEFAULT_ADMISSION;
     const objective = req.headers[Headers.inferenceObjective];
-    const priority = objective === undefined ? 0 : (a.objectives[objective] ?? 0);
+    const priority = objective === undefined ? 0 : (this.opts.objectivePriority?.(objective) ?? a.objectives[objective] ?? 0);
     if (priority >= 0) return;
     const saturation = poolSaturation(candidates, a);
     if (saturation < 1) return;

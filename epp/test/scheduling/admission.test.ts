@@ -44,7 +44,7 @@ describe('utilization detector', () => {
 
 describe('config: admission', () => {
   it('@default no objectives, queueDepthThreshold 5, kvCacheUtilThreshold 0.8', () => {
-    expect(parseEppConfig({ model: MODEL }).admission).toEqual({ objectives: {}, queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8 });
+    expect(parseEppConfig({ model: MODEL }).admission).toEqual({ objectives: {}, queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8, watchObjectives: true });
   });
 
   it('bad values are refused naming the field', () => {
@@ -60,13 +60,13 @@ describe('SchedulingDirector admission', () => {
   let store: EndpointStore;
   let registry: Registry;
 
-  function director(admission?: AdmissionOptions): SchedulingDirector {
+  function director(admission?: AdmissionOptions, objectivePriority?: (name: string) => number | undefined): SchedulingDirector {
     store = new EndpointStore();
     for (const [i, address] of PODS.entries()) store.upsert({ address, name: `p${i}`, role: 'both', metricsUrl: `http://${address}/metrics` });
     const indexer = new Indexer({ index: new MemoryIndex(), blockSize: 16, hashSeed: '42', engineAlgo: 'sha256_cbor' });
     const built = buildScheduler({ config: parseEppConfig({ model: MODEL, blockSize: 16 }), indexer, random: seededRandom(1) });
     registry = new Registry();
-    return new SchedulingDirector({ scheduler: built.scheduler, store, logger: silentLogger(), model: MODEL, registry, ...(admission ? { admission } : {}) });
+    return new SchedulingDirector({ scheduler: built.scheduler, store, logger: silentLogger(), model: MODEL, registry, ...(admission ? { admission } : {}), ...(objectivePriority ? { objectivePriority } : {}) });
   }
 
   const request = (objective?: string): InferenceRequest => ({
@@ -121,6 +121,17 @@ describe('SchedulingDirector admission', () => {
   it('without fresh metrics the pool counts as saturated for sheddable requests', async () => {
     const d = director(ADMISSION);
     await expect(d.pick(request('batch'))).rejects.toMatchObject({ code: 'shed' });
+  });
+
+  it("the cluster's InferenceObjective priorities come before the config's", async () => {
+    const cluster = new Map([['chat', -2]]);
+    const d = director(ADMISSION, (name) => cluster.get(name));
+    saturate(6);
+    // chat is 10 in the config but -2 in the cluster; batch is only in the config (-1)
+    await expect(d.pick(request('chat'))).rejects.toMatchObject({ code: 'shed' });
+    await expect(d.pick(request('batch'))).rejects.toMatchObject({ code: 'shed' });
+    cluster.set('batch', 0);
+    expect((await d.pick(request('batch'))).endpoints).toHaveLength(1);
   });
 
   it('@default: no objectives, so nothing is shed', async () => {

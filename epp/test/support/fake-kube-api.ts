@@ -97,6 +97,14 @@ export class FakeKubeApi {
     this.watchers.clear();
   }
 
+  /** Collections answered with 404 (a CRD that is not installed), for lists and watches. */
+  private readonly missing = new Set<string>();
+
+  /** Answers 404 for `path` from now on (as an API server without that CRD). */
+  markMissing(path: string): void {
+    this.missing.add(path);
+  }
+
   /** The next `n` watch requests are answered with HTTP 410 Gone. */
   failNextWatches(n: number): void {
     this.goneNext = n;
@@ -127,6 +135,11 @@ export class FakeKubeApi {
     this.requests.push(`${req.method} ${url.pathname}${url.search}`);
     const selector = parseSelector(url.searchParams.get('labelSelector'));
     const collection = url.pathname;
+    if (this.missing.has(collection)) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: 'the server could not find the requested resource' }));
+      return;
+    }
     if (url.searchParams.get('watch') === 'true') {
       if (this.goneNext > 0) {
         this.goneNext--;
