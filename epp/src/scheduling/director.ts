@@ -233,7 +233,9 @@ export class SchedulingDirector implements RequestDirector {
   private admit(req: InferenceRequest, candidates: readonly EndpointState[]): void {
     const a = this.opts.admission ?? DEFAULT_ADMISSION;
     const objective = req.headers[Headers.inferenceObjective];
-    const priority = objective === undefined ? 0 : (this.opts.objectivePriority?.(objective) ?? a.objectives[objective] ?? 0);
+    // own properties only: a header such as "constructor" must not find Object.prototype's
+    const configured = objective !== undefined && Object.hasOwn(a.objectives, objective) ? a.objectives[objective] : undefined;
+    const priority = objective === undefined ? 0 : (this.opts.objectivePriority?.(objective) ?? configured ?? 0);
     if (priority >= 0) return;
     const saturation = poolSaturation(candidates, a);
     if (saturation < 1) return;

@@ -114,7 +114,7 @@ describe('SchedulingDirector admission', () => {
   it('non-negative priorities, unknown objectives and requests without the header are never shed', async () => {
     const d = director(ADMISSION);
     saturate(50);
-    for (const r of [request('chat'), request('no-such-objective'), request()]) expect((await d.pick(r)).endpoints).toHaveLength(1);
+    for (const r of [request('chat'), request('no-such-objective'), request('constructor'), request('__proto__'), request()]) expect((await d.pick(r)).endpoints).toHaveLength(1);
     expect(await shedCount()).toBe(0);
   });
 
