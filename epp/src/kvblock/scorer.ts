@@ -66,8 +66,9 @@ export class PrefixScorer {
 
   /** Weight of a tier name (case-insensitive). */
   weightOf(tier: string): number {
-    const w = this.tierWeights[tier] ?? this.tierWeights[tier.toLowerCase()];
-    return w ?? this.defaultTierWeight;
+    // own properties only: a medium such as "constructor" in a KV event must not find Object.prototype's
+    const own = (t: string): number | undefined => (Object.hasOwn(this.tierWeights, t) ? this.tierWeights[t] : undefined);
+    return own(tier) ?? own(tier.toLowerCase()) ?? this.defaultTierWeight;
   }
 
   /**

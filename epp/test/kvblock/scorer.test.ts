@@ -46,6 +46,8 @@ describe('PrefixScorer', () => {
     expect(sc.weightOf('cpu')).toBe(0.8);
     expect(sc.weightOf('disk')).toBe(1);
     expect(new PrefixScorer({ defaultTierWeight: 0.5 }).weightOf('disk')).toBe(0.5);
+    // tier names come from KV events: Object.prototype's names are unknown tiers, not functions
+    expect(['constructor', 'toString', '__proto__'].map((t) => sc.weightOf(t))).toEqual([1, 1, 1]);
   });
 
   it('returns no scores for an empty request or no hits', () => {
