@@ -48,6 +48,11 @@ export const PLUGIN_TYPES: Readonly<Record<string, PluginTypeInfo>> = Object.fre
   'prefix-based-pd-decider': { kind: 'decider', parameters: { nonCachedTokens: 'non-negative integer' } },
 });
 
+/** The type info of `type`, or undefined for an unknown type (own properties only, so "constructor" is unknown). */
+export function pluginType(type: string): PluginTypeInfo | undefined {
+  return Object.hasOwn(PLUGIN_TYPES, type) ? PLUGIN_TYPES[type] : undefined;
+}
+
 export interface PluginSpec {
   readonly type: string;
   /** Defaults to `type`. */
@@ -81,7 +86,7 @@ export function pluginIssues(plugins: readonly PluginSpec[] | undefined, profile
   }
   const byName = new Map<string, PluginTypeInfo>();
   plugins.forEach((p, i) => {
-    const info = PLUGIN_TYPES[p.type];
+    const info = pluginType(p.type);
     if (info === undefined) {
       issues.push({ path: ['plugins', i, 'type'], message: `plugin type "${p.type}" is not known; use one of ${known()}` });
       return;
@@ -90,7 +95,7 @@ export function pluginIssues(plugins: readonly PluginSpec[] | undefined, profile
     if (byName.has(name)) issues.push({ path: ['plugins', i, 'name'], message: `plugin name "${name}" is used more than once; give each plugin a distinct name` });
     byName.set(name, info);
     for (const [key, value] of Object.entries(p.parameters ?? {})) {
-      const want = info.parameters[key];
+      const want = Object.hasOwn(info.parameters, key) ? info.parameters[key] : undefined;
       if (want === undefined) {
         const accepted = Object.keys(info.parameters);
         issues.push({
@@ -129,7 +134,7 @@ export function pluginIssues(plugins: readonly PluginSpec[] | undefined, profile
     });
     if (pickers > 1) issues.push({ path: ['profiles', pi, 'plugins'], message: `profile "${profile.name}" has ${pickers} pickers; keep one` });
   });
-  const deciders = plugins.filter((p) => PLUGIN_TYPES[p.type]?.kind === 'decider');
+  const deciders = plugins.filter((p) => pluginType(p.type)?.kind === 'decider');
   if (deciders.length > 1) issues.push({ path: ['plugins'], message: `declares ${deciders.length} P/D deciders; keep one prefix-based-pd-decider` });
   return issues;
 }

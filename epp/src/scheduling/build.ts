@@ -10,7 +10,7 @@ import { MaxScorePicker, type Random } from './picker.js';
 import { Scheduler, type Profile } from './scheduler.js';
 import { ActiveRequestScorer, KvCacheUtilizationScorer, PrecisePrefixScorer, QueueScorer, SessionAffinityScorer } from './scorers.js';
 import type { Filter, Picker, Scorer, WeightedScorer } from './types.js';
-import { PLUGIN_TYPES, pluginIssues, type PluginKind, type PluginSpec, type ProfileSpec } from '../contract/scheduling-plugins.js';
+import { pluginIssues, pluginType, type PluginKind, type PluginSpec, type ProfileSpec } from '../contract/scheduling-plugins.js';
 
 export interface BuiltScheduler {
   readonly scheduler: Scheduler;
@@ -83,7 +83,7 @@ function buildFromPlugins(opts: BuildSchedulerOptions, plugins: readonly PluginS
   for (const p of plugins) {
     const param = (key: string): number | undefined => p.parameters?.[key] as number | undefined;
     const name = p.name ?? p.type;
-    kinds.set(name, PLUGIN_TYPES[p.type]?.kind);
+    kinds.set(name, pluginType(p.type)?.kind);
     switch (p.type) {
       case 'precise-prefix-cache-scorer':
       case 'prefix-cache-scorer':

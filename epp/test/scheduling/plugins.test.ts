@@ -54,6 +54,16 @@ describe('scheduling.plugins / profiles: validation', () => {
       `scheduling.plugins.0.type: plugin type "magic-scorer" is not known; use one of ${Object.keys(PLUGIN_TYPES).join(', ')}`,
     ],
     [
+      "a name of Object.prototype's as the type",
+      { plugins: [{ type: 'constructor' }], profiles: [{ name: 'd', plugins: [{ pluginRef: 'constructor' }] }] },
+      `scheduling.plugins.0.type: plugin type "constructor" is not known; use one of ${Object.keys(PLUGIN_TYPES).join(', ')}`,
+    ],
+    [
+      "a name of Object.prototype's as a parameter",
+      { plugins: [{ type: 'queue-scorer', parameters: { toString: 3 } }], profiles: [{ name: 'd', plugins: [{ pluginRef: 'queue-scorer' }] }] },
+      'scheduling.plugins.0.parameters.toString: is not a parameter of queue-scorer; it takes no parameters',
+    ],
+    [
       'a duplicate name',
       { plugins: [{ type: 'queue-scorer' }, { type: 'queue-scorer' }], profiles: [{ name: 'd', plugins: [{ pluginRef: 'queue-scorer' }] }] },
       'scheduling.plugins.1.name: plugin name "queue-scorer" is used more than once; give each plugin a distinct name',
