@@ -65,7 +65,26 @@ describe('eppWiring', () => {
     })).toEqual([expect.stringMatching(/ServiceAccount kv-epp is not bound to get\/list\/watch inferencepools/)]);
     expect(broken(eppWiring, (_, find) => {
       at(find('RoleBinding', 'kv-epp'), 'subjects', 0).name = 'default';
-    })).toEqual([expect.stringMatching(/not bound to get\/list\/watch pods/), expect.stringMatching(/not bound to get\/list\/watch inferencepools/)]);
+    })).toEqual([
+      expect.stringMatching(/not bound to get\/list\/watch pods/),
+      expect.stringMatching(/not bound to get\/list\/watch inferencepools/),
+      expect.stringMatching(/not bound to get\/list\/watch inferenceobjectives/),
+    ]);
+  });
+
+  it('fails without the inferenceobjectives rule while admission.watchObjectives is on (its default), passes with it off', () => {
+    const dropRule = (find: (kind: string, name: string) => Record<string, unknown>): void => {
+      (find('Role', 'kv-epp').rules as unknown[]).splice(2, 1);
+    };
+    expect(broken(eppWiring, (_, find) => dropRule(find))).toEqual([
+      'Deployment llm-d/kv-epp: ServiceAccount kv-epp is not bound to get/list/watch inferenceobjectives.inference.networking.x-k8s.io (admission.watchObjectives); grant it or set admission.watchObjectives: false',
+    ]);
+    expect(
+      broken(eppWiring, (_, find) => {
+        dropRule(find);
+        at(find('ConfigMap', 'kv-epp-config'), 'data')['epp-config.yaml'] = `${eppConfigYaml}admission:\n  watchObjectives: false\n`;
+      }),
+    ).toEqual([]);
   });
 
   it('fails when the Redis URL names no Redis Service port', () => {

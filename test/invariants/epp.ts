@@ -74,7 +74,8 @@ function boundRules(objs: readonly Manifest[], namespace: string, sa: string): J
 /**
  * For every EPP pod: the `--config` file is an emitted EPP config (through its volume); the container
  * declares the config's server ports; with kubernetes discovery, the named InferencePool exists and
- * the pod's ServiceAccount may get/list/watch pods and inferencepools; with a Redis index, the URL
+ * the pod's ServiceAccount may get/list/watch pods and inferencepools (and inferenceobjectives unless
+ * admission.watchObjectives is off); with a Redis index, the URL
  * names an emitted Redis Service port, and the password env comes from the Secret the Redis pods use.
  */
 export function eppWiring(objs: readonly Manifest[]): Violation[] {
@@ -106,6 +107,11 @@ export function eppWiring(objs: readonly Manifest[]): Violation[] {
       if (!grants(rules, '', 'pods', ['get', 'list', 'watch'])) out.push(violation(INV, pod.owner, `ServiceAccount ${sa} is not bound to get/list/watch pods (kubernetes discovery)`));
       if (!grants(rules, 'inference.networking.k8s.io', 'inferencepools', ['get', 'list', 'watch'])) {
         out.push(violation(INV, pod.owner, `ServiceAccount ${sa} is not bound to get/list/watch inferencepools.inference.networking.k8s.io (kubernetes discovery)`));
+      }
+      if (cfg.admission.watchObjectives && !grants(rules, 'inference.networking.x-k8s.io', 'inferenceobjectives', ['get', 'list', 'watch'])) {
+        out.push(
+          violation(INV, pod.owner, `ServiceAccount ${sa} is not bound to get/list/watch inferenceobjectives.inference.networking.x-k8s.io (admission.watchObjectives); grant it or set admission.watchObjectives: false`),
+        );
       }
     }
     if (cfg.index.backend === 'redis') {
