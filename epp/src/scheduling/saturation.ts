@@ -13,12 +13,14 @@ export interface UtilizationThresholds {
   readonly kvCacheUtilThreshold: number;
 }
 
-/** One endpoint's saturation; 1.0 when its metrics are missing or stale. */
+/** One endpoint's saturation; 1.0 when its metrics are missing, stale or not numbers (NaN, ±Inf). */
 export function endpointSaturation(s: EndpointState, t: UtilizationThresholds): number {
   const m = s.metrics;
   if (m === undefined) return 1;
   const queue = m.waiting / t.queueDepthThreshold;
-  return m.kvCacheUsage === undefined ? queue : Math.max(queue, m.kvCacheUsage / t.kvCacheUtilThreshold);
+  const v = m.kvCacheUsage === undefined ? queue : Math.max(queue, m.kvCacheUsage / t.kvCacheUtilThreshold);
+  // a pod exporting NaN is as unknown as a silent one; NaN must not make the whole pool "saturated"
+  return Number.isFinite(v) && v >= 0 ? v : 1;
 }
 
 /** Mean saturation of `candidates` (1.0 for none: nothing can take the request). */

@@ -31,8 +31,13 @@ describe('utilization detector', () => {
     expect(endpointSaturation(state(metrics(2, undefined)), T)).toBeCloseTo(0.4);
   });
 
-  it('an endpoint without fresh metrics counts as saturated, never as idle', () => {
+  it('an endpoint without fresh metrics, or with metrics that are not numbers, counts as saturated, never as idle', () => {
     expect(endpointSaturation(state(undefined), T)).toBe(1);
+    expect(endpointSaturation(state(metrics(Number.NaN, 0.1)), T)).toBe(1);
+    expect(endpointSaturation(state(metrics(0, Number.NaN)), T)).toBe(1);
+    expect(endpointSaturation(state(metrics(Number.POSITIVE_INFINITY, 0)), T)).toBe(1);
+    // one pod exporting NaN does not saturate a pool of idle pods
+    expect(poolSaturation([state(metrics(Number.NaN, Number.NaN)), state(metrics(0, 0)), state(metrics(0, 0))], T)).toBeCloseTo(1 / 3);
   });
 
   it('the pool is the unweighted mean over the candidates; none is saturated', () => {
