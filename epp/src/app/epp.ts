@@ -239,7 +239,8 @@ export class EppRuntime {
       await this.discovery.start();
       if (c.admission.watchObjectives) {
         this.objectives = new InferenceObjectiveWatch({ logger: this.logger.child({ component: 'objectives' }), poolName: c.discovery.poolName, namespace, kubeConfig });
-        await this.objectives.start();
+        // Not awaited: a slow API server must not hold readiness for an optional input.
+        void this.objectives.start();
       }
     }
     this.scraper.start();

@@ -8,6 +8,7 @@
  * slowly; admission then runs on the config alone.
  */
 import { CustomObjectsApi, KubeConfig, makeInformer, type Informer, type KubernetesListObject, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+import { RateLimitedLog } from '../kvevents/observe.js';
 import type { Logger } from '../util/logger.js';
 
 export const InferenceObjectiveApi = { group: 'inference.networking.x-k8s.io', version: 'v1alpha2', plural: 'inferenceobjectives' } as const;
@@ -61,11 +62,18 @@ export class InferenceObjectiveWatch {
   private current = new Map<string, number>();
   private stopped = false;
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** The list + watch start in progress (stop() waits for it, then stops the informer again). */
+  private starting: Promise<void> | undefined;
   private reportedUnavailable = false;
+  /** Consecutive failures since the last successful (re)connect, for the backoff. */
+  private failures = 0;
+  private readonly warnLog: RateLimitedLog;
   /** Watch restarts after errors (for tests). */
   restarts = 0;
 
-  constructor(private readonly opts: ObjectiveWatchOptions) {}
+  constructor(private readonly opts: ObjectiveWatchOptions) {
+    this.warnLog = new RateLimitedLog(opts.logger, 60_000);
+  }
 
   /** Priority of the objective `name` of this pool, or undefined when the cluster has none. */
   priorityOf(name: string): number | undefined {
@@ -77,7 +85,11 @@ export class InferenceObjectiveWatch {
     return this.current;
   }
 
-  /** Starts watching; never rejects (a failing API is retried in the background). */
+  /**
+   * Starts watching. Resolves once the first list has been answered (or failed: a failing API is
+   * retried in the background); never rejects. Callers that must not wait on the API server need
+   * not await it.
+   */
   async start(): Promise<void> {
     const { group, version, plural } = InferenceObjectiveApi;
     const custom = this.opts.kubeConfig.makeApiClient(CustomObjectsApi);
@@ -87,30 +99,54 @@ export class InferenceObjectiveWatch {
       `/apis/${group}/${version}/namespaces/${ns}/${plural}`,
       async () => (await custom.listNamespacedCustomObject({ group, version, namespace: ns, plural })) as KubernetesListObject<InferenceObjectiveObject>,
     );
-    const sync = (): void => {
-      if (this.informer === inf) this.current = objectivePriorities(inf.list(), this.opts.poolName);
-    };
+    const sync = (): void => this.sync(inf);
     inf.on('add', sync);
     inf.on('update', sync);
     inf.on('delete', sync);
+    // 'connect' comes before the list (client-node 1.4), so it says nothing about success
     inf.on('connect', sync);
     inf.on('error', (err) => this.restartLater(inf, err));
     this.informer = inf;
-    await inf.start().then(sync, (err: unknown) => this.restartLater(inf, err));
+    await this.run(inf);
+  }
+
+  private sync(inf: Informer<InferenceObjectiveObject> & ObjectCache<InferenceObjectiveObject>): void {
+    if (this.informer === inf && !this.stopped) this.current = objectivePriorities(inf.list(), this.opts.poolName);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    // A start still listing would open its watch after a stop() that ran meanwhile: wait, stop again.
+    await this.starting?.catch(() => undefined);
     await this.informer?.stop().catch(() => undefined);
   }
 
-  private restartLater(inf: Informer<InferenceObjectiveObject>, err: unknown): void {
+  private run(inf: Informer<InferenceObjectiveObject> & ObjectCache<InferenceObjectiveObject>): Promise<void> {
+    // A failed list is reported through 'error' and start() still resolves: success is a start
+    // during which no error came.
+    const before = this.restarts;
+    const p = inf.start().then(
+      () => {
+        if (this.restarts === before) this.failures = 0;
+        this.sync(inf);
+      },
+      (err: unknown) => this.restartLater(inf, err),
+    );
+    this.starting = p;
+    return p;
+  }
+
+  private restartLater(inf: Informer<InferenceObjectiveObject> & ObjectCache<InferenceObjectiveObject>, err: unknown): void {
     if (this.stopped) return;
     this.restarts++;
+    this.failures++;
     const status = statusOf(err);
     const unavailable = status === 404 || status === 403;
     if (unavailable) {
+      // Priorities from a CRD or a grant that is gone must not linger over the config's.
+      this.current = new Map();
       if (!this.reportedUnavailable) {
         this.reportedUnavailable = true;
         this.opts.logger.warn(
@@ -121,15 +157,15 @@ export class InferenceObjectiveWatch {
         );
       }
     } else {
-      this.opts.logger.warn({ err: err instanceof Error ? err.message : err, watch: 'inferenceobjectives' }, 'kubernetes watch failed; restarting from a fresh list');
+      this.warnLog.warn('watch', { err: err instanceof Error ? err.message : err, watch: 'inferenceobjectives', failures: this.failures }, 'kubernetes watch failed; restarting from a fresh list');
     }
-    const t = setTimeout(
-      () => {
-        this.timers.delete(t);
-        if (!this.stopped) void inf.start().catch((e: unknown) => this.restartLater(inf, e));
-      },
-      unavailable ? (this.opts.unavailableRetryMs ?? 60_000) : (this.opts.restartDelayMs ?? 1000),
-    );
+    // Other errors back off exponentially from restartDelayMs up to 30 s.
+    const base = this.opts.restartDelayMs ?? 1000;
+    const delay = unavailable ? (this.opts.unavailableRetryMs ?? 60_000) : Math.min(30_000, base * 2 ** Math.min(this.failures - 1, 10));
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (!this.stopped) void this.run(inf);
+    }, delay);
     this.timers.add(t);
   }
 }

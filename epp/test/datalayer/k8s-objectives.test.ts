@@ -85,6 +85,40 @@ describe('InferenceObjectiveWatch against a local list/watch API server', () => 
     expect([...watch.objectives]).toEqual([['batch', 2]]);
   });
 
+  it('objectives seen before the CRD went away (404 on the re-list) stop counting', async () => {
+    api.put(OBJECTIVES, objective('batch', 'kvroute', -1));
+    watch = new InferenceObjectiveWatch({ logger: warnings(), poolName: 'kvroute', namespace: NS, kubeConfig: kc, restartDelayMs: 10, unavailableRetryMs: 20 });
+    await watch.start();
+    await until(() => watch!.priorityOf('batch') === -1);
+    api.markMissing(OBJECTIVES);
+    api.endWatches();
+    await until(() => watch!.priorityOf('batch') === undefined);
+  });
+
+  it('other failures back off exponentially (from restartDelayMs, capped at 30 s)', async () => {
+    api.failWith(OBJECTIVES, 500);
+    watch = new InferenceObjectiveWatch({ logger: warnings(), poolName: 'kvroute', namespace: NS, kubeConfig: kc, restartDelayMs: 20 });
+    await watch.start();
+    await new Promise((r) => setTimeout(r, 700));
+    // 20, 40, 80, 160, 320 ms: at most 5 restarts in 700 ms (a fixed 20 ms delay would give ~30)
+    expect(watch.restarts).toBeGreaterThanOrEqual(3);
+    expect(watch.restarts).toBeLessThanOrEqual(6);
+    api.failWith(OBJECTIVES, 0);
+    api.put(OBJECTIVES, objective('chat', 'kvroute', 1));
+    await until(() => watch!.priorityOf('chat') === 1);
+  });
+
+  it('stop() during a slow first list leaves no watch open', async () => {
+    api.listDelayMs = 150;
+    watch = new InferenceObjectiveWatch({ logger: warnings(), poolName: 'kvroute', namespace: NS, kubeConfig: kc });
+    const started = watch.start();
+    await new Promise((r) => setTimeout(r, 30));
+    await watch.stop();
+    await started;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(api.openWatches).toBe(0);
+  });
+
   it('without the CRD (404): start resolves, no objectives, one warning, retried slowly', async () => {
     api.markMissing(OBJECTIVES);
     const log = warnings();

@@ -97,12 +97,20 @@ export class FakeKubeApi {
     this.watchers.clear();
   }
 
-  /** Collections answered with 404 (a CRD that is not installed), for lists and watches. */
-  private readonly missing = new Set<string>();
+  /** Collections answered with an error status (404: a CRD that is not installed), lists and watches. */
+  private readonly failing = new Map<string, number>();
+  /** Lists are answered this many ms late (a slow API server). */
+  listDelayMs = 0;
 
   /** Answers 404 for `path` from now on (as an API server without that CRD). */
   markMissing(path: string): void {
-    this.missing.add(path);
+    this.failWith(path, 404);
+  }
+
+  /** Answers `status` for every request on `path` from now on; 0 heals it. */
+  failWith(path: string, status: number): void {
+    if (status === 0) this.failing.delete(path);
+    else this.failing.set(path, status);
   }
 
   /** The next `n` watch requests are answered with HTTP 410 Gone. */
@@ -135,9 +143,10 @@ export class FakeKubeApi {
     this.requests.push(`${req.method} ${url.pathname}${url.search}`);
     const selector = parseSelector(url.searchParams.get('labelSelector'));
     const collection = url.pathname;
-    if (this.missing.has(collection)) {
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'NotFound', code: 404, message: 'the server could not find the requested resource' }));
+    const failing = this.failing.get(collection);
+    if (failing !== undefined) {
+      res.writeHead(failing, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', apiVersion: 'v1', status: 'Failure', code: failing, message: `failing with ${failing} (test)` }));
       return;
     }
     if (url.searchParams.get('watch') === 'true') {
@@ -159,7 +168,11 @@ export class FakeKubeApi {
       return;
     }
     const items = [...this.col(collection).values()].filter((o) => matches(o.metadata.labels, selector));
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.rv) }, items }));
+    const answer = (): void => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ apiVersion: 'v1', kind: 'List', metadata: { resourceVersion: String(this.rv) }, items }));
+    };
+    if (this.listDelayMs > 0) setTimeout(answer, this.listDelayMs);
+    else answer();
   }
 }
