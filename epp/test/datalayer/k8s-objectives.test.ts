@@ -93,6 +93,7 @@ describe('InferenceObjectiveWatch against a local list/watch API server', () => 
     api.markMissing(OBJECTIVES);
     api.endWatches();
     await until(() => watch!.priorityOf('batch') === undefined);
+    expect(watch.objectives.size).toBe(0);
   });
 
   it('other failures back off exponentially (from restartDelayMs, capped at 30 s)', async () => {
