@@ -179,11 +179,14 @@ async function serve(floor: boolean): Promise<void> {
   });
   async function sample(): Promise<void> {
     const decisions = await decisionsOf();
+    // GC entries arrive asynchronously: let the last ones in before taking them.
+    await new Promise((r) => setImmediate(r));
     const pauses = gc.take();
+    // CPU before the forced GC below, which is the bench's, not the server's.
+    const cpu = process.cpuUsage();
     // Retained memory, not garbage waiting for the next GC (the child runs with --expose-gc).
     gc.forced(() => (globalThis as { gc?: () => void }).gc?.());
     const mu = process.memoryUsage();
-    const cpu = process.cpuUsage();
     process.send!({ rss: mu.rss, heap: mu.heapUsed, cpuUs: cpu.user + cpu.system, ...decisions, gc: pauses } satisfies ToParent);
   }
 }
@@ -520,6 +523,7 @@ async function main(): Promise<void> {
       for (const t of round % 2 === 0 ? [epp, floor] : [floor, epp]) {
         driverGc.take();
         const ol = await t.driver.openLoop(rate, SECONDS);
+        await new Promise((r) => setImmediate(r)); // GC entries arrive asynchronously
         const dg = driverGc.take();
         const m = await t.sample();
         const prev = samples.get(t)!;

@@ -42,6 +42,9 @@ export function ephemeralPortRange(): [number, number] {
   return [32768, 60999];
 }
 
+/** Ports freePort() returned in this process. */
+const handedOut = new Set<number>();
+
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createServer();
@@ -62,7 +65,12 @@ export async function freePort(): Promise<number> {
   if (lo - min >= 1000) {
     for (let attempt = 0; attempt < 64; attempt++) {
       const port = min + Math.floor(Math.random() * (lo - min));
-      if (await canListen(port)) return port;
+      // nothing binds between calls, so a port handed out before could come back
+      if (handedOut.has(port)) continue;
+      if (await canListen(port)) {
+        handedOut.add(port);
+        return port;
+      }
     }
   }
   return new Promise((resolve, reject) => {

@@ -402,6 +402,7 @@ export class ExtProcStream {
     const pick: PickResult = await this.opts.director.pick(req);
     this.pickResolved = true;
     if (this.ended) {
+      releasePayload(req);
       this.release();
       return;
     }

@@ -57,6 +57,7 @@ describe('ProcessGroup', () => {
     expect(lo).toBeGreaterThan(0);
     expect(hi).toBeGreaterThanOrEqual(lo);
     const ports = await Promise.all(Array.from({ length: 8 }, () => freePort()));
+    expect(new Set(ports).size).toBe(ports.length); // never the same port twice
     // with room below the range (Linux's default 32768–60999 here), ports come from [10000, lo)
     const [min, max] = lo > 11_000 ? [10_000, lo - 1] : [1, 65_535];
     for (const p of ports) {
