@@ -9,7 +9,7 @@ import { createTokenProcessor } from '../../src/kvblock/token-processor.js';
 import { KvEventsMetricNames } from '../../src/kvevents/observe.js';
 import { KvEventPool } from '../../src/kvevents/pool.js';
 import { type EventEncoding, type PubEvent, type WireHash, encodeBatch, seqFrame } from '../support/vllm-publisher.js';
-import { counter, prng, recordingLogger } from './helpers.js';
+import { counter, mutatePayload as mutate, prng, recordingLogger } from './helpers.js';
 
 const MODEL = 'org/model@v1';
 const VICTIM = '10.9.9.9:8000';
@@ -57,43 +57,6 @@ function randomValidEvents(r: Rnd): PubEvent[] {
     }
   }
   return events;
-}
-
-const MSGPACK_TYPE_BYTES = [0xc0, 0xc2, 0xc3, 0xc4, 0xc7, 0xca, 0xcb, 0xcc, 0xcf, 0xd3, 0xd4, 0xd8, 0xd9, 0xdc, 0xdd, 0xde, 0xdf, 0x90, 0x9f, 0x80, 0x8f, 0xa0, 0xbf, 0xe0, 0xff];
-
-function mutate(r: Rnd, buf: Buffer): Buffer {
-  const b = Buffer.from(buf);
-  switch (int(r, 7)) {
-    case 0: {
-      const flips = 1 + int(r, 4);
-      for (let i = 0; i < flips && b.length > 0; i++) {
-        const at = int(r, b.length);
-        b[at] = (b[at] as number) ^ (1 << int(r, 8));
-      }
-      return b;
-    }
-    case 1:
-      return b.subarray(0, int(r, b.length));
-    case 2: {
-      // type swap: replace a byte with another msgpack type marker
-      if (b.length > 0) b[int(r, b.length)] = pick(r, MSGPACK_TYPE_BYTES);
-      return b;
-    }
-    case 3: {
-      const at = int(r, b.length + 1);
-      return Buffer.concat([b.subarray(0, at), Buffer.from(Array.from({ length: 1 + int(r, 8) }, () => int(r, 256))), b.subarray(at)]);
-    }
-    case 4: {
-      const at = int(r, b.length + 1);
-      return Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + int(r, 8)))]);
-    }
-    case 5:
-      return Buffer.from(Array.from({ length: int(r, 64) }, () => int(r, 256)));
-    default: {
-      // huge length header in front
-      return Buffer.concat([Buffer.from([pick(r, [0xdd, 0xdf, 0xc6, 0xdb]), 0xff, 0xff, 0xff, int(r, 256)]), b.subarray(0, 16)]);
-    }
-  }
 }
 
 describe('fuzz: mutated KV-event messages through the pool', () => {

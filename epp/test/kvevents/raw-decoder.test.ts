@@ -9,7 +9,7 @@ import { decodeKvEventBatch } from '../../src/kvevents/decoder.js';
 import { RawBatchDecoder, decodeRawBatch } from '../../src/kvevents/raw-decoder.js';
 import type { KvEvent } from '../../src/kvevents/types.js';
 import { type EventEncoding, F64, MsgMap, type MsgValue, type PubEvent, type WireHash, encodeBatch, packMsgspec } from '../support/vllm-publisher.js';
-import { fixtures, prng } from './helpers.js';
+import { fixtures, mutatePayload as mutate, prng } from './helpers.js';
 
 type Rnd = () => number;
 const int = (r: Rnd, n: number): number => Math.floor(r() * n);
@@ -159,27 +159,6 @@ describe('decodeRawBatch: differential fuzz', () => {
       return { type: 'AllBlocksCleared' };
     });
   }
-  function mutate(r: Rnd, buf: Buffer): Buffer {
-    const b = Buffer.from(buf);
-    switch (int(r, 4)) {
-      case 0:
-        for (let i = 0; i < 1 + int(r, 3); i++) {
-          const at = int(r, b.length);
-          b[at] = (b[at] as number) ^ (1 << int(r, 8));
-        }
-        return b;
-      case 1:
-        return b.subarray(0, int(r, b.length));
-      case 2: {
-        const at = int(r, b.length + 1);
-        return Buffer.concat([b.subarray(0, at), Buffer.from([int(r, 256)]), b.subarray(at)]);
-      }
-      default:
-        b[int(r, b.length)] = pick(r, [0xc0, 0xca, 0xcb, 0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd3, 0xd9, 0xdc, 0xde, 0x90, 0x80, 0xa0, 0xe0, 0x7f, 0xc4]);
-        return b;
-    }
-  }
-
   it('20,000 random and mutated payloads: the fast answer always equals the general one', () => {
     const r = prng(424242);
     let answered = 0;
