@@ -126,6 +126,11 @@ async function startServer(opts: H2GrpcServerOptions = {}): Promise<Harness> {
   return { server, port, events, calls };
 }
 
+/** Polls `done` every 5 ms for up to `ms`; the assertions that follow say what was expected. */
+async function waitFor(done: () => boolean, ms: number): Promise<void> {
+  for (let waited = 0; waited < ms && !done(); waited += 5) await new Promise((r) => setTimeout(r, 5));
+}
+
 /** A TCP proxy to `port` that can go silent in both directions (a partition: no FIN, no RST). */
 async function partitionProxy(port: number): Promise<{ port: number; partition(): void }> {
   const sockets: net.Socket[] = [];
@@ -456,17 +461,17 @@ describe('cancellation and robustness', () => {
     const a = open(session);
     const ra = collect(a);
     await writeApart(a, [frame('first')]);
-    for (let i = 0; i < 100 && events.messages.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => events.messages.length > 0, 500);
     a.destroy();
     await ra;
-    for (let i = 0; i < 100 && events.cancelled.length === 0; i++) await new Promise((r2) => setTimeout(r2, 5));
+    await waitFor(() => events.cancelled.length > 0, 500);
     expect(events.cancelled).toEqual(['stream closed by the client']);
     expect(events.halfClosed).toBe(0);
     const b = open(session);
     const rb = collect(b);
     b.end(frame('next'));
     expect((await rb).messages).toEqual(['echo:next', 'bye']);
-    for (let i = 0; i < 100 && server.openCalls > 0; i++) await new Promise((r2) => setTimeout(r2, 5));
+    await waitFor(() => server.openCalls === 0, 500);
     expect(server.openCalls).toBe(0);
   });
 
@@ -475,9 +480,9 @@ describe('cancellation and robustness', () => {
     const s1 = connect(port);
     const a = open(s1);
     await writeApart(a, [frame('hello')]);
-    for (let i = 0; i < 100 && events.messages.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => events.messages.length > 0, 500);
     s1.destroy();
-    for (let i = 0; i < 100 && events.cancelled.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => events.cancelled.length > 0, 500);
     expect(events.cancelled).toHaveLength(1);
     // Not HTTP/2 at all.
     const { createConnection } = await import('node:net');
@@ -591,7 +596,7 @@ describe('shutdown', () => {
     const req = open(session);
     const res = collect(req);
     await writeApart(req, [frame('silent')]);
-    for (let i = 0; i < 100 && events.messages.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => events.messages.length > 0, 500);
     let deadlineRan = 0;
     const t0 = Date.now();
     const result = await server.shutdown(150, () => deadlineRan++);
@@ -617,7 +622,7 @@ describe('shutdown', () => {
     const req = open(session);
     const res = collect(req);
     await writeApart(req, [frame('silent')]);
-    for (let i = 0; i < 100 && events.messages.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => events.messages.length > 0, 500);
     const t0 = Date.now();
     const stopping = server.shutdown(5000, () => {
       throw new Error('deadline must not run');
@@ -640,10 +645,10 @@ describe('review fixes: dead peers, content types, extra unary messages', () => 
     const req = open(session);
     req.on('error', () => undefined);
     req.write(frame('silent'));
-    for (let i = 0; i < 100 && events.messages.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => events.messages.length > 0, 500);
     expect(events.messages).toEqual(['silent']);
     proxy.partition();
-    for (let i = 0; i < 200 && events.cancelled.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => events.cancelled.length > 0, 2000);
     expect(events.cancelled).toHaveLength(1);
   });
 
