@@ -20,6 +20,16 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
   {
+    // The product (what the image compiles) stands alone: no lab, test stand-ins, tests or dev-only chart libraries.
+    files: ['epp/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['**/lab/**', '**/testkit/**', '**/test/**', '**/bench/**'], message: 'epp/src is the product the image ships: move shared code into epp/src or keep it in epp/lab / epp/testkit.' }],
+        paths: [{ name: 'vega', message: 'vega is a dev-only dependency of the lab (epp/lab).' }, { name: 'vega-lite', message: 'vega-lite is a dev-only dependency of the lab (epp/lab).' }],
+      }],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'epp/test/**/*.ts'],
     ...jest.configs['flat/recommended'],
     rules: {

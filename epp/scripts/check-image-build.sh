@@ -38,6 +38,15 @@ for dep in zod zeromq ioredis prom-client pino @grpc/grpc-js @huggingface/tokeni
   if [ ! -e "$app/node_modules/$dep" ]; then echo "FAIL: runtime dependency '$dep' is missing"; fail=1; fi
 done
 if find "$app/epp" -name '*.ts' ! -name '*.d.ts' | grep -q .; then echo "FAIL: TypeScript sources in the runtime stage"; fail=1; fi
+# The image holds the product only: epp/dist mirrors epp/src; the lab (simulator, demo, benchmarks),
+# the test stand-ins and the dev-only chart libraries stay out.
+for lab in sim demo bench lab testkit test; do
+  if [ -e "$app/epp/dist/$lab" ]; then echo "FAIL: '$lab' is in the image (epp/dist/$lab): it belongs to epp/lab or epp/testkit"; fail=1; fi
+done
+if grep -rlE "from ['\"](vega|vega-lite)['\"]" "$app/epp/dist" >/dev/null 2>&1; then echo "FAIL: a module in the image imports vega"; fail=1; fi
+for d in "$root"/epp/src/*/; do
+  n=$(basename "$d"); [ -d "$app/epp/dist/$n" ] || { echo "FAIL: epp/src/$n was not compiled into the image"; fail=1; }
+done
 (cd "$app" && node epp/bin/kvroute-epp.js --help >/dev/null) || { echo "FAIL: kvroute-epp --help"; fail=1; }
 (cd "$app" && node epp/bin/kvroute-epp.js serve --help | grep -q -- '--zmq-bind') || { echo "FAIL: kvroute-epp serve --help"; fail=1; }
 echo '[1,2,3,4]' | (cd "$app" && node epp/bin/kvroute-epp.js hash --algo sha256_cbor --block-size 2 --hash-seed 42) | grep -q '^\["' || { echo "FAIL: kvroute-epp hash"; fail=1; }

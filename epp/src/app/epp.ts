@@ -12,23 +12,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { ScoreService, type PromptTokenizer } from '../api/score.js';
+import { ScoreService, type PromptTokenizer } from '../http/score.js';
 import type { EppConfig } from '../contract/config.js';
 import { EndpointStore, type Endpoint } from '../datalayer/endpoint-store.js';
 import { InferenceObjectiveWatch } from '../datalayer/k8s-objectives.js';
 import { KubernetesDiscovery } from '../datalayer/k8s-discovery.js';
 import { MetricsScraper } from '../datalayer/metrics-scraper.js';
-import { Indexer } from '../kvcache/indexer.js';
-import { InstrumentedIndex } from '../kvblock/instrumented-index.js';
-import { MemoryIndex } from '../kvblock/memory-index.js';
-import { RedisIndex } from '../kvblock/redis-index.js';
-import { PrefixScorer } from '../kvblock/scorer.js';
-import type { Index } from '../kvblock/types.js';
+import { Indexer } from '../kvindex/indexer.js';
+import { InstrumentedIndex } from '../kvindex/backends/instrumented-index.js';
+import { MemoryIndex } from '../kvindex/backends/memory-index.js';
+import { RedisIndex } from '../kvindex/backends/redis-index.js';
+import { PrefixScorer } from '../kvindex/scorer.js';
+import type { Index } from '../kvindex/types.js';
 import { KvEventPool } from '../kvevents/pool.js';
 import { buildScheduler } from '../scheduling/build.js';
 import { SchedulingDirector } from '../scheduling/director.js';
-import { ExtProcServer } from '../server/grpc-server.js';
-import { HttpServer } from '../server/http-server.js';
+import { ExtProcServer } from '../extproc/grpc-server.js';
+import { HttpServer } from '../http/http-server.js';
 import { Tokenization, tokenizationMetrics } from '../tokenization/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 

@@ -3,8 +3,8 @@
  * strings (for the vLLM modes: the u64 values vLLM puts in its KV events).
  */
 import { parseArgs } from 'node:util';
-import { createTokenProcessor, KEY_ALGOS, TokenProcessorError } from '../kvblock/token-processor.js';
-import type { BlockExtraKeys, KeyAlgo } from '../kvblock/types.js';
+import { createTokenProcessor, KEY_ALGOS, TokenProcessorError } from '../kvindex/keys/token-processor.js';
+import type { BlockExtraKeys, KeyAlgo } from '../kvindex/types.js';
 
 /** Defaults match the EPP config defaults (contract/config.ts), so `hash` and `serve` agree. */
 export const HASH_DEFAULTS = { algo: 'sha256_cbor' as KeyAlgo, blockSize: 16, hashSeed: '42' } as const;

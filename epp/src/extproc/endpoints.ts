@@ -4,7 +4,7 @@
  * (§1.4).
  */
 import { isIP } from 'node:net';
-import { ApiError } from '../api/errors.js';
+import { ApiError } from '../contract/errors.js';
 
 export interface HostPort {
   /** IP or host name without brackets. */

@@ -3,7 +3,7 @@
  * status (400/404/413/429/503 ...); anything else is a bug and becomes 500. The body is the same
  * JSON the HTTP API returns: `{"error": {"code": "...", "message": "..."}}`.
  */
-import { errorBody } from '../api/errors.js';
+import { errorBody } from '../contract/errors.js';
 import { HeaderAppendAction, type ProcessingResponse } from './types.js';
 
 export interface ImmediateOutcome {

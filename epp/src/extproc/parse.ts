@@ -7,7 +7,7 @@
  * the field, the value received, and the fix.
  */
 import { isUtf8 } from 'node:buffer';
-import { ApiError } from '../api/errors.js';
+import { ApiError } from '../contract/errors.js';
 import type { ApiKind, ChatMessage } from './director.js';
 
 export interface ParsedBody {

@@ -33,7 +33,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Headers, MetadataNamespaces } from '../contract/names.js';
-import { ApiError } from '../api/errors.js';
+import { ApiError } from '../contract/errors.js';
 import type { InferenceRequest, PickResult, RequestDirector, ResponseInfo } from './director.js';
 import { formatDestination, subsetAllows } from './endpoints.js';
 import { toImmediateResponse } from './immediate.js';

@@ -31,9 +31,9 @@
  * `kvroute_kv_events_hash_mismatch_total` and logs a rate-limited warning naming the likely cause.
  */
 import type { HashAlgo } from '../contract/names.js';
-import { fromHalves } from '../kvblock/hash-fast.js';
-import { type RawKeyProcessor, createTokenProcessor, rawKeyProcessor } from '../kvblock/token-processor.js';
-import type { BlockExtraKeys, BlockKey, ChainState, Index, PodEntry, RawIndexWriter, TokenProcessor, TokenProcessorOptions } from '../kvblock/types.js';
+import { fromHalves } from '../kvindex/keys/hash-fast.js';
+import { type RawKeyProcessor, createTokenProcessor, rawKeyProcessor } from '../kvindex/keys/token-processor.js';
+import type { BlockExtraKeys, BlockKey, ChainState, Index, PodEntry, RawIndexWriter, TokenProcessor, TokenProcessorOptions } from '../kvindex/types.js';
 import { type DropReason, type KvEventsMetrics, type Logger, RateLimitedLog, noopMetrics, silentLogger } from './observe.js';
 import type { BlockRemovedEvent, BlockStoredEvent, KvEvent, KvEventBatch } from './types.js';
 import type { RawBatch, RawEvent } from './raw-decoder.js';
@@ -79,7 +79,7 @@ export interface EventApplierOptions {
   readonly hashSeed: string;
   /**
    * Builds the `fast` request-key processors and the engine-hash processors of the check.
-   * @default createTokenProcessor (kvblock/token-processor)
+   * @default createTokenProcessor (kvindex/keys/token-processor)
    */
   readonly createTokenProcessor?: TokenProcessorFactory;
   /**

@@ -17,7 +17,7 @@
  *   envelope fails the whole batch. The decoder never throws.
  */
 import { Unpackr } from 'msgpackr';
-import type { BlockKey } from '../kvblock/types.js';
+import type { BlockKey } from '../kvindex/types.js';
 import type { AllBlocksClearedEvent, BlockRemovedEvent, BlockStoredEvent, KvEvent, KvEventBatch } from './types.js';
 
 /** Why a whole batch was dropped. */

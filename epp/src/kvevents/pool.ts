@@ -41,8 +41,8 @@
 import { Subscriber } from 'zeromq';
 import type { Registry } from 'prom-client';
 import { EppPorts, type HashAlgo, KvEventsTopic } from '../contract/names.js';
-import { createTokenProcessor } from '../kvblock/token-processor.js';
-import type { Index } from '../kvblock/types.js';
+import { createTokenProcessor } from '../kvindex/keys/token-processor.js';
+import type { Index } from '../kvindex/types.js';
 import { EventApplier, type HashCheckOptions, type TokenProcessorFactory } from './applier.js';
 import { RawBatchDecoder } from './raw-decoder.js';
 import { decodeKvEventBatch } from './decoder.js';
@@ -80,7 +80,7 @@ export interface KvEventPoolOptions {
   readonly hashSeed: string;
   /**
    * Builds TokenProcessors (`fast` request keys, and the engine algo for the hash check).
-   * @default createTokenProcessor (kvblock/token-processor)
+   * @default createTokenProcessor (kvindex/keys/token-processor)
    */
   readonly createTokenProcessor?: TokenProcessorFactory;
   /**

@@ -1,5 +1,5 @@
 /** vLLM KV events after decoding, independent of the wire encoding (array ≤ v0.23, map ≥ v0.24). */
-import type { BlockKey } from '../kvblock/types.js';
+import type { BlockKey } from '../kvindex/types.js';
 
 export interface BlockStoredEvent {
   readonly type: 'BlockStored';

@@ -4,7 +4,7 @@
  * (prefix 3 / kv 2 / queue 2) plus the EPP's own in-flight counts, which react between scrapes.
  */
 import type { EppConfig } from '../contract/config.js';
-import type { Indexer } from '../kvcache/indexer.js';
+import type { Indexer } from '../kvindex/indexer.js';
 import { DecodeFilter, PrefillFilter } from './filters.js';
 import { MaxScorePicker, type Random } from './picker.js';
 import { Scheduler, type Profile } from './scheduler.js';

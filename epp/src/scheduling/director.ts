@@ -3,8 +3,8 @@
  * schedules it over the current endpoints (subset hint applied), and tracks in-flight requests.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { ApiError } from '../api/errors.js';
-import type { PromptTokenizer } from '../api/score.js';
+import { ApiError } from '../contract/errors.js';
+import type { PromptTokenizer } from '../http/score.js';
 import { Headers } from '../contract/names.js';
 import type { EndpointState, EndpointStore } from '../datalayer/endpoint-store.js';
 import type { InferenceRequest, PickResult, RequestDirector, ResponseInfo } from '../extproc/director.js';

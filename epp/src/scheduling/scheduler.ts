@@ -2,7 +2,7 @@
  * Runs scheduling profiles: the decode (primary) profile always; the prefill profile when P/D is
  * on and the part of the prompt the chosen decode pod has not cached is at least the threshold.
  */
-import { ApiError } from '../api/errors.js';
+import { ApiError } from '../contract/errors.js';
 import type { EndpointState } from '../datalayer/endpoint-store.js';
 import { CycleState, type Filter, type Picker, type ProfileResult, type ScoredEndpoint, type SchedulingRequest, type WeightedScorer } from './types.js';
 

@@ -5,7 +5,7 @@
  * not have, and the in-flight scorer (the EPP's own counts, always known) keeps balancing it.
  */
 import type { EndpointState } from '../datalayer/endpoint-store.js';
-import type { Indexer } from '../kvcache/indexer.js';
+import type { Indexer } from '../kvindex/indexer.js';
 import type { CycleState, Scorer, SchedulingRequest } from './types.js';
 
 /** Score a metric-based scorer gives a candidate whose metrics are unknown. */

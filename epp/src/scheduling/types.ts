@@ -4,7 +4,7 @@
  * and weights them.
  */
 import type { EndpointState } from '../datalayer/endpoint-store.js';
-import type { PodPrefixScore } from '../kvblock/scorer.js';
+import type { PodPrefixScore } from '../kvindex/scorer.js';
 
 /** What scheduling knows about a request. */
 export interface SchedulingRequest {

@@ -8,10 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { EppRuntime } from '../../src/app/epp.js';
 import { parseEppConfig } from '../../src/contract/config.js';
-import { createTokenProcessor } from '../../src/kvblock/token-processor.js';
+import { createTokenProcessor } from '../../src/kvindex/keys/token-processor.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { VllmPublisher } from '../support/vllm-publisher.js';
-import { ExtProcTestClient, HealthTestClient, routeRequest } from '../support/extproc-client.js';
+import { VllmPublisher } from '../../testkit/vllm-publisher.js';
+import { ExtProcTestClient, HealthTestClient, routeRequest } from '../../testkit/extproc-client.js';
 
 const MODEL = 'meta-llama/Llama-3.2-1B';
 const POD_A = '127.0.0.2:18000';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { HASH_DEFAULTS, hashCommand } from '../../src/cli/hash.js';
-import { createTokenProcessor } from '../../src/kvblock/token-processor.js';
+import { createTokenProcessor } from '../../src/kvindex/keys/token-processor.js';
 
 class Sink extends Writable {
   text = '';

@@ -2,7 +2,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { EndpointStore } from '../../src/datalayer/endpoint-store.js';
 import { endpointsOf, joinHostPort, KubernetesDiscovery } from '../../src/datalayer/k8s-discovery.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { FakeKubeApi, type KubeObject } from '../support/fake-kube-api.js';
+import { FakeKubeApi, type KubeObject } from '../../testkit/fake-kube-api.js';
 
 const NS = 'llm-d';
 const PODS = `/api/v1/namespaces/${NS}/pods`;

@@ -6,7 +6,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { InferenceObjectiveWatch, objectivePriorities } from '../../src/datalayer/k8s-objectives.js';
 import type { Logger } from '../../src/util/logger.js';
-import { FakeKubeApi, type KubeObject } from '../support/fake-kube-api.js';
+import { FakeKubeApi, type KubeObject } from '../../testkit/fake-kube-api.js';
 
 const NS = 'llm-d';
 const OBJECTIVES = `/apis/inference.networking.x-k8s.io/v1alpha2/namespaces/${NS}/inferenceobjectives`;

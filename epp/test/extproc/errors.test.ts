@@ -3,8 +3,8 @@
  * JSON body naming what was wrong; broken streams (cancel, undecodable frames, protocol misuse)
  * are counted and never take the server down.
  */
-import { ApiError } from '../../src/api/errors.js';
-import { frames, protocolConfig, routeRequest } from '../support/extproc-client.js';
+import { ApiError } from '../../src/contract/errors.js';
+import { frames, protocolConfig, routeRequest } from '../../testkit/extproc-client.js';
 import { errorOf, headersDecision, immediate, PATH_CHAT, PATH_COMPLETIONS, postHeaders, startHarness, type Harness } from './fixtures.js';
 
 let h: Harness;

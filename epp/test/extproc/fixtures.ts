@@ -1,9 +1,9 @@
 /** Shared fixtures of the ext_proc tests: a real server on 127.0.0.1:0 and expected messages. */
 import { Registry } from 'prom-client';
 import { Headers, MetadataNamespaces } from '../../src/contract/names.js';
-import { ExtProcServer, type ExtProcServerOptions } from '../../src/server/grpc-server.js';
+import { ExtProcServer, type ExtProcServerOptions } from '../../src/extproc/grpc-server.js';
 import type { HeaderValueOption, ProcessingResponse } from '../../src/extproc/types.js';
-import { ExtProcTestClient } from '../support/extproc-client.js';
+import { ExtProcTestClient } from '../../testkit/extproc-client.js';
 import { ScriptedDirector } from './scripted-director.js';
 
 export interface Harness {

@@ -9,10 +9,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { ExtProcServer } from '../../src/server/grpc-server.js';
-import { createSelfSignedCertificate } from '../../src/server/self-signed.js';
+import { ExtProcServer } from '../../src/extproc/grpc-server.js';
+import { createSelfSignedCertificate } from '../../src/extproc/self-signed.js';
 import { ServingStatus } from '../../src/extproc/types.js';
-import { ExtProcTestClient, frames, HealthTestClient, protocolConfig, routeRequest } from '../support/extproc-client.js';
+import { ExtProcTestClient, frames, HealthTestClient, protocolConfig, routeRequest } from '../../testkit/extproc-client.js';
 import { headersDecision, PATH_COMPLETIONS, postHeaders } from './fixtures.js';
 import { ScriptedDirector } from './scripted-director.js';
 

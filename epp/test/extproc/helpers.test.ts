@@ -1,5 +1,5 @@
 /** Pure helpers of the ext_proc layer: endpoint strings, subset matching, response rewriting, usage. */
-import { ApiError } from '../../src/api/errors.js';
+import { ApiError } from '../../src/contract/errors.js';
 import { formatDestination, joinHostPort, parseEndpoint, subsetAllows } from '../../src/extproc/endpoints.js';
 import { toImmediateResponse } from '../../src/extproc/immediate.js';
 import { apiKindForPath, parseRequestBody } from '../../src/extproc/parse.js';

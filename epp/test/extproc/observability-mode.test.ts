@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../../src/util/logger.js';
 import { ExtProcLogging } from '../../src/extproc/observer.js';
-import { frames, protocolConfig } from '../support/extproc-client.js';
+import { frames, protocolConfig } from '../../testkit/extproc-client.js';
 import { PATH_COMPLETIONS, postHeaders, startHarness, type Harness } from './fixtures.js';
 
 interface Line {

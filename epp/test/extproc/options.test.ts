@@ -1,9 +1,9 @@
 /** Option defaults of ExtProcServer and the injected logger / registry. */
 import { Registry } from 'prom-client';
 import { EppPorts } from '../../src/contract/names.js';
-import { ExtProcServer, resolveStartOptions } from '../../src/server/grpc-server.js';
+import { ExtProcServer, resolveStartOptions } from '../../src/extproc/grpc-server.js';
 import type { Logger } from '../../src/util/logger.js';
-import { ExtProcTestClient, routeRequest } from '../support/extproc-client.js';
+import { ExtProcTestClient, routeRequest } from '../../testkit/extproc-client.js';
 import { PATH_COMPLETIONS, postHeaders } from './fixtures.js';
 import { ScriptedDirector } from './scripted-director.js';
 

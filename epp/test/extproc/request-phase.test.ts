@@ -3,10 +3,10 @@
  * BUFFERED bodies, awkward chunk boundaries, trailers, body-less requests, subset hints and
  * director headers. Every response is compared whole.
  */
-import { ApiError } from '../../src/api/errors.js';
+import { ApiError } from '../../src/contract/errors.js';
 import { Headers } from '../../src/contract/names.js';
 import { BODY_CHUNK_BYTES } from '../../src/extproc/stream.js';
-import { frames, protocolConfig, routeRequest, splitBytes, subsetHintMetadata } from '../support/extproc-client.js';
+import { frames, protocolConfig, routeRequest, splitBytes, subsetHintMetadata } from '../../testkit/extproc-client.js';
 import {
   headersDecision,
   lbMetadata,

@@ -2,7 +2,7 @@
  * ext_proc response phase: headers, SSE bodies passed chunk by chunk, buffered JSON bodies, model
  * name rewritten back, usage reported to the director, trailers, served endpoint.
  */
-import { frames, protocolConfig, routeRequest, servedEndpointMetadata, subsetHintMetadata } from '../support/extproc-client.js';
+import { frames, protocolConfig, routeRequest, servedEndpointMetadata, subsetHintMetadata } from '../../testkit/extproc-client.js';
 import { BODY_CHUNK_BYTES } from '../../src/extproc/stream.js';
 import { PATH_CHAT, PATH_COMPLETIONS, plain, postHeaders, responseBodyChunk, startHarness, type Harness } from './fixtures.js';
 

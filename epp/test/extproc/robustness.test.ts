@@ -3,7 +3,7 @@
  * answers or closes every stream, never hangs, never crashes, and releases every pick).
  */
 import type { ProcessingRequest } from '../../src/extproc/types.js';
-import { frames, protocolConfig, routeRequest, subsetHintMetadata } from '../support/extproc-client.js';
+import { frames, protocolConfig, routeRequest, subsetHintMetadata } from '../../testkit/extproc-client.js';
 import { PATH_CHAT, PATH_COMPLETIONS, postHeaders, startHarness, type Harness } from './fixtures.js';
 
 let h: Harness;

@@ -4,7 +4,7 @@
  * test script the next outcomes (a given PickResult, an ApiError, a delay). It records every
  * request, response report and onDone so tests can assert on what the protocol layer passed in.
  */
-import { ApiError } from '../../src/api/errors.js';
+import { ApiError } from '../../src/contract/errors.js';
 import type { InferenceRequest, PickResult, RequestDirector, ResponseInfo } from '../../src/extproc/director.js';
 import { subsetAllows } from '../../src/extproc/endpoints.js';
 

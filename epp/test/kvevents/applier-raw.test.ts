@@ -6,16 +6,16 @@
  * bare and behind the metrics decorator. Also: the drop and apply counters agree.
  */
 import { Registry } from 'prom-client';
-import { InstrumentedIndex } from '../../src/kvblock/instrumented-index.js';
-import { MemoryIndex } from '../../src/kvblock/memory-index.js';
-import { createTokenProcessor } from '../../src/kvblock/token-processor.js';
-import type { BlockKey, Index } from '../../src/kvblock/types.js';
+import { InstrumentedIndex } from '../../src/kvindex/backends/instrumented-index.js';
+import { MemoryIndex } from '../../src/kvindex/backends/memory-index.js';
+import { createTokenProcessor } from '../../src/kvindex/keys/token-processor.js';
+import type { BlockKey, Index } from '../../src/kvindex/types.js';
 import { EventApplier } from '../../src/kvevents/applier.js';
 import { decodeKvEventBatch } from '../../src/kvevents/decoder.js';
 import { type DropReason, type KvEventsMetrics, noopMetrics } from '../../src/kvevents/observe.js';
 import { decodeRawBatch } from '../../src/kvevents/raw-decoder.js';
 import type { KvEvent } from '../../src/kvevents/types.js';
-import { type PubEvent, encodeBatch } from '../support/vllm-publisher.js';
+import { type PubEvent, encodeBatch } from '../../testkit/vllm-publisher.js';
 import { prng } from './helpers.js';
 
 const MODEL = 'm/one';

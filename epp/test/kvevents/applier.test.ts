@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client';
-import { MemoryIndex } from '../../src/kvblock/memory-index.js';
-import { createTokenProcessor } from '../../src/kvblock/token-processor.js';
-import type { BlockKey } from '../../src/kvblock/types.js';
+import { MemoryIndex } from '../../src/kvindex/backends/memory-index.js';
+import { createTokenProcessor } from '../../src/kvindex/keys/token-processor.js';
+import type { BlockKey } from '../../src/kvindex/types.js';
 import { EventApplier, type EventApplierOptions } from '../../src/kvevents/applier.js';
 import { decodeKvEventBatch } from '../../src/kvevents/decoder.js';
 import { KvEventsMetricNames, createPromKvEventsMetrics } from '../../src/kvevents/observe.js';

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type EventProblem, decodeEvent, decodeKvEventBatch, normaliseBlockHash } from '../../src/kvevents/decoder.js';
 import type { BlockRemovedEvent, BlockStoredEvent, KvEventBatch } from '../../src/kvevents/types.js';
-import { F64, MsgMap, encodeBatch, packMsgspec, type PubEvent } from '../support/vllm-publisher.js';
+import { F64, MsgMap, encodeBatch, packMsgspec, type PubEvent } from '../../testkit/vllm-publisher.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 interface Payload {

@@ -4,11 +4,11 @@
  * and every good batch that follows a bad one must be applied.
  */
 import { Registry } from 'prom-client';
-import { MemoryIndex } from '../../src/kvblock/memory-index.js';
-import { createTokenProcessor } from '../../src/kvblock/token-processor.js';
+import { MemoryIndex } from '../../src/kvindex/backends/memory-index.js';
+import { createTokenProcessor } from '../../src/kvindex/keys/token-processor.js';
 import { KvEventsMetricNames } from '../../src/kvevents/observe.js';
 import { KvEventPool } from '../../src/kvevents/pool.js';
-import { type EventEncoding, type PubEvent, type WireHash, encodeBatch, seqFrame } from '../support/vllm-publisher.js';
+import { type EventEncoding, type PubEvent, type WireHash, encodeBatch, seqFrame } from '../../testkit/vllm-publisher.js';
 import { counter, mutatePayload as mutate, prng, recordingLogger } from './helpers.js';
 
 const MODEL = 'org/model@v1';

@@ -3,11 +3,11 @@
  * → KvEventPool (SUB, DEALER) → MemoryIndex.
  */
 import { Registry } from 'prom-client';
-import { MemoryIndex } from '../../src/kvblock/memory-index.js';
-import { createTokenProcessor } from '../../src/kvblock/token-processor.js';
+import { MemoryIndex } from '../../src/kvindex/backends/memory-index.js';
+import { createTokenProcessor } from '../../src/kvindex/keys/token-processor.js';
 import { KvEventsMetricNames } from '../../src/kvevents/observe.js';
 import { KvEventPool, type KvEventPoolOptions, type StaleInfo } from '../../src/kvevents/pool.js';
-import { type EventEncoding, type PubEvent, VllmPublisher } from '../support/vllm-publisher.js';
+import { type EventEncoding, type PubEvent, VllmPublisher } from '../../testkit/vllm-publisher.js';
 import { counter, hashCase, range, recordingLogger } from './helpers.js';
 
 const MODEL = 'meta-llama/Llama-3.2-1B';

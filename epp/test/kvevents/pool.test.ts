@@ -1,11 +1,11 @@
 /** Pool behaviour driven through `ingest` (frames as the SUB socket delivers them), no sockets. */
 import { Registry } from 'prom-client';
-import { MemoryIndex } from '../../src/kvblock/memory-index.js';
-import { createTokenProcessor } from '../../src/kvblock/token-processor.js';
-import type { BlockKey, Index, PodEntry } from '../../src/kvblock/types.js';
+import { MemoryIndex } from '../../src/kvindex/backends/memory-index.js';
+import { createTokenProcessor } from '../../src/kvindex/keys/token-processor.js';
+import type { BlockKey, Index, PodEntry } from '../../src/kvindex/types.js';
 import { KvEventsMetricNames } from '../../src/kvevents/observe.js';
 import { KvEventPool, Pool, type KvEventPoolOptions, type StaleInfo } from '../../src/kvevents/pool.js';
-import { type PubEvent, encodeBatch, seqFrame } from '../support/vllm-publisher.js';
+import { type PubEvent, encodeBatch, seqFrame } from '../../testkit/vllm-publisher.js';
 import { counter, range, recordingLogger } from './helpers.js';
 
 const MODEL = 'Qwen/Qwen3-0.6B';

@@ -8,7 +8,7 @@ import { materialize } from '../../src/kvevents/applier.js';
 import { decodeKvEventBatch } from '../../src/kvevents/decoder.js';
 import { RawBatchDecoder, decodeRawBatch } from '../../src/kvevents/raw-decoder.js';
 import type { KvEvent } from '../../src/kvevents/types.js';
-import { type EventEncoding, F64, MsgMap, type MsgValue, type PubEvent, type WireHash, encodeBatch, packMsgspec } from '../support/vllm-publisher.js';
+import { type EventEncoding, F64, MsgMap, type MsgValue, type PubEvent, type WireHash, encodeBatch, packMsgspec } from '../../testkit/vllm-publisher.js';
 import { fixtures, mutatePayload as mutate, prng } from './helpers.js';
 
 type Rnd = () => number;

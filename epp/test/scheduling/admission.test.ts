@@ -3,13 +3,13 @@
  * priority < 0) get 429 while the candidates' mean saturation is ≥ 1; everything else is admitted.
  */
 import { Registry } from 'prom-client';
-import { ApiError } from '../../src/api/errors.js';
+import { ApiError } from '../../src/contract/errors.js';
 import { EppConfigSchema, parseEppConfig } from '../../src/contract/config.js';
 import { Headers } from '../../src/contract/names.js';
 import { EndpointStore, type Endpoint, type EndpointState, type PodMetrics } from '../../src/datalayer/endpoint-store.js';
 import type { InferenceRequest } from '../../src/extproc/director.js';
-import { MemoryIndex } from '../../src/kvblock/memory-index.js';
-import { Indexer } from '../../src/kvcache/indexer.js';
+import { MemoryIndex } from '../../src/kvindex/backends/memory-index.js';
+import { Indexer } from '../../src/kvindex/indexer.js';
 import { buildScheduler } from '../../src/scheduling/build.js';
 import { SchedulingDirector, type AdmissionOptions } from '../../src/scheduling/director.js';
 import { seededRandom } from '../../src/scheduling/picker.js';

@@ -6,8 +6,8 @@
 import { parseEppConfig, EppConfigSchema, type EppConfigInput } from '../../src/contract/config.js';
 import { PLUGIN_TYPES } from '../../src/contract/scheduling-plugins.js';
 import type { Endpoint, EndpointState, PodMetrics } from '../../src/datalayer/endpoint-store.js';
-import { MemoryIndex } from '../../src/kvblock/memory-index.js';
-import { Indexer, requestKeyProcessor } from '../../src/kvcache/indexer.js';
+import { MemoryIndex } from '../../src/kvindex/backends/memory-index.js';
+import { Indexer, requestKeyProcessor } from '../../src/kvindex/indexer.js';
 import { buildScheduler } from '../../src/scheduling/build.js';
 import { seededRandom } from '../../src/scheduling/picker.js';
 

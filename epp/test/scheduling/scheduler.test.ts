@@ -1,6 +1,6 @@
 import { EndpointStore, type Endpoint, type EndpointState, type PodMetrics } from '../../src/datalayer/endpoint-store.js';
-import { Indexer, requestKeyProcessor } from '../../src/kvcache/indexer.js';
-import { MemoryIndex } from '../../src/kvblock/memory-index.js';
+import { Indexer, requestKeyProcessor } from '../../src/kvindex/indexer.js';
+import { MemoryIndex } from '../../src/kvindex/backends/memory-index.js';
 import { parseEppConfig } from '../../src/contract/config.js';
 import { buildScheduler } from '../../src/scheduling/build.js';
 import { MaxScorePicker, seededRandom } from '../../src/scheduling/picker.js';
@@ -13,7 +13,7 @@ import {
   UNKNOWN_LOAD_SCORE,
 } from '../../src/scheduling/scorers.js';
 import { CycleState, type ScoredEndpoint } from '../../src/scheduling/types.js';
-import { ApiError } from '../../src/api/errors.js';
+import { ApiError } from '../../src/contract/errors.js';
 
 const MODEL = 'meta-llama/Llama-3.2-1B';
 const ep = (address: string, role: Endpoint['role'] = 'both'): Endpoint => ({ address, name: `pod-${address}`, role, metricsUrl: `http://${address}/metrics` });

@@ -1,0 +1,317 @@
+/**
+ * The local demo, as a function (main.ts prints it; the e2e test asserts on it): N simulated vLLM
+ * pods and `kvroute-epp serve` as child processes, KV events over real ZMQ, the gateway in this
+ * process, and a seeded shared-prefix chat workload run once per policy (round-robin, then
+ * kvroute) with the pods' prefix caches reset in between.
+ */
+import { fileURLToPath } from 'node:url';
+import { Rng } from '../sim/rng.js';
+import { DESTINATION_HEADER } from './extproc-client.js';
+import { DemoGateway, type GatewayPolicy } from './gateway.js';
+import { freePort, ProcessGroup } from './procs.js';
+
+/** The epp package directory. */
+export const EPP_DIR = fileURLToPath(new URL('../../', import.meta.url));
+/** The tokenizer both the pods and the EPP use by default (the real Llama-3.1 tokenizer). */
+export const DEFAULT_TOKENIZER_DIR = fileURLToPath(new URL('../../test/data/tokenizers/llama3_1', import.meta.url));
+
+export interface DemoOptions {
+  /** Simulated pods. @default 4 */
+  readonly pods?: number;
+  /** Requests per policy. @default 64 */
+  readonly requests?: number;
+  /** Distinct system prompts (shared prefixes). @default 8 */
+  readonly systemPrompts?: number;
+  /** Words per system prompt (≈1.2 tokens each). @default 900 */
+  readonly systemWords?: number;
+  /** Concurrent clients. @default 4 */
+  readonly concurrency?: number;
+  /** `max_tokens` per request. @default 8 */
+  readonly maxTokens?: number;
+  /** KV blocks per pod (small, so a pod holds only a few system prompts). @default 320 */
+  readonly numBlocks?: number;
+  /** Pod step-cost profile. @default 'B' */
+  readonly profile?: 'A' | 'B' | 'C';
+  /** Workload seed. @default 1 */
+  readonly seed?: number;
+  /** Pod speedup (simulated ms per wall ms). @default 1 */
+  readonly speedup?: number;
+  /** Tokenizer directory of pods and EPP. @default DEFAULT_TOKENIZER_DIR */
+  readonly tokenizerDir?: string;
+  /** Policies, in order. @default ['round-robin', 'kvroute'] */
+  readonly policies?: readonly GatewayPolicy[];
+  /** Progress lines. @default none */
+  readonly log?: (line: string) => void;
+  /** The process group (so a caller can stop it on a signal). @default a new one */
+  readonly group?: ProcessGroup;
+}
+
+export interface PolicyResult {
+  readonly policy: GatewayPolicy;
+  readonly requests: number;
+  readonly errors: number;
+  /** Δ vllm:prefix_cache_hits_total / Δ vllm:prefix_cache_queries_total over all pods. */
+  readonly hitRate: number;
+  readonly hitTokens: number;
+  readonly queriedTokens: number;
+  /** Requests served per pod address. */
+  readonly served: Readonly<Record<string, number>>;
+  /** Client-side TTFT (first SSE chunk), ms. */
+  readonly ttftP50: number;
+  readonly ttftP90: number;
+  /** TTFT inside the pods (simulated ms: queueing + prefill, no gateway/EPP/HTTP overhead). */
+  readonly podTtftP50: number;
+  readonly podTtftP90: number;
+  readonly wallMs: number;
+}
+
+export interface DemoResult {
+  readonly model: string;
+  readonly pods: readonly string[];
+  readonly results: readonly PolicyResult[];
+  /** Exit of every child after the stop. */
+  readonly exits: readonly { name: string; exit: number | string; killed: boolean }[];
+  /** The EPP's own KV-event counters at the end (sums over labels), read from its /metrics. */
+  readonly epp: { readonly applied: number; readonly dropped: number; readonly hashChecks: number; readonly hashMismatches: number };
+  readonly startupMs: number;
+  readonly totalMs: number;
+}
+
+/** Sum of a metric's samples (all label sets) in Prometheus text. */
+export function sumMetric(text: string, name: string): number {
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum += Number(m[1]);
+  return sum;
+}
+
+const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
+
+const WORDS = (
+  'the service account owner must rotate keys every quarter and report incidents to security within one business day ' +
+  'customers may request refunds for annual plans during the first thirty days while monthly plans renew automatically ' +
+  'support engineers escalate outages affecting more than five percent of traffic to the on call lead with logs attached ' +
+  'data retention follows regional law so backups in europe stay in europe and deletion requests complete within weeks ' +
+  'pricing tiers include starter team business and enterprise with volume discounts negotiated by the sales department'
+).split(' ');
+
+function words(rng: Rng, n: number): string {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push(WORDS[rng.int(WORDS.length)] as string);
+  return out.join(' ');
+}
+
+export interface DemoRequest {
+  readonly system: number;
+  readonly body: string;
+}
+
+/** The seeded workload: `systemPrompts` long system prompts, each request one of them + a unique user turn. */
+export function buildWorkload(o: { requests: number; systemPrompts: number; systemWords: number; maxTokens: number; seed: number }): DemoRequest[] {
+  const rng = new Rng(o.seed);
+  const systems = Array.from({ length: o.systemPrompts }, (_, i) => `You are assistant #${i} of the policy desk. Policy manual follows. ${words(rng, o.systemWords)}`);
+  return Array.from({ length: o.requests }, (_, i) => {
+    const s = rng.int(o.systemPrompts);
+    const messages = [
+      { role: 'system', content: systems[s] },
+      { role: 'user', content: `User ${i} asks: ${words(rng, 12)}?` },
+    ];
+    return { system: s, body: JSON.stringify({ model: MODEL, messages, max_tokens: o.maxTokens, stream: true, stream_options: { include_usage: true } }) };
+  });
+}
+
+function quantile(xs: readonly number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] as number;
+}
+
+async function podCounters(pods: readonly string[]): Promise<{ hits: number; queries: number }> {
+  let hits = 0;
+  let queries = 0;
+  for (const p of pods) {
+    const text = await (await fetch(`http://${p}/metrics`)).text();
+    const val = (name: string): number => {
+      const m = new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(text);
+      if (!m) throw new Error(`pod ${p} /metrics has no ${name}`);
+      return Number(m[1]);
+    };
+    hits += val('vllm:prefix_cache_hits_total');
+    queries += val('vllm:prefix_cache_queries_total');
+  }
+  return { hits, queries };
+}
+
+async function podTtfts(pods: readonly string[]): Promise<number[][]> {
+  return Promise.all(pods.map(async (p) => ((await (await fetch(`http://${p}/sim/stats`)).json()) as { ttftMs: number[] }).ttftMs));
+}
+
+async function resetCaches(pods: readonly string[]): Promise<void> {
+  for (const p of pods) {
+    for (let i = 0; ; i++) {
+      const r = await fetch(`http://${p}/reset_prefix_cache`, { method: 'POST' });
+      await r.arrayBuffer();
+      if (r.ok) break;
+      if (i > 100) throw new Error(`pod ${p} refused reset_prefix_cache (${r.status}) for 5 s`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  }
+}
+
+async function runPolicy(policy: GatewayPolicy, pods: readonly string[], eppGrpc: string, work: readonly DemoRequest[], concurrency: number): Promise<PolicyResult> {
+  await resetCaches(pods);
+  await new Promise((r) => setTimeout(r, 300)); // the EPP applies AllBlocksCleared
+  const before = await podCounters(pods);
+  const ttftBefore = await podTtfts(pods);
+  const gw = new DemoGateway({ policy, pods, eppAddress: eppGrpc });
+  const port = await gw.listen(0);
+  const ttfts: number[] = [];
+  const served: Record<string, number> = {};
+  let errors = 0;
+  let next = 0;
+  const t0 = Date.now();
+  try {
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        for (let i = next++; i < work.length; i = next++) {
+          const start = performance.now();
+          try {
+            const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: (work[i] as DemoRequest).body,
+            });
+            if (!res.ok || !res.body) {
+              errors++;
+              await res.arrayBuffer();
+              continue;
+            }
+            const reader = res.body.getReader();
+            let first = true;
+            for (;;) {
+              const { done } = await reader.read();
+              if (first) {
+                ttfts.push(performance.now() - start);
+                first = false;
+              }
+              if (done) break;
+            }
+            const dest = res.headers.get(DESTINATION_HEADER) ?? '?';
+            served[dest] = (served[dest] ?? 0) + 1;
+          } catch {
+            errors++;
+          }
+        }
+      }),
+    );
+  } finally {
+    await gw.close();
+  }
+  const wallMs = Date.now() - t0;
+  const after = await podCounters(pods);
+  const podTtft = (await podTtfts(pods)).flatMap((xs, i) => xs.slice(ttftBefore[i]?.length ?? 0));
+  const hitTokens = after.hits - before.hits;
+  const queriedTokens = after.queries - before.queries;
+  return {
+    policy,
+    requests: work.length,
+    errors: errors + gw.errors,
+    hitRate: queriedTokens > 0 ? hitTokens / queriedTokens : 0,
+    hitTokens,
+    queriedTokens,
+    served,
+    ttftP50: quantile(ttfts, 0.5),
+    ttftP90: quantile(ttfts, 0.9),
+    podTtftP50: quantile(podTtft, 0.5),
+    podTtftP90: quantile(podTtft, 0.9),
+    wallMs,
+  };
+}
+
+/** Runs the demo; always stops every child before returning or throwing. */
+export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
+  const log = o.log ?? (() => undefined);
+  const group = o.group ?? new ProcessGroup();
+  const n = o.pods ?? 4;
+  const tokenizer = o.tokenizerDir ?? DEFAULT_TOKENIZER_DIR;
+  const t0 = Date.now();
+  const [zmq, grpc, health, http] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const podPorts: number[] = [];
+  for (let i = 0; i < n; i++) podPorts.push(await freePort());
+  const pods = podPorts.map((p) => `127.0.0.1:${p}`);
+  const results: PolicyResult[] = [];
+  let startupMs = 0;
+  let failure: unknown;
+  let eppCounters: DemoResult['epp'] = { applied: 0, dropped: 0, hashChecks: 0, hashMismatches: 0 };
+  try {
+    log(`starting kvroute-epp serve (ext_proc :${grpc}, ZMQ bind :${zmq}) and ${n} simulated pods (profile ${o.profile ?? 'B'})`);
+    const epp = group.start({
+      name: 'epp',
+      script: 'src/cli/run.ts',
+      cwd: EPP_DIR,
+      ready: /kvroute-epp started/,
+      args: [
+        'serve',
+        '--model', MODEL,
+        '--block-size', '16',
+        '--hash-seed', '42',
+        '--endpoints', pods.map((p, i) => `${p}=sim-pod-${i}`).join(','),
+        '--grpc-port', String(grpc),
+        '--health-port', String(health),
+        '--http-port', String(http),
+        '--host', '127.0.0.1',
+        '--zmq-bind', `tcp://127.0.0.1:${zmq}`,
+        '--tokenizer', tokenizer,
+      ],
+    });
+    // ZMQ connects retry until the EPP binds, so the pods start alongside the EPP.
+    await Promise.all([
+      epp,
+      ...podPorts.map((port, i) =>
+        group.start({
+          name: `pod-${i}`,
+          script: 'lab/sim/server/main.ts',
+          cwd: EPP_DIR,
+          ready: /"ready":true/,
+          args: [
+            '--port', String(port),
+            '--tokenizer', tokenizer,
+            '--model', MODEL,
+            '--profile', o.profile ?? 'B',
+            '--num-blocks', String(o.numBlocks ?? 320),
+            '--zmq-endpoint', `tcp://127.0.0.1:${zmq}`,
+            '--topic-pod', `127.0.0.1:${port}`,
+            '--encoding', i % 2 === 0 ? 'map' : 'array',
+            '--speedup', String(o.speedup ?? 1),
+          ],
+        }),
+      ),
+    ]);
+    await new Promise((r) => setTimeout(r, 300)); // ZMQ connect + subscription
+    startupMs = Date.now() - t0;
+    log(`all up in ${startupMs} ms`);
+    const work = buildWorkload({
+      requests: o.requests ?? 64,
+      systemPrompts: o.systemPrompts ?? 8,
+      systemWords: o.systemWords ?? 900,
+      maxTokens: o.maxTokens ?? 8,
+      seed: o.seed ?? 1,
+    });
+    for (const policy of o.policies ?? (['round-robin', 'kvroute'] as const)) {
+      log(`running ${work.length} requests with ${policy} ...`);
+      results.push(await runPolicy(policy, pods, `127.0.0.1:${grpc}`, work, o.concurrency ?? 4));
+    }
+    const text = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
+    eppCounters = {
+      applied: sumMetric(text, 'kvroute_kv_events_applied_total'),
+      dropped: sumMetric(text, 'kvroute_kv_events_dropped_total'),
+      hashChecks: sumMetric(text, 'kvroute_kv_events_hash_checks_total'),
+      hashMismatches: sumMetric(text, 'kvroute_kv_events_hash_mismatch_total'),
+    };
+  } catch (e) {
+    failure = e;
+  }
+  log('stopping');
+  const exits = await group.stopAll();
+  if (failure !== undefined) throw failure;
+  return { model: MODEL, pods, results, exits, epp: eppCounters, startupMs, totalMs: Date.now() - t0 };
+}
