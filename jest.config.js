@@ -7,4 +7,6 @@ export default {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', diagnostics: { ignoreCodes: [151001] } }] },
   testTimeout: 60000,
+  // Finds or installs redis-server and prometheus/promtool before any test starts them.
+  globalSetup: '<rootDir>/epp/testkit/global-setup.ts',
 };

@@ -115,13 +115,14 @@ export function ensureCommand(command: string, debianPackage: string, options: E
   const run = options.run ?? defaultRun;
   const log = options.log ?? ((line: string) => console.error(line));
   log(`installing the Debian package '${debianPackage}' (apt-get install -y) because '${command}' is missing`);
-  const installArgs = ['install', '-y', '--no-install-recommends', debianPackage];
+  // Lock timeout: another test run (or agent) may be installing at the same moment.
+  const installArgs = ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '--no-install-recommends', debianPackage];
   let result = run('apt-get', installArgs);
   if (result.error !== undefined && (result.error as NodeJS.ErrnoException).code === 'ENOENT') {
     throw new Error(`'${command}' is missing and apt-get is not available to install '${debianPackage}'; install '${command}' with this system's package manager`);
   }
   if (result.status !== 0) {
-    const update = run('apt-get', ['update']);
+    const update = run('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update']);
     if (update.status !== 0) {
       throw new Error(`'${command}' is missing; 'apt-get update' failed (exit ${update.status}) before installing '${debianPackage}':\n${tail(update.output)}\nInstall it with: apt-get update && apt-get install -y ${debianPackage}`);
     }
