@@ -37,6 +37,8 @@ export interface RoutingPolicy {
   pick(req: SimRequest, fleet: FleetView): number | Promise<number>;
   /** KV events of pod `podIndex`, delivered `eventLagMs` after the pod emitted them. */
   onKvEvents?(podIndex: number, batch: KvEventBatch): void | Promise<void>;
+  /** The request's first output token streamed from `podIndex` (its prefill is done). */
+  onFirstToken?(req: SimRequest, podIndex: number): void;
   /** The request completed (or was rejected) on `podIndex`. */
   onComplete?(req: SimRequest, podIndex: number): void;
 }
