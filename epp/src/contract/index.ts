@@ -3,3 +3,4 @@ export * from './names.js';
 export * from './config.js';
 export * from './issues.js';
 export * from './scheduling-plugins.js';
+export * from './metrics.js';
