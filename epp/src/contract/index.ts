@@ -4,3 +4,4 @@ export * from './config.js';
 export * from './issues.js';
 export * from './scheduling-plugins.js';
 export * from './metrics.js';
+export * from './errors.js';
