@@ -4,7 +4,8 @@
  * Events (min-heap on (time, insertion order), so equal times resolve in a fixed order):
  * - `arrival`: the policy picks a pod from its view of the fleet; the pod queues the request and
  *   starts a step if it was idle.
- * - `step`: a pod's step ends; first tokens and completions are recorded; closed-loop successors
+ * - `step`: a pod's step ends; first tokens (reported to the policy's `onFirstToken`, as a router
+ *   sees the first response chunk) and completions are recorded; closed-loop successors
  *   (`afterPreviousMs`) are scheduled; the pod starts its next step.
  * - `kv`: a pod's KV-event batch reaches the router `eventLagMs` after the step that produced it.
  * - `scrape`: every `metricsIntervalMs` the router's copy of each pod's vLLM metrics is refreshed
@@ -270,6 +271,7 @@ export async function simulate(requests: readonly SimRequest[], policy: RoutingP
         const pod = pods[ev.pod] as SimPod;
         const r = pod.endStep(now);
         if (r.outputTokens > 0) output.push({ atMs: now, tokens: r.outputTokens });
+        if (policy.onFirstToken) for (const s of r.firstTokens) policy.onFirstToken(s.req, ev.pod);
         if (policy.onFirstToken) for (const s of r.firstTokens) policy.onFirstToken(s.req, ev.pod);
         for (const s of r.finished) {
           const a = arrival.get(s.req) as { pod: number; at: number };

@@ -39,6 +39,11 @@ export interface RoutingPolicy {
   onKvEvents?(podIndex: number, batch: KvEventBatch): void | Promise<void>;
   /** The request's first output token streamed from `podIndex` (its prefill is done). */
   onFirstToken?(req: SimRequest, podIndex: number): void;
+  /**
+   * The request's first output token left `podIndex` (the router sees the first response chunk);
+   * not called for rejected requests.
+   */
+  onFirstToken?(req: SimRequest, podIndex: number): void;
   /** The request completed (or was rejected) on `podIndex`. */
   onComplete?(req: SimRequest, podIndex: number): void;
 }
