@@ -10,6 +10,7 @@
  */
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parseHostPort } from '../../src/util/host-port.js';
 import { DESTINATION_HEADER, ExtProcClient } from './extproc-client.js';
 
 export type GatewayPolicy = 'kvroute' | 'round-robin';
@@ -96,11 +97,13 @@ export class DemoGateway {
   }
 
   private upstream(dest: string, req: IncomingMessage, body: Buffer): Promise<IncomingMessage> {
-    const [host, port] = [dest.slice(0, dest.lastIndexOf(':')), Number(dest.slice(dest.lastIndexOf(':') + 1))];
+    const hp = parseHostPort(dest);
+    if (!hp) return Promise.reject(new GatewayError(502, `the EPP picked ${JSON.stringify(dest)}, not an "ip:port" endpoint`));
+    const { host, port } = hp;
     return new Promise((resolve, reject) => {
       const up = httpRequest(
         {
-          host: host.replace(/^\[|\]$/g, ''),
+          host,
           port,
           method: req.method,
           path: req.url,

@@ -24,6 +24,7 @@ import { MemoryIndex } from '../kvindex/backends/memory-index.js';
 import { RedisIndex } from '../kvindex/backends/redis-index.js';
 import { PrefixScorer } from '../kvindex/scorer.js';
 import type { Index } from '../kvindex/types.js';
+import { podEventAddresses } from '../kvevents/addresses.js';
 import { KvEventPool } from '../kvevents/pool.js';
 import { buildScheduler } from '../scheduling/build.js';
 import { SchedulingDirector } from '../scheduling/director.js';
@@ -158,12 +159,8 @@ export class EppRuntime {
     this.store.onChange((event, endpoint) => {
       if (event === 'added' && (ev.mode === 'connect' || ev.podReplayPort !== undefined)) {
         // connect mode: subscribe to the pod's PUB socket; both modes: where to ask for replays.
-        const host = endpoint.address.slice(0, endpoint.address.lastIndexOf(':'));
-        this.pool.addPod(
-          endpoint.address,
-          ev.mode === 'connect' ? `tcp://${host}:${ev.podPublisherPort}` : undefined,
-          ev.podReplayPort === undefined ? undefined : `tcp://${host}:${ev.podReplayPort}`,
-        );
+        const addresses = podEventAddresses(endpoint.address, ev.podPublisherPort, ev.podReplayPort);
+        this.pool.addPod(endpoint.address, ev.mode === 'connect' ? addresses.publisher : undefined, addresses.replay);
       }
       if (event === 'removed') {
         void this.pool.removePod(endpoint.address).catch(() => undefined);

@@ -8,6 +8,7 @@
  */
 import { CoreV1Api, CustomObjectsApi, KubeConfig, makeInformer, type Informer, type KubernetesListObject, type KubernetesObject, type ObjectCache, type V1Pod } from '@kubernetes/client-node';
 import { Labels, Roles, type Role } from '../contract/names.js';
+import { joinHostPort } from '../util/host-port.js';
 import type { Logger } from '../util/logger.js';
 import type { Endpoint, EndpointStore } from './endpoint-store.js';
 
@@ -38,10 +39,6 @@ export interface KubernetesDiscoveryOptions {
   readonly restartDelayMs?: number;
 }
 
-/** `ip:port`, with IPv6 bracketed. */
-export function joinHostPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
 
 function isReady(pod: V1Pod): boolean {
   if (pod.metadata?.deletionTimestamp) return false;
@@ -70,7 +67,7 @@ export function endpointsOf(pods: readonly V1Pod[], ports: readonly number[]): E
     const ip = pod.status?.podIP as string;
     const name = pod.metadata?.name ?? ip;
     ports.forEach((port, i) => {
-      const address = joinHostPort(ip, port);
+      const address = joinHostPort({ host: ip, port });
       out.push({ address, name: ports.length > 1 ? `${name}-rank-${i}` : name, role: roleOf(pod), metricsUrl: `http://${address}/metrics` });
     });
   }

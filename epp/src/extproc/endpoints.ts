@@ -3,44 +3,12 @@
  * joined with `,` in preference order (epp-protocol.md §1.3). Subset hints match on the IP only
  * (§1.4).
  */
-import { isIP } from 'node:net';
 import { ApiError } from '../contract/errors.js';
+import { canonicalHost, joinHostPort, parseHostPort, type HostPort } from '../util/host-port.js';
 
-export interface HostPort {
-  /** IP or host name without brackets. */
-  readonly host: string;
-  readonly port: number;
-}
-
-/**
- * Parses `ip:port`, `[v6]:port` or an unbracketed `v6:port` (split at the last colon).
- * Returns undefined when there is no valid port.
- */
-export function parseEndpoint(s: string): HostPort | undefined {
-  const t = s.trim();
-  let host: string;
-  let portText: string;
-  if (t.startsWith('[')) {
-    const close = t.indexOf(']');
-    if (close < 0 || t[close + 1] !== ':') return undefined;
-    host = t.slice(1, close);
-    portText = t.slice(close + 2);
-  } else {
-    const i = t.lastIndexOf(':');
-    if (i <= 0) return undefined;
-    host = t.slice(0, i);
-    portText = t.slice(i + 1);
-  }
-  if (!/^\d{1,5}$/.test(portText)) return undefined;
-  const port = Number(portText);
-  if (port < 1 || port > 65535 || host === '') return undefined;
-  return { host, port };
-}
-
-/** `host:port`, bracketing IPv6 (what `net.JoinHostPort` does in Go). */
-export function joinHostPort(hp: HostPort): string {
-  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
-}
+/** Parses an endpoint of the GIE protocol (see util/host-port.ts). */
+export const parseEndpoint = parseHostPort;
+export { joinHostPort, type HostPort };
 
 /**
  * Normalises the director's endpoints into the header value: each `ip:port` (IPv6 bracketed),
@@ -57,20 +25,6 @@ export function formatDestination(endpoints: readonly string[]): { value: string
   return { value: list.join(','), list };
 }
 
-function hostOf(s: string): string {
-  const hp = parseEndpoint(s);
-  const host = hp ? hp.host : s.trim().replace(/^\[|\]$/g, '');
-  // Normalise IPv6 spelling so "fd00:0::1" and "fd00::1" match.
-  if (isIP(host) === 6) {
-    try {
-      return new URL(`http://[${host}]/`).hostname.slice(1, -1);
-    } catch {
-      return host.toLowerCase();
-    }
-  }
-  return host;
-}
-
 /**
  * True when `endpoint` is allowed by the subset hint: `subset` undefined allows everything,
  * otherwise the endpoint's IP must equal the IP of some subset entry (ports ignored, as in the
@@ -78,6 +32,6 @@ function hostOf(s: string): string {
  */
 export function subsetAllows(subset: readonly string[] | undefined, endpoint: string): boolean {
   if (subset === undefined) return true;
-  const h = hostOf(endpoint);
-  return subset.some((s) => hostOf(s) === h);
+  const h = canonicalHost(endpoint);
+  return subset.some((s) => canonicalHost(s) === h);
 }

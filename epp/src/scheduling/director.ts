@@ -8,6 +8,7 @@ import type { PromptTokenizer } from '../http/score.js';
 import { Headers } from '../contract/names.js';
 import type { EndpointState, EndpointStore } from '../datalayer/endpoint-store.js';
 import type { InferenceRequest, PickResult, RequestDirector, ResponseInfo } from '../extproc/director.js';
+import { canonicalHost } from '../util/host-port.js';
 import type { Logger } from '../util/logger.js';
 import { poolSaturation, type UtilizationThresholds } from './saturation.js';
 import type { Scheduler } from './scheduler.js';
@@ -57,12 +58,6 @@ export interface AdmissionOptions extends UtilizationThresholds {
 
 const DEFAULT_ADMISSION: AdmissionOptions = { objectives: {}, queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8 };
 
-/** IP part of `ip:port` / `[v6]:port`, without brackets. */
-export function hostOf(endpoint: string): string {
-  const i = endpoint.lastIndexOf(':');
-  const host = i === -1 ? endpoint : endpoint.slice(0, i);
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-}
 
 export class SchedulingDirector implements RequestDirector {
   private readonly releases = new Map<InferenceRequest, () => void>();
@@ -187,8 +182,8 @@ export class SchedulingDirector implements RequestDirector {
   private candidates(req: InferenceRequest): EndpointState[] {
     const all = this.opts.store.snapshot();
     if (!req.subsetCandidates) return all;
-    const hosts = new Set(req.subsetCandidates.map(hostOf));
-    return all.filter((c) => hosts.has(hostOf(c.endpoint.address)));
+    const hosts = new Set(req.subsetCandidates.map(canonicalHost));
+    return all.filter((c) => hosts.has(canonicalHost(c.endpoint.address)));
   }
 
   async pick(req: InferenceRequest): Promise<PickResult> {

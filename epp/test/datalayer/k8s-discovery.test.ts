@@ -1,6 +1,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { EndpointStore } from '../../src/datalayer/endpoint-store.js';
-import { endpointsOf, joinHostPort, KubernetesDiscovery } from '../../src/datalayer/k8s-discovery.js';
+import { endpointsOf, KubernetesDiscovery } from '../../src/datalayer/k8s-discovery.js';
+import { joinHostPort } from '../../src/util/host-port.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { FakeKubeApi, type KubeObject } from '../../testkit/fake-kube-api.js';
 
@@ -125,8 +126,8 @@ describe('KubernetesDiscovery against a local list/watch API server', () => {
   });
 
   it('brackets IPv6 pod addresses', () => {
-    expect(joinHostPort('fd00::1', 8000)).toBe('[fd00::1]:8000');
-    expect(joinHostPort('10.0.0.1', 8000)).toBe('10.0.0.1:8000');
+    expect(joinHostPort({ host: 'fd00::1', port: 8000 })).toBe('[fd00::1]:8000');
+    expect(joinHostPort({ host: '10.0.0.1', port: 8000 })).toBe('10.0.0.1:8000');
     const eps = endpointsOf([{ metadata: { name: 'v6' }, status: { podIP: 'fd00::7', conditions: [{ type: 'Ready', status: 'True' }] } }], [8000]);
     expect(eps.map((e) => e.address)).toEqual(['[fd00::7]:8000']);
   });
