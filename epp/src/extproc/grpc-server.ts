@@ -11,10 +11,15 @@
  * leader election, epp-protocol.md §2.1): SERVING once `ready()` is true and until `stop()`.
  *
  * TLS (ext_proc port only; the health port stays plaintext for kubelet probes): `off` (h2c),
- * `files` (PEM certificate + key), or `self-signed` (generated at start by `self-signed.ts`,
- * returned from `start()` so tests and local clients can pin it).
+ * `files` (PEM certificate + key, re-read when they change), or `self-signed` (generated at start
+ * by `self-signed.ts`, returned from `start()` so tests and local clients can pin it).
+ *
+ * Transport: @grpc/grpc-js's `Server`, one per port. Keepalive, connection age, stream limits and
+ * the drain at shutdown are grpc-js options (`grpcServerOptions`).
  */
 import { readFile, stat } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { EppPorts } from '../contract/names.js';
 import type { RequestDirector } from './director.js';
@@ -31,7 +36,6 @@ import {
   type ServingStatusValue,
 } from './types.js';
 import { silentLogger, type Logger } from '../util/logger.js';
-import { GrpcStatus, H2GrpcServer, serverStreamMethod, unaryMethod, type CallHandlers, type GrpcCall, type GrpcError, type GrpcMethod, type H2GrpcTls } from './h2-grpc.js';
 import { createSelfSignedCertificate } from './self-signed.js';
 
 /** TLS on the ext_proc port (same shape as `server.tls` in the EPP config). */
@@ -89,6 +93,37 @@ export interface ExtProcServerOptions {
    * @default 1000
    */
   readonly healthWatchIntervalMs?: number;
+  /**
+   * The server PINGs every connection after this long without activity (grpc-js
+   * `grpc.keepalive_time_ms`), so a gateway that vanished without a FIN is noticed.
+   * @default 30000
+   */
+  readonly keepaliveTimeMs?: number;
+  /**
+   * A connection whose PING is not answered within this long is dropped and its calls cancelled
+   * (`grpc.keepalive_timeout_ms`).
+   * @default 10000
+   */
+  readonly keepaliveTimeoutMs?: number;
+  /**
+   * After this long (±10 % jitter, grpc-js) a connection gets GOAWAY, so gateways reconnect and
+   * spread over EPP replicas added since (`grpc.max_connection_age_ms`). Streams already open on it
+   * continue.
+   * @default 1800000 (30 min)
+   */
+  readonly maxConnectionAgeMs?: number;
+  /**
+   * How long streams on a connection that reached `maxConnectionAgeMs` may still run before the
+   * connection is closed (`grpc.max_connection_age_grace_ms`); a streamed LLM response can take
+   * minutes.
+   * @default 600000 (10 min)
+   */
+  readonly maxConnectionAgeGraceMs?: number;
+  /**
+   * Concurrent streams per HTTP/2 connection, advertised in SETTINGS (`grpc.max_concurrent_streams`).
+   * @default 10000
+   */
+  readonly maxConcurrentStreams?: number;
 }
 
 export interface ExtProcStartOptions {
@@ -130,69 +165,190 @@ export function resolveStartOptions(so: ExtProcStartOptions = {}): { grpcPort: n
   };
 }
 
-/** `host` as `net.Server.listen` takes it (no IPv6 brackets). */
-function listenHost(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+/**
+ * The grpc-js server options of the ext_proc port (`maxMessageBytes` given) or the health port,
+ * with the defaults of `ExtProcServerOptions` filled in.
+ */
+export function grpcServerOptions(opts: Omit<ExtProcServerOptions, 'director'>, maxMessageBytes?: number): grpc.ServerOptions {
+  return {
+    'grpc.keepalive_time_ms': opts.keepaliveTimeMs ?? 30_000,
+    'grpc.keepalive_timeout_ms': opts.keepaliveTimeoutMs ?? 10_000,
+    'grpc.max_connection_age_ms': opts.maxConnectionAgeMs ?? 1_800_000,
+    'grpc.max_connection_age_grace_ms': opts.maxConnectionAgeGraceMs ?? 600_000,
+    'grpc.max_concurrent_streams': opts.maxConcurrentStreams ?? 10_000,
+    ...(maxMessageBytes !== undefined ? { 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': maxMessageBytes } : {}),
+  };
 }
 
-const HEALTH_PATH = `/${ServiceNames.health}/`;
-const PROCESS_PATH = `/${ServiceNames.extProc}/Process`;
+/** `host:port` as grpc-js's `bindAsync` takes it (IPv6 in brackets). */
+function bindAddress(host: string, port: number): string {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return bare.includes(':') ? `[${bare}]:${port}` : `${bare}:${port}`;
+}
 
-type Watcher = { call: GrpcCall<HealthCheckResponse>; last: ServingStatusValue };
+function bind(server: grpc.Server, host: string, port: number, creds: grpc.ServerCredentials, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(bindAddress(host, port), creds, (err, bound) => {
+      if (err) reject(new Error(`cannot listen for ${what} on ${bindAddress(host, port)}: ${err.message}; free the port or choose another one (server.${what === 'ext_proc' ? 'grpcPort' : 'healthPort'})`));
+      else resolve(bound);
+    });
+  });
+}
 
 /**
- * One ext_proc call: the transport's events go to the ExtProcStream, and the stream's output goes
- * to the call (one object per call for both directions, no per-call closures).
+ * Graceful shutdown of one grpc-js server: `tryShutdown` (listeners close, connections get GOAWAY,
+ * open calls continue); at `graceMs` `onDeadline` runs (it ends the calls still open), and 250 ms
+ * later (time for clients to read their final status) `forceShutdown` drops what is left.
  */
-class ProcessCall implements CallHandlers<ProcessingRequest | MalformedFrame>, StreamSink {
+function shutdown(server: grpc.Server, graceMs: number, onDeadline?: () => void): Promise<void> {
+  return new Promise((resolve) => {
+    let force: NodeJS.Timeout | undefined;
+    const deadline = setTimeout(() => {
+      onDeadline?.();
+      force = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, 250);
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(deadline);
+      if (force) clearTimeout(force);
+      resolve();
+    });
+  });
+}
+
+const STATUS_OF = { invalid_argument: grpc.status.INVALID_ARGUMENT, internal: grpc.status.INTERNAL } as const;
+
+type ProcessDuplex = grpc.ServerDuplexStream<ProcessingRequest | MalformedFrame, ProcessingResponse>;
+type Watcher = { call: grpc.ServerWritableStream<HealthCheckRequest, HealthCheckResponse>; last: ServingStatusValue };
+
+/**
+ * One ext_proc call: grpc-js's stream events go to the ExtProcStream, and the stream's output goes
+ * to the call. grpc-js reports `cancelled` also after the server ended a call itself, so `done`
+ * marks calls this side ended.
+ */
+class ProcessCall implements StreamSink {
   private readonly stream: ExtProcStream;
+  private done = false;
 
   constructor(
-    private readonly open: Map<ExtProcStream, GrpcCall<ProcessingResponse>>,
-    private readonly call: GrpcCall<ProcessingResponse>,
+    private readonly open: Map<ExtProcStream, ProcessCall>,
+    private readonly call: ProcessDuplex,
     options: StreamOptions,
   ) {
     this.stream = new ExtProcStream(options, this);
-    open.set(this.stream, call);
+    open.set(this.stream, this);
+    call.on('data', (msg: ProcessingRequest | MalformedFrame) => this.message(msg));
+    call.on('end', () => {
+      if (!this.done) this.stream.endOfInput();
+    });
+    call.on('cancelled', () => {
+      if (this.done) return;
+      this.done = true;
+      this.open.delete(this.stream);
+      this.stream.abort('cancelled');
+    });
   }
 
   // StreamSink (ExtProcStream → client)
   send(msg: ProcessingResponse): void {
-    this.call.send(msg);
+    if (!this.done) this.call.write(msg);
   }
 
   end(error?: { code: 'invalid_argument' | 'internal'; message: string }): void {
-    this.open.delete(this.stream);
-    this.call.end(error ? { code: error.code === 'invalid_argument' ? GrpcStatus.INVALID_ARGUMENT : GrpcStatus.INTERNAL, message: error.message } : undefined);
+    this.finish(error ? STATUS_OF[error.code] : grpc.status.OK, error?.message ?? '');
   }
 
-  // CallHandlers (client → ExtProcStream)
-  message(msg: ProcessingRequest | MalformedFrame): void {
+  /** Ends the call with a status (trailers after any queued messages). */
+  finish(code: grpc.status, details: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.open.delete(this.stream);
+    if (code === grpc.status.OK) this.call.end();
+    // grpc-js: an 'error' event on a server stream becomes its status.
+    else this.call.emit('error', { code, details });
+  }
+
+  /** The drain deadline passed at shutdown. */
+  cancelAtDeadline(): void {
+    this.stream.abort('cancelled', 'drain deadline passed at shutdown');
+    this.finish(grpc.status.UNAVAILABLE, 'EPP shutting down: drain deadline passed');
+  }
+
+  private message(msg: ProcessingRequest | MalformedFrame): void {
+    if (this.done) return;
     if (msg instanceof MalformedFrame) {
       this.stream.abort('error', `undecodable ProcessingRequest: ${msg.reason}`);
-      this.open.delete(this.stream);
-      this.call.end({ code: GrpcStatus.INVALID_ARGUMENT, message: `undecodable ProcessingRequest frame (${msg.reason}); the client must send envoy.service.ext_proc.v3.ProcessingRequest` });
+      this.finish(grpc.status.INVALID_ARGUMENT, `undecodable ProcessingRequest frame (${msg.reason}); the client must send envoy.service.ext_proc.v3.ProcessingRequest`);
       return;
     }
     this.stream.push(msg);
   }
+}
 
-  /**
-   * The transport defers a half-close by a turn and drops it when a reset came meanwhile (a client
-   * cancel can surface as END_STREAM just before RST_STREAM): 'cancelled' wins.
-   */
-  halfClose(): void {
-    this.stream.endOfInput();
+/**
+ * TLS from files for grpc-js (its `CertificateProvider` interface): the pair is re-read when
+ * either file changes, checked with `tls.createSecureContext`, and handed to the server for new
+ * connections; a pair that cannot be read or parsed is logged and the current one kept (grpc-js's
+ * own `FileWatcherCertificateProvider` would drop TLS until the files are readable again).
+ */
+class ReloadingCertificate implements grpc.experimental.CertificateProvider {
+  private readonly listeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
+  private timer: NodeJS.Timeout | undefined;
+  private stampNow = '';
+
+  constructor(
+    private current: grpc.experimental.IdentityCertificateUpdate,
+    private readonly certFile: string,
+    private readonly keyFile: string,
+    private readonly everyMs: number,
+    private readonly logger: Logger,
+  ) {
+    void this.stamp().then((s) => (this.stampNow = s), () => undefined);
   }
 
-  cancelled(): void {
-    this.open.delete(this.stream);
-    this.stream.abort('cancelled');
+  private async stamp(): Promise<string> {
+    const [c, k] = await Promise.all([stat(this.certFile), stat(this.keyFile)]);
+    return `${c.mtimeMs}/${c.size}/${k.mtimeMs}/${k.size}`;
   }
 
-  failed(error: GrpcError): void {
-    this.open.delete(this.stream);
-    this.stream.abort('error', error.message);
+  private async check(): Promise<void> {
+    try {
+      const now = await this.stamp();
+      if (now === this.stampNow) return;
+      const [certificate, privateKey] = await Promise.all([readFile(this.certFile), readFile(this.keyFile)]);
+      createSecureContext({ cert: certificate, key: privateKey }); // throws for a bad or mismatched pair
+      this.stampNow = now;
+      this.current = { certificate, privateKey };
+      for (const l of this.listeners) l(this.current);
+      this.logger.info({ certFile: this.certFile }, 'TLS certificate reloaded');
+    } catch (err) {
+      this.logger.warn({ err, certFile: this.certFile, keyFile: this.keyFile }, 'TLS certificate files changed but could not be loaded; keeping the current certificate');
+    }
+  }
+
+  addIdentityCertificateListener(listener: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.listeners.add(listener);
+    // grpc-js reads the server's first context before it adds its listener: answer on the next tick.
+    process.nextTick(() => listener(this.current));
+    if (!this.timer) {
+      this.timer = setInterval(() => void this.check(), this.everyMs);
+      this.timer.unref();
+    }
+  }
+
+  removeIdentityCertificateListener(listener: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.listeners.delete(listener);
+    if (this.listeners.size === 0) this.close();
+  }
+
+  addCaCertificateListener(): void {}
+  removeCaCertificateListener(): void {}
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 }
 
@@ -201,12 +357,12 @@ export class ExtProcServer {
   private readonly observer: ExtProcObserver;
   private readonly logger: Logger;
   /** Open ext_proc streams and their calls (to cancel them at the drain deadline). */
-  private readonly streams = new Map<ExtProcStream, GrpcCall<ProcessingResponse>>();
+  private readonly streams = new Map<ExtProcStream, ProcessCall>();
   private readonly watchers = new Set<Watcher>();
-  private main: H2GrpcServer | undefined;
-  private health: H2GrpcServer | undefined;
+  private main: grpc.Server | undefined;
+  private health: grpc.Server | undefined;
+  private certificate: ReloadingCertificate | undefined;
   private watchTimer: NodeJS.Timeout | undefined;
-  private tlsTimer: NodeJS.Timeout | undefined;
   private stopping = false;
   /** Options shared by every ExtProcStream (built on the first call). */
   private streamOptions: StreamOptions | undefined;
@@ -239,7 +395,7 @@ export class ExtProcServer {
     for (const w of this.watchers) {
       if (w.last !== s) {
         w.last = s;
-        w.call.send({ status: s });
+        w.call.write({ status: s });
       }
     }
   }
@@ -248,12 +404,12 @@ export class ExtProcServer {
     if (this.main) throw new Error('ExtProcServer.start() called twice; stop() it first or create a new server');
     const { host, tls, grpcPort: wantGrpcPort, healthPort: hp } = resolveStartOptions(so);
     const protos = loadProtos();
-    let tlsPair: H2GrpcTls | undefined;
+    let creds = grpc.ServerCredentials.createInsecure();
     let certPem: string | undefined;
     if (tls.mode === 'self-signed') {
-      const pair = createSelfSignedCertificate(tls.hosts ? { hosts: tls.hosts } : {});
+      const pair = await createSelfSignedCertificate(tls.hosts ? { hosts: tls.hosts } : {});
       certPem = pair.certPem;
-      tlsPair = { cert: pair.certPem, key: pair.keyPem };
+      creds = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(pair.certPem), private_key: Buffer.from(pair.keyPem) }]);
     } else if (tls.mode === 'files') {
       const [cert, key] = await Promise.all([
         readFile(tls.certFile).catch((e: unknown) => {
@@ -263,28 +419,45 @@ export class ExtProcServer {
           throw new Error(`cannot read TLS key ${tls.keyFile}: ${e instanceof Error ? e.message : String(e)}; set server.tls.keyFile to a PEM file`);
         }),
       ]);
+      try {
+        createSecureContext({ cert, key });
+      } catch (e) {
+        throw new Error(`TLS certificate ${tls.certFile} and key ${tls.keyFile} cannot be used: ${e instanceof Error ? e.message : String(e)}; set server.tls.certFile/keyFile to a matching PEM pair`);
+      }
       certPem = cert.toString('utf8');
-      tlsPair = { cert, key };
+      this.certificate = new ReloadingCertificate({ certificate: cert, privateKey: key }, tls.certFile, tls.keyFile, this.opts.tlsReloadIntervalMs ?? 10_000, this.logger);
+      // grpc-js's declaration names the parameters the other way round; the first is the identity.
+      creds = grpc.experimental.createCertificateProviderServerCredentials(this.certificate, null, false);
     }
     // BUFFERED mode sends a whole body in one message: allow the larger of the two body limits.
     const maxMessage = Math.max(this.opts.maxBodyBytes ?? 8 * 1024 * 1024, this.opts.maxResponseBufferBytes ?? 16 * 1024 * 1024) + 1024 * 1024;
 
-    const main = new H2GrpcServer({ maxReceiveMessageBytes: maxMessage, maxSendMessageBytes: maxMessage, logger: this.logger, ...(tlsPair ? { tls: tlsPair } : {}) });
-    main.addMethod(PROCESS_PATH, this.processMethod(protos));
+    const main = new grpc.Server(grpcServerOptions(this.opts, maxMessage));
+    main.addService(this.processService(protos), { Process: (call: ProcessDuplex) => this.process(call) });
     this.addHealth(main, protos);
-    const grpcPort = await main.listen(wantGrpcPort, listenHost(host));
+    let grpcPort: number;
+    try {
+      grpcPort = await bind(main, host, wantGrpcPort, creds, 'ext_proc');
+    } catch (err) {
+      main.forceShutdown();
+      this.certificate?.close();
+      this.certificate = undefined;
+      throw err;
+    }
     this.main = main;
-    if (tls.mode === 'files') this.watchCertificate(main, tls.certFile, tls.keyFile);
 
     let healthPort: number | undefined;
     if (hp !== null) {
-      const health = new H2GrpcServer({ logger: this.logger });
+      const health = new grpc.Server(grpcServerOptions(this.opts));
       this.addHealth(health, protos);
       try {
-        healthPort = await health.listen(hp, listenHost(host));
+        healthPort = await bind(health, host, hp, grpc.ServerCredentials.createInsecure(), 'health');
       } catch (err) {
-        await main.shutdown(0);
+        health.forceShutdown();
+        main.forceShutdown();
         this.main = undefined;
+        this.certificate?.close();
+        this.certificate = undefined;
         throw err;
       }
       this.health = health;
@@ -297,42 +470,12 @@ export class ExtProcServer {
 
   /**
    * Graceful stop: health turns NOT_SERVING, no new calls are accepted (GOAWAY), open ext_proc
-   * streams get `graceMs` to finish, then the rest are cancelled with UNAVAILABLE.
+   * streams get `graceMs` to finish, then the rest are ended with UNAVAILABLE.
    * @param graceMs drain deadline, @default 5000
    */
-  /**
-   * Reload the certificate and key when either file changes (cert-manager rotates the Secret's
-   * files in place): polled every `tlsReloadIntervalMs`; a pair that cannot be read or parsed is
-   * logged and the current one kept.
-   */
-  private watchCertificate(main: H2GrpcServer, certFile: string, keyFile: string): void {
-    const every = this.opts.tlsReloadIntervalMs ?? 10_000;
-    let last = '';
-    const stamp = async (): Promise<string> => {
-      const [c, k] = await Promise.all([stat(certFile), stat(keyFile)]);
-      return `${c.mtimeMs}/${c.size}/${k.mtimeMs}/${k.size}`;
-    };
-    void stamp().then((s) => (last = s), () => undefined);
-    this.tlsTimer = setInterval(() => {
-      void (async () => {
-        try {
-          const now = await stamp();
-          if (now === last) return;
-          const [cert, key] = await Promise.all([readFile(certFile), readFile(keyFile)]);
-          main.setTls({ cert, key });
-          last = now;
-          this.logger.info({ certFile }, 'TLS certificate reloaded');
-        } catch (err) {
-          this.logger.warn({ err, certFile, keyFile }, 'TLS certificate files changed but could not be loaded; keeping the current certificate');
-        }
-      })();
-    }, every);
-    this.tlsTimer.unref();
-  }
-
   async stop(graceMs = 5000): Promise<ExtProcStopResult> {
-    if (this.tlsTimer) clearInterval(this.tlsTimer);
-    this.tlsTimer = undefined;
+    this.certificate?.close();
+    this.certificate = undefined;
     if (!this.main) return { forcedStreams: 0 };
     this.stopping = true;
     this.notifyHealthChanged();
@@ -345,47 +488,40 @@ export class ExtProcServer {
     this.health = undefined;
     let forcedStreams = 0;
     await Promise.all([
-      main.shutdown(graceMs, () => {
+      shutdown(main, graceMs, () => {
         forcedStreams = this.streams.size;
-        this.cancelOpenStreams();
+        for (const call of [...this.streams.values()]) call.cancelAtDeadline();
       }),
-      health?.shutdown(graceMs),
+      health ? shutdown(health, graceMs) : undefined,
     ]);
     this.logger.info({ forcedStreams }, 'ext_proc server stopped');
     this.stopping = false;
     return { forcedStreams };
   }
 
-  /** Ends every open ext_proc call with UNAVAILABLE (counted as `cancelled`). */
-  private cancelOpenStreams(): void {
-    for (const [stream, call] of [...this.streams]) {
-      this.streams.delete(stream);
-      stream.abort('cancelled', 'drain deadline passed at shutdown');
-      call.end({ code: GrpcStatus.UNAVAILABLE, message: 'EPP shutting down: drain deadline passed' });
-    }
-  }
-
   /**
-   * The ext_proc method. Undecodable frames become `INVALID_ARGUMENT` (counted as `error`) rather
-   * than the transport's generic INTERNAL: they are a client bug, not ours.
+   * The ext_proc service with a deserializer that never throws: an undecodable frame becomes a
+   * value, answered `INVALID_ARGUMENT` and counted as `error` (a client bug), rather than grpc-js's
+   * generic INTERNAL.
    */
-  private processMethod(protos: LoadedProtos): GrpcMethod<ProcessingRequest | MalformedFrame, ProcessingResponse> {
+  private processService(protos: LoadedProtos): grpc.ServiceDefinition {
     const def = protos.extProcService.Process!;
     const deserialize = def.requestDeserialize as (b: Buffer) => ProcessingRequest;
     return {
-      requestDeserialize: (b: Buffer): ProcessingRequest | MalformedFrame => {
-        try {
-          return deserialize(b);
-        } catch (err) {
-          return new MalformedFrame(err instanceof Error ? err.message : String(err));
-        }
+      Process: {
+        ...def,
+        requestDeserialize: (b: Buffer): ProcessingRequest | MalformedFrame => {
+          try {
+            return deserialize(b);
+          } catch (err) {
+            return new MalformedFrame(err instanceof Error ? err.message : String(err));
+          }
+        },
       },
-      responseSerialize: def.responseSerialize as (m: ProcessingResponse) => Buffer,
-      open: (call: GrpcCall<ProcessingResponse>) => this.process(call),
     };
   }
 
-  private process(call: GrpcCall<ProcessingResponse>): CallHandlers<ProcessingRequest | MalformedFrame> {
+  private process(call: ProcessDuplex): void {
     this.streamOptions ??= {
       director: this.opts.director,
       maxBodyBytes: this.opts.maxBodyBytes ?? 8 * 1024 * 1024,
@@ -395,37 +531,26 @@ export class ExtProcServer {
       observer: this.observer,
       logger: this.logger,
     };
-    return new ProcessCall(this.streams, call, this.streamOptions);
+    new ProcessCall(this.streams, call, this.streamOptions);
   }
 
-  private addHealth(server: H2GrpcServer, protos: LoadedProtos): void {
-    const svc = protos.healthService;
-    const check = svc.Check!;
-    const list = svc.List!;
-    const watch = svc.Watch!;
-    server.addMethod(
-      `${HEALTH_PATH}Check`,
-      unaryMethod(check.requestDeserialize as (b: Buffer) => HealthCheckRequest, check.responseSerialize as (m: HealthCheckResponse) => Buffer, () => ({ status: this.servingStatus() })),
-    );
-    server.addMethod(
-      `${HEALTH_PATH}List`,
-      unaryMethod(list.requestDeserialize as (b: Buffer) => object, list.responseSerialize as (m: HealthListResponse) => Buffer, (): HealthListResponse => {
+  private addHealth(server: grpc.Server, protos: LoadedProtos): void {
+    server.addService(protos.healthService, {
+      Check: (_call: grpc.ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, cb: grpc.sendUnaryData<HealthCheckResponse>) => cb(null, { status: this.servingStatus() }),
+      List: (_call: grpc.ServerUnaryCall<object, HealthListResponse>, cb: grpc.sendUnaryData<HealthListResponse>) => {
         const s = { status: this.servingStatus() };
-        return { statuses: { '': s, [ServiceNames.extProc]: s } };
-      }),
-    );
-    server.addMethod(
-      `${HEALTH_PATH}Watch`,
-      serverStreamMethod(watch.requestDeserialize as (b: Buffer) => HealthCheckRequest, watch.responseSerialize as (m: HealthCheckResponse) => Buffer, (_req, call) => {
+        cb(null, { statuses: { '': s, [ServiceNames.extProc]: s } });
+      },
+      Watch: (call: grpc.ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) => {
         const w: Watcher = { call, last: this.servingStatus() };
-        call.send({ status: w.last });
+        call.write({ status: w.last });
         if (this.stopping) {
           call.end();
           return;
         }
         this.watchers.add(w);
-        return { onCancel: () => this.watchers.delete(w) };
-      }),
-    );
+        call.on('cancelled', () => this.watchers.delete(w));
+      },
+    });
   }
 }

@@ -189,7 +189,7 @@ describe('TLS', () => {
     const server = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']) });
     const bound = await server.start({ grpcPort: 0, healthPort: null, host: '127.0.0.1', tls: { mode: 'self-signed' } });
     cleanups.push(() => server.stop(100).then(() => undefined));
-    const other = createSelfSignedCertificate();
+    const other = await createSelfSignedCertificate();
     const c = new ExtProcTestClient({ address: `127.0.0.1:${bound.grpcPort}`, caPem: other.certPem });
     cleanups.push(() => c.close());
     await expect(c.waitForReady(1000)).rejects.toThrow();
@@ -198,7 +198,7 @@ describe('TLS', () => {
   test('files: certificate and key from PEM files; a missing file is a clear error', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kvroute-tls-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const pair = createSelfSignedCertificate({ commonName: 'epp.test', hosts: ['localhost', '127.0.0.1'] });
+    const pair = await createSelfSignedCertificate({ commonName: 'epp.test', hosts: ['localhost', '127.0.0.1'] });
     await writeFile(join(dir, 'tls.crt'), pair.certPem);
     await writeFile(join(dir, 'tls.key'), pair.keyPem);
     const server = new ExtProcServer({ director: new ScriptedDirector(['10.0.0.1:8000']) });
@@ -232,8 +232,8 @@ describe('TLS certificate rotation (files)', () => {
   test('a rotated certificate is served to new connections; an unreadable pair keeps the old one', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'kvroute-tls-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const first = createSelfSignedCertificate({ commonName: 'epp-1', hosts: ['localhost', '127.0.0.1'] });
-    const second = createSelfSignedCertificate({ commonName: 'epp-2', hosts: ['localhost', '127.0.0.1'] });
+    const first = await createSelfSignedCertificate({ commonName: 'epp-1', hosts: ['localhost', '127.0.0.1'] });
+    const second = await createSelfSignedCertificate({ commonName: 'epp-2', hosts: ['localhost', '127.0.0.1'] });
     const crt = join(dir, 'tls.crt');
     const key = join(dir, 'tls.key');
     await writeFile(crt, first.certPem);
@@ -267,8 +267,8 @@ describe('TLS certificate rotation default interval', () => {
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const crt = join(dir, 'tls.crt');
     const key = join(dir, 'tls.key');
-    const first = createSelfSignedCertificate({ commonName: 'epp-1', hosts: ['127.0.0.1'] });
-    const second = createSelfSignedCertificate({ commonName: 'epp-2', hosts: ['127.0.0.1'] });
+    const first = await createSelfSignedCertificate({ commonName: 'epp-1', hosts: ['127.0.0.1'] });
+    const second = await createSelfSignedCertificate({ commonName: 'epp-2', hosts: ['127.0.0.1'] });
     await writeFile(crt, first.certPem);
     await writeFile(key, first.keyPem);
     // Only the timer functions are faked; sockets, files and setImmediate stay real.
@@ -300,8 +300,8 @@ describe('TLS certificate rotation default interval', () => {
 });
 
 describe('self-signed certificate defaults', () => {
-  test('@default commonName kvroute-epp, hosts localhost/127.0.0.1/::1/hostname, 365 days', () => {
-    const cert = new X509Certificate(createSelfSignedCertificate().certPem);
+  test('@default commonName kvroute-epp, hosts localhost/127.0.0.1/::1/hostname, 365 days', async () => {
+    const cert = new X509Certificate((await createSelfSignedCertificate()).certPem);
     expect(cert.subject).toBe('CN=kvroute-epp');
     expect(cert.checkHost('localhost')).toBe('localhost');
     expect(cert.checkIP('::1')).toBe('::1');
@@ -310,8 +310,8 @@ describe('self-signed certificate defaults', () => {
     expect(days).toBeCloseTo(365, 3);
   });
 
-  test('validity past 2049 uses GeneralizedTime and still parses', () => {
-    const cert = new X509Certificate(createSelfSignedCertificate({ days: 40 * 365 }).certPem);
+  test('validity past 2049 uses GeneralizedTime and still parses', async () => {
+    const cert = new X509Certificate((await createSelfSignedCertificate({ days: 40 * 365 })).certPem);
     expect(new Date(cert.validTo).getUTCFullYear()).toBeGreaterThanOrEqual(2065);
   });
 });
