@@ -3,7 +3,7 @@
  * watch what discovery needs (RBAC), finds its InferencePool, and reaches Redis with a password from
  * the same Secret Redis uses.
  */
-import { EppConfigPath, EppPorts } from '../../epp/src/contract/index.js';
+import { EppConfigPath, EppPorts } from '@kvroute/epp/contract';
 import {
   commandLine,
   containerPorts,

@@ -3,7 +3,7 @@
  * Invariant and schema tests start from it and break one thing at a time. Built independently of
  * constructs/ on purpose: it checks the checkers, not the chart.
  */
-import { EppPortNames, EppPorts, Labels, VllmPorts } from '../../epp/src/contract/index.js';
+import { EppPortNames, EppPorts, Labels, VllmPorts } from '@kvroute/epp/contract';
 import type { Manifest } from './model.js';
 
 /** A Kubernetes object as plain JSON. */

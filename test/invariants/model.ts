@@ -3,15 +3,11 @@
  * container command lines, the EPP config. Shared by every invariant module.
  */
 import { parse as parseYaml } from 'yaml';
-import { EppPorts, parseEppConfig, type EppConfig } from '../../epp/src/contract/index.js';
+import { EppPorts, parseEppConfig, type EppConfig } from '@kvroute/epp/contract';
 
-/** A Kubernetes object as plain JSON (the synthesized objects of test/support/synth.ts fit). */
-export interface Manifest {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  [field: string]: unknown;
-}
+/** A Kubernetes object as plain JSON: the one object type of the root tests (test/support/synth.ts). */
+export type { K8sObject as Manifest } from '../support/synth.js';
+import type { K8sObject as Manifest } from '../support/synth.js';
 
 /** One broken rule. */
 export interface Violation {

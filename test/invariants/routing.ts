@@ -2,7 +2,7 @@
  * Gateway wiring invariants: InferencePool ↔ pods ↔ EPP Service, EnvoyFilter ext_proc ↔ EPP Service,
  * HTTPRoute ↔ Gateway/backends, ext_proc body modes, the ORIGINAL_DST cluster.
  */
-import { EppPorts, Headers, Labels, Roles } from '../../epp/src/contract/index.js';
+import { EppPorts, Headers, Labels, Roles } from '@kvroute/epp/contract';
 import {
   isEppPod,
   labelSelectorSelects,

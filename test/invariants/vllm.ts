@@ -2,7 +2,7 @@
  * vLLM ↔ EPP agreement: block size, hash algorithm, hash seed, model name, the KV-events endpoint
  * and topic, and GPU resources.
  */
-import { EppPorts } from '../../epp/src/contract/index.js';
+import { EppPorts } from '@kvroute/epp/contract';
 import {
   allContainers,
   commandLine,
