@@ -14,6 +14,7 @@ import { buildEppConfig } from './epp/epp-config.js';
 import { ArgoApplication } from './gitops/argo-application.js';
 import { GrafanaDashboard } from './monitoring/grafana-dashboard.js';
 import { EppServiceMonitor, ModelServerPodMonitor } from './monitoring/monitors.js';
+import { KvroutePrometheusRule } from './monitoring/prometheus-rule.js';
 import { Redis } from './redis/redis.js';
 import { ExtProcEnvoyFilter } from './routing/envoy-filter.js';
 import { EppDestinationRule } from './routing/epp-destination-rule.js';
@@ -237,6 +238,15 @@ export class KvrouteChart extends Chart {
         });
       }
       new EppServiceMonitor(this, 'EppServiceMonitor', { name: names.epp, selector: names.eppSelector, port: EppPortNames.http, labels: config.monitoring.monitorLabels });
+      // The ServiceMonitor names its job after the Service (names.epp).
+      new KvroutePrometheusRule(this, 'Alerts', {
+        name: `${config.name}-alerts`,
+        namespace: config.namespace,
+        model: config.model.name,
+        eppJob: names.epp,
+        eppDeployment: names.epp,
+        labels: config.monitoring.monitorLabels,
+      });
     }
     if (config.monitoring.dashboard) {
       new GrafanaDashboard(this, 'Dashboard', { name: names.dashboard, namespace: config.namespace, model: config.model.name });

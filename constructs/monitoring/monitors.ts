@@ -56,7 +56,11 @@ export interface EppServiceMonitorProps {
   readonly labels?: Record<string, string>;
 }
 
-/** ServiceMonitor for the EPP Service's metrics port. */
+/**
+ * ServiceMonitor for the EPP Service's metrics port. `honorLabels` keeps the EPP's own `pod` label
+ * (the model-server pod its per-pod metrics are about) instead of renaming it `exported_pod`, so
+ * `pod` means the same pod in the EPP's and vLLM's series; the EPP replica is in `instance`.
+ */
 export class EppServiceMonitor extends Construct {
   readonly resource: ServiceMonitor;
   constructor(scope: Construct, id: string, props: EppServiceMonitorProps) {
@@ -65,7 +69,7 @@ export class EppServiceMonitor extends Construct {
       metadata: { name: props.name, labels: { ...(props.labels ?? {}) } },
       spec: {
         selector: { matchLabels: { ...props.selector } },
-        endpoints: [{ port: props.port, path: '/metrics', interval: props.interval ?? '15s' }],
+        endpoints: [{ port: props.port, path: '/metrics', interval: props.interval ?? '15s', honorLabels: true }],
       },
     });
   }
