@@ -36,8 +36,8 @@ export async function createSelfSignedCertificate(opts: SelfSignedOptions = {}):
   const hosts = [...new Set(opts.hosts ?? ['localhost', '127.0.0.1', '::1', hostname()])];
   const days = opts.days ?? 365;
   if (!(Number.isFinite(days) && days > 0)) throw new Error(`self-signed certificate: days ${days} must be a positive number of days`);
-  const crypto = webcrypto as unknown as Crypto;
-  const keys = (await crypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const crypto = webcrypto;
+  const keys = await crypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify']);
   const notBefore = new Date(Date.now() - 3600_000);
   const notAfter = new Date(notBefore.getTime() + days * 86_400_000);
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
