@@ -169,7 +169,8 @@ export class ExtProcClient {
     if (!def) throw new Error('ext_proc proto has no Process method');
     this.serialize = def.requestSerialize as (m: ProcessingRequest) => Buffer;
     this.deserialize = def.responseDeserialize as (b: Buffer) => ProcessingResponse;
-    this.client = new grpc.Client(address, grpc.credentials.createInsecure());
+    // Reconnect quickly after the EPP restarts (grpc-js would otherwise back off up to 120 s).
+    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 });
   }
 
   open(): ExtProcExchange {

@@ -7,6 +7,12 @@
  * - `round-robin`: bypasses the EPP and cycles over the pods (the baseline).
  * An EPP immediate response (400, 503, ...) is returned as is. Every response carries
  * `x-gateway-destination-endpoint` naming the pod that served it.
+ *
+ * EPP unavailable (`failureMode`, the InferencePool's `endpointPickerRef.failureMode`): when the
+ * ext_proc stream fails before the EPP picked a pod (connection refused, stream reset, timeout),
+ * `FailClose` answers 503 and `FailOpen` sends the request to a pod the gateway picks itself
+ * (round-robin, unrouted by the EPP), as GIE's conformance test EppUnAvailableFailOpen expects.
+ * A pod that refuses the connection is answered 503, as Envoy does ("upstream connect error").
  */
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,7 +31,11 @@ export interface GatewayOptions {
   readonly extprocTimeoutMs?: number;
   /** Largest request body accepted. @default 16777216 */
   readonly maxBodyBytes?: number;
+  /** What happens while the EPP is unreachable (see the file comment). @default 'FailClose' */
+  readonly failureMode?: GatewayFailureMode;
 }
+
+export type GatewayFailureMode = 'FailOpen' | 'FailClose';
 
 class GatewayError extends Error {
   constructor(
@@ -54,12 +64,16 @@ export class DemoGateway {
   readonly served = new Map<string, number>();
   /** Requests that failed in the gateway (502/504). */
   errors = 0;
+  /** Requests the EPP could not route: sent unrouted (FailOpen) or refused with 503 (FailClose). */
+  eppUnavailable = 0;
 
   constructor(private readonly opts: GatewayOptions) {
     if (opts.pods.length === 0) throw new Error('gateway: no pods; pass at least one ip:port');
     if (opts.policy === 'kvroute') {
       if (!opts.eppAddress) throw new Error('gateway: policy kvroute needs eppAddress (the EPP ext_proc host:port)');
       this.ext = new ExtProcClient(opts.eppAddress, opts.extprocTimeoutMs ?? 10_000);
+      const fm = opts.failureMode ?? 'FailClose';
+      if (fm !== 'FailOpen' && fm !== 'FailClose') throw new Error(`gateway: failureMode "${String(fm)}" is not FailOpen or FailClose`);
     } else if (opts.policy !== 'round-robin') {
       throw new Error(`gateway: policy "${String(opts.policy)}" is not kvroute or round-robin`);
     }
@@ -112,7 +126,11 @@ export class DemoGateway {
         },
         resolve,
       );
-      up.on('error', (e) => reject(new GatewayError(502, `upstream ${dest}: ${e.message}`)));
+      up.on('error', (e) => {
+        const code = (e as NodeJS.ErrnoException).code;
+        const connect = code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'EHOSTUNREACH';
+        reject(new GatewayError(connect ? 503 : 502, `upstream ${dest}: ${connect ? 'upstream connect error: ' : ''}${e.message}`));
+      });
       up.end(body);
     });
   }
@@ -121,24 +139,39 @@ export class DemoGateway {
     this.served.set(dest, (this.served.get(dest) ?? 0) + 1);
   }
 
+  /** Round-robin over the pods, without the EPP (the baseline policy, and FailOpen). */
+  private async unrouted(req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> {
+    const dest = this.opts.pods[this.rr++ % this.opts.pods.length] as string;
+    const up = await this.upstream(dest, req, body);
+    this.count(dest);
+    res.writeHead(up.statusCode ?? 502, { ...plainHeaders(up.headers), [DESTINATION_HEADER]: dest });
+    for await (const c of up) res.write(c as Buffer);
+    res.end();
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const body = await this.readBody(req);
       if (!this.ext) {
-        const dest = this.opts.pods[this.rr++ % this.opts.pods.length] as string;
-        const up = await this.upstream(dest, req, body);
-        this.count(dest);
-        res.writeHead(up.statusCode ?? 502, { ...plainHeaders(up.headers), [DESTINATION_HEADER]: dest });
-        for await (const c of up) res.write(c as Buffer);
-        res.end();
+        await this.unrouted(req, res, body);
         return;
       }
       const x = this.ext.open();
       try {
-        const decision = await x.route(
-          { ':method': req.method ?? 'POST', ':path': req.url ?? '/', ':authority': req.headers.host ?? 'gateway', ':scheme': 'http', ...plainHeaders(req.headers) },
-          body,
-        );
+        let decision;
+        try {
+          decision = await x.route(
+            { ':method': req.method ?? 'POST', ':path': req.url ?? '/', ':authority': req.headers.host ?? 'gateway', ':scheme': 'http', ...plainHeaders(req.headers) },
+            body,
+          );
+        } catch (e) {
+          // The EPP could not be asked (down, restarting, stream reset): the failure mode decides.
+          x.cancel();
+          this.eppUnavailable++;
+          if ((this.opts.failureMode ?? 'FailClose') === 'FailClose') throw new GatewayError(503, `EPP unavailable (FailClose): ${(e as Error).message}`);
+          await this.unrouted(req, res, body);
+          return;
+        }
         if (decision.kind === 'immediate') {
           res.writeHead(decision.status, { 'content-type': 'application/json' }).end(decision.body);
           x.cancel();

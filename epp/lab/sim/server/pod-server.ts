@@ -3,6 +3,7 @@
  * (simulated time = wall time since start × speedup), OpenAI-compatible `/v1/completions` and
  * `/v1/chat/completions` (JSON or SSE with a final usage chunk), `/metrics` in vLLM's names,
  * `/health`, vLLM's `POST /reset_prefix_cache`, `GET /sim/stats` (simulated TTFTs, for the demo),
+ * `GET|POST /sim/fault` (fault switches of the drill: stall the engine, hang `/metrics`; faults.ts),
  * and the model's KV events published over ZMQ.
  *
  * Prompts are tokenized with the EPP's own Tokenization (same tokenizer directory as the EPP) and
@@ -19,6 +20,7 @@ import { SimPod, type Seq } from '../pod.js';
 import type { PodProfile } from '../profiles.js';
 import { BlockKeyer, type SimRequest } from '../request.js';
 import { renderVllmMetrics } from '../vllm-metrics.js';
+import { FAULT_PATH, PodFaults } from './faults.js';
 
 /** Block keys vLLM computes (`sha256_cbor` under the pod's PYTHONHASHSEED) for token-id prompts. */
 export class EngineKeyer extends BlockKeyer {
@@ -108,6 +110,8 @@ export class SimPodServer {
   private lagTimers = new Set<NodeJS.Timeout>();
   /** Requests answered, by HTTP status. */
   readonly responses = new Map<number, number>();
+  /** Fault switches (`POST /sim/fault`, for the fault drill). */
+  readonly faults = new PodFaults(() => this.kick());
   /** Simulated TTFT (arrival on the pod → end of the step that produced the first token), ms, in order. */
   readonly ttftMs: number[] = [];
 
@@ -159,6 +163,7 @@ export class SimPodServer {
   }
 
   async close(): Promise<void> {
+    this.faults.close();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     for (const t of this.lagTimers) clearTimeout(t);
@@ -174,7 +179,7 @@ export class SimPodServer {
   // ---- real-time driver ---------------------------------------------------------------------
 
   private kick(): void {
-    if (this.timer || this.pod.busy) return;
+    if (this.timer || this.pod.busy || this.faults.stall) return;
     const start = this.now();
     const ms = this.pod.beginStep();
     if (ms === undefined) return;
@@ -212,7 +217,12 @@ export class SimPodServer {
         res.writeHead(200).end();
         return;
       }
+      if (path === FAULT_PATH) {
+        await this.faults.handle(req, res);
+        return;
+      }
       if (req.method === 'GET' && path === '/metrics') {
+        if (await this.faults.holdMetrics(res)) return;
         const text = renderVllmMetrics(this.pod.metrics(), { modelName: this.opts.model, profile: this.opts.profile });
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text);
         return;

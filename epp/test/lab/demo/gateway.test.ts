@@ -132,18 +132,46 @@ describe('DemoGateway', () => {
     }
   });
 
-  it('answers 502 naming the upstream when the pod is down', async () => {
+  it('answers 503 (upstream connect error, as Envoy) naming the upstream when the pod is down', async () => {
     const dead = `127.0.0.1:${await freePort()}`;
     const rr = new DemoGateway({ policy: 'round-robin', pods: [dead] });
     const port = await rr.listen(0);
     try {
       const r = await post(port, '/v1/completions', { model: MODEL, prompt: 'x' });
-      expect(r.status).toBe(502);
+      expect(r.status).toBe(503);
       expect(await r.text()).toContain(dead);
       expect(rr.errors).toBe(1);
     } finally {
       await rr.close();
     }
+  });
+
+  describe('EPP unavailable', () => {
+    it('FailClose (the default) answers 503 naming the EPP failure; FailOpen sends the request to a pod unrouted', async () => {
+      const deadEpp = `127.0.0.1:${await freePort()}`;
+      const closed = new DemoGateway({ policy: 'kvroute', pods, eppAddress: deadEpp, extprocTimeoutMs: 2000 });
+      const open = new DemoGateway({ policy: 'kvroute', pods, eppAddress: deadEpp, extprocTimeoutMs: 2000, failureMode: 'FailOpen' });
+      const [cp, op] = [await closed.listen(0), await open.listen(0)];
+      try {
+        const r1 = await post(cp, '/v1/completions', { model: MODEL, prompt: 'fail close please', max_tokens: 1 });
+        expect(r1.status).toBe(503);
+        expect(await r1.text()).toContain('EPP unavailable (FailClose)');
+        expect(closed.eppUnavailable).toBe(1);
+        const r2 = await post(op, '/v1/completions', { model: MODEL, prompt: 'fail open please', max_tokens: 1 });
+        expect(r2.status).toBe(200);
+        expect(pods).toContain(r2.headers.get('x-gateway-destination-endpoint'));
+        expect(((await r2.json()) as Completion).usage.prompt_tokens).toBeGreaterThan(0);
+        expect(open.eppUnavailable).toBe(1);
+        expect(open.errors).toBe(0);
+      } finally {
+        await closed.close();
+        await open.close();
+      }
+    });
+
+    it('rejects an unknown failureMode', () => {
+      expect(() => new DemoGateway({ policy: 'kvroute', pods, eppAddress: '127.0.0.1:1', failureMode: 'Maybe' as never })).toThrow(/failureMode "Maybe" is not FailOpen or FailClose/);
+    });
   });
 
   it('answers 413 for a body over maxBodyBytes', async () => {
