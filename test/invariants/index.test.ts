@@ -20,7 +20,7 @@ describe('checkInvariants', () => {
   });
 });
 
-describe('the seed deployment\'s failures (manifests.md §1.4) each trip an invariant', () => {
+describe('the seed deployment\'s failures (listed in the README, "Deployment: what gets deployed") each trip an invariant', () => {
   it('builtin hash algo, no --kv-events-config, body mode NONE, wrong EPP Service name, mismatched gateway name', () => {
     const objs = miniDeployment();
     const find = (kind: string, name: string) => get(objs, kind, name);

@@ -1,5 +1,5 @@
 /**
- * Offline bounds on a request sequence (routing-anchors.md §4): H*, the token hit rate of one
+ * Offline bounds on a request sequence (docs/benchmarks/method.md, "Metrics"): H*, the token hit rate of one
  * infinite cache that sees every request in order (bounds any router), and the block reuse of a
  * trace at its own block granularity (the Mooncake check: 36.6 % for the conversation trace).
  */

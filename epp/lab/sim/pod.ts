@@ -1,5 +1,5 @@
 /**
- * Step-level model of one vLLM V1 server (routing-anchors.md §3.3).
+ * Step-level model of one vLLM V1 server (docs/benchmarks/method.md, "Server model").
  *
  * Scheduling per step (vLLM V1 semantics, simplified where noted):
  * 1. Running sequences first, in admission order: a decoding sequence takes 1 token of the step's

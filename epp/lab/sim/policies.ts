@@ -1,5 +1,5 @@
 /**
- * Baseline routing policies (routing-anchors.md §5.3), all behind `RoutingPolicy`:
+ * Baseline routing policies (docs/benchmarks/method.md, "Baselines and peers"), all behind `RoutingPolicy`:
  *
  * - `random` (B1): uniform, seeded.
  * - `round-robin` (B2): cyclic, like a K8s Service.

@@ -1,5 +1,5 @@
 /**
- * Server profiles of the step-level vLLM model (routing-anchors.md §3.3). Times in milliseconds.
+ * Server profiles of the step-level vLLM model (docs/benchmarks/method.md, "Server model"). Times in milliseconds.
  *
  * `t_step = alphaMs + betaPrefillMs·P + betaDecodeMs·D + gammaMs·K` with P prefill tokens in the
  * step, D decoding sequences and K context tokens those decodes read.
@@ -86,7 +86,7 @@ export const PROFILE_C: PodProfile = Object.freeze({
 
 export const PROFILES: Readonly<Record<'A' | 'B' | 'C', PodProfile>> = Object.freeze({ A: PROFILE_A, B: PROFILE_B, C: PROFILE_C });
 
-/** Step duration in ms for a batch (the §3.3 formula). */
+/** Step duration in ms for a batch (the server model's step formula). */
 export function stepCostMs(p: PodProfile, prefillTokens: number, decodeSeqs: number, contextTokens: number): number {
   return p.alphaMs + p.betaPrefillMs * prefillTokens + p.betaDecodeMs * decodeSeqs + p.gammaMs * contextTokens;
 }

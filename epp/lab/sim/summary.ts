@@ -1,5 +1,5 @@
 /**
- * Per-run and per-stage metrics of a simulation (routing-anchors.md §4):
+ * Per-run and per-stage metrics of a simulation (docs/benchmarks/method.md, "Metrics"):
  * token hit rate (vLLM's definition: Σ hit tokens / Σ queried prompt tokens, as
  * Δvllm:prefix_cache_hits_total / Δvllm:prefix_cache_queries_total), the same ÷ H* (one infinite
  * cache, bounds.ts), per-pod request and uncached-token shares as max/mean, TTFT p50/p90/p99,

@@ -1,7 +1,7 @@
 /**
- * Seeded workload generators W0–W3 (routing-anchors.md §5.2).
+ * Seeded workload generators W0–W3 (docs/benchmarks/method.md, "Workloads").
  *
- * Prompts are chained block ids at the engine block size (§5.1): block j of a prompt gets an id
+ * Prompts are chained block ids at the engine block size: block j of a prompt gets an id
  * owned by its scope (global template / group / session / request), so equal ids ⇔ equal prefix.
  * Stage arrivals are Poisson conditioned on the stage's request count (count = rate × duration,
  * times uniform in the stage window, sorted), so every seed has the same stage sizes.

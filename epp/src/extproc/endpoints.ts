@@ -1,7 +1,6 @@
 /**
  * Endpoint strings of the GIE protocol: `ip:port`, IPv6 bracketed (`[fd00::1]:8000`), several
- * joined with `,` in preference order (epp-protocol.md §1.3). Subset hints match on the IP only
- * (§1.4).
+ * joined with `,` in preference order (docs/facts/gateway-protocol.md). Subset hints match on the IP only.
  */
 import { ApiError } from '../contract/errors.js';
 import { canonicalHost, joinHostPort, parseHostPort, type HostPort } from '../util/host-port.js';

@@ -1,5 +1,5 @@
 /**
- * OpenAI request bodies, parsed by `:path` suffix (epp-protocol.md §1.5):
+ * OpenAI request bodies, parsed by `:path` suffix (docs/facts/gateway-protocol.md, "Request bodies"):
  *   - `.../chat/completions`: `messages`, an array of ≥ 1 objects with a string `role`;
  *   - `.../completions`: `prompt`, a string, an array of strings, or an array of token ids;
  *   - anything else (`other`): passed through; a JSON body's string `model` is still read.

@@ -1,6 +1,6 @@
 /**
- * Applies decoded KV events of one pod to the index (the write path; kv-cache-manager.md §1.9.2,
- * §2.2, improved):
+ * Applies decoded KV events of one pod to the index (the write path; docs/facts/vllm-kv-events.md, "How llm-d's Go indexer applies events",
+ * improved):
  *
  * - **BlockStored** → request keys are computed from the event's token ids with a `fast`-mode
  *   TokenProcessor at the **index's** block size; the model of the key space is the event's LoRA

@@ -1,5 +1,5 @@
 /**
- * Client of vLLM's KV-event replay socket (ROUTER, `_service_replay`; vllm-kv-spec.md §2.6).
+ * Client of vLLM's KV-event replay socket (ROUTER, `_service_replay`; docs/facts/vllm-kv-events.md, "KV events" (replay)).
  *
  * Request: a DEALER sends `["", start_seq as 8-byte big-endian]`. Replies, oldest first, are every
  * buffered batch with `seq >= start`, then an end marker. Both reply generations are understood:

@@ -17,7 +17,7 @@ const m = (waiting: number, kvCacheUsage?: number): PodMetrics => ({ waiting, ru
 const st = (address: string, metrics?: PodMetrics, inFlight = 0, role: Endpoint['role'] = 'both'): EndpointState => ({ endpoint: ep(address, role), metrics, inFlight });
 const tokens = (n: number, offset = 0): number[] => Array.from({ length: n }, (_, i) => 1000 + offset + i);
 
-/** The llm-d precise-prefix example profile (epp-protocol.md §3.8) with our weights. */
+/** The llm-d precise-prefix example profile (docs/facts/gateway-protocol.md, "EndpointPickerConfig") with our weights. */
 const LLMD_STYLE: EppConfigInput['scheduling'] = {
   plugins: [{ type: 'decode-filter' }, { type: 'precise-prefix-cache-scorer' }, { type: 'kv-cache-utilization-scorer' }, { type: 'queue-scorer' }, { type: 'max-score-picker' }],
   profiles: [

@@ -5,7 +5,7 @@
  * Types: unsigned int (major 0), negative int (major 1), byte string (2), text string (3),
  * definite-length array (4) and null (0xf6). Every length and integer uses the shortest form;
  * no tags, no indefinite lengths, no floats. That is all vLLM's `[parent, tokens, extra_keys]`
- * preimage needs (vllm-kv-spec.md §1.4).
+ * preimage needs (docs/facts/vllm-kv-events.md, "Block hashes").
  *
  * DECISION: this minimal encoder, not cbor-x. `npx tsx bench/keys.bench.ts` (node 20.20; 2 cores
  * shared with other jobs, load ~16; 2,000-token prompt = 125 preimages of block 16; cases

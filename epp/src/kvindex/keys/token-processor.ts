@@ -1,7 +1,7 @@
 /**
  * Block keys: token ids → one 64-bit key per full block, chained from a seed root.
  *
- * Modes (vllm-kv-spec.md §1):
+ * Modes (docs/facts/vllm-kv-events.md, "Block hashes"):
  * - `sha256_cbor` — vLLM ≥ 0.10.2. NONE_HASH = sha256(CBOR text(PYTHONHASHSEED)); block i =
  *   sha256(canonical CBOR [parent 32-byte bstr, [tokens], extra keys | null]); the key is the
  *   event value: digest bytes 24..31 read big-endian (`VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES=1`).
@@ -25,7 +25,7 @@
  *   matter here: keys are only compared for equality, and the tables that hold them (JS Map,
  *   Redis) hash them again.
  *
- * Extra keys (vLLM `generate_block_hash_extra_keys`, spec §1.6), in this order:
+ * Extra keys (vLLM `generate_block_hash_extra_keys`; docs/facts/vllm-kv-events.md, "Block hashes"), in this order:
  *   LoRA (`loraName`, or `loraId` where vLLM used `lora_int_id`), then every multimodal item that
  *   overlaps the block as `[identifier, offset - blockStart]` (negative when the item began in an
  *   earlier block; `sha256_cbor_64bit` uses the identifier alone, as vLLM 0.10 did), then

@@ -181,7 +181,7 @@ describe('vLLM vectors: every sha256_cbor preimage, byte for byte', () => {
 });
 
 describe('cross-check with llm-d (Go, fxamacker canonical CBOR + FNV-1a-64)', () => {
-  // kv-cache-manager.md §1.3/§4.2: root = FNV(CBOR [FNV(seed bytes), null, model]),
+  // llm-d's request-key root = FNV(CBOR [FNV(seed bytes), null, model]),
   // key = FNV(CBOR [root, tokens, null]); golden request key from llm-d's e2e test.
   const fnv = (b: Uint8Array): bigint => {
     const o = u64Out();

@@ -63,7 +63,7 @@ describe('FNV-1a-64', () => {
     expect(fnv(utf8(''))).toBe(0xcbf29ce484222325n);
     expect(fnv(utf8('a'))).toBe(0xaf63dc4c8601ec8cn);
     expect(fnv(utf8('foobar'))).toBe(0x85944171f73967e8n);
-    // llm-d (kv-cache-manager.md §1.3): seedHash("42")
+    // llm-d's request-key root: seedHash("42")
     expect(fnv(utf8('42'))).toBe(571532774284038691n);
   });
 
@@ -89,7 +89,7 @@ describe('XXH64', () => {
     expect(xx(utf8('abc'))).toBe(0x44bc2cf5ad770999n);
     expect(xx(utf8('xxhash'))).toBe(0x32dd38952c4bc720n);
     expect(xx(utf8('Nobody inspects the spammish repetition'))).toBe(0xfbcea83c8a378bf1n);
-    // kv-cache-manager.md §4.5: xxh64("42")
+    // xxh64("42"), derived independently
     expect(xx(utf8('42'))).toBe(7919287270473417401n);
   });
 

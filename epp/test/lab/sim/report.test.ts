@@ -136,7 +136,7 @@ describe('aggregateRuns', () => {
 describe('evaluateTargets', () => {
   const byTarget = (cells: Cell[]) => new Map(evaluateTargets(cells).map((t) => [`${t.workload} ${t.target}`, t]));
 
-  test('PASS and FAIL at the thresholds of §5.4', () => {
+  test('PASS and FAIL at the thresholds of the targets', () => {
     const cells = [
       cell({ workload: 'w1', hit: 0.95 * 0.8, hStar: 0.8, load: 1.1 }),
       cell({ workload: 'w2', hit: 0.95, tput: 2000, stages: [{ rate: 10, p90: 300 }, { rate: 60, p90: 600 }, { rate: 70, p90: 5000 }] }),
