@@ -18,12 +18,18 @@
  * Flags: --pods N [4]  --requests N [64]  --system-prompts N [8]  --concurrency N [4]
  *        --num-blocks N [320]  --profile A|B|C [B]  --seed N [1]  --speedup K [1]
  *        --policy both|kvroute|round-robin [both]  --tokenizer DIR [test/data/tokenizers/llama3_1]
+ *        --fault none|chat-template|hash-seed|events-off [none]: misconfigure the simulated pods
+ *          (another chat template; another PYTHONHASHSEED; the last pod publishes no KV events) and
+ *          print the EPP's diagnosis (GET /v1/diagnosis)
+ *        --json FILE: also write the summary as JSON, with "diagnosis": [{cause, pod, message}]
+ *          (cause: tokenization | hash-seed | events-missing | block-size; empty when healthy)
  */
+import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { GatewayPolicy } from './gateway.js';
 import { ProcessGroup } from './procs.js';
-import { runDemo, type DemoOptions, type DemoResult } from './run.js';
+import { DEMO_FAULTS, runDemo, type DemoFault, type DemoOptions, type DemoResult } from './run.js';
 
 function intFlag(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -31,7 +37,12 @@ function intFlag(name: string, v: string | undefined): number | undefined {
   return Number(v);
 }
 
-export function parseDemoArgs(argv: readonly string[]): DemoOptions {
+export interface DemoCli extends DemoOptions {
+  /** `--json FILE`. */
+  readonly json?: string;
+}
+
+export function parseDemoArgs(argv: readonly string[]): DemoCli {
   const f = parseArgs({
     args: [...argv],
     strict: true,
@@ -46,8 +57,13 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
       speedup: { type: 'string' },
       policy: { type: 'string' },
       tokenizer: { type: 'string' },
+      fault: { type: 'string' },
+      json: { type: 'string' },
     },
   }).values;
+  const fault = f.fault ?? 'none';
+  if (!(DEMO_FAULTS as readonly string[]).includes(fault)) throw new Error(`--fault "${fault}" must be one of ${DEMO_FAULTS.join(', ')}`);
+  if (f.json === '') throw new Error('--json needs a file name, e.g. --json demo.json');
   const policy = f.policy ?? 'both';
   let policies: GatewayPolicy[];
   if (policy === 'both') policies = ['round-robin', 'kvroute'];
@@ -68,6 +84,8 @@ export function parseDemoArgs(argv: readonly string[]): DemoOptions {
     speedup,
     policies,
     tokenizerDir: f.tokenizer,
+    fault: fault as DemoFault,
+    ...(f.json !== undefined ? { json: f.json } : {}),
   };
 }
 
@@ -94,11 +112,30 @@ export function formatDemo(r: DemoResult): string {
   const exits = r.exits.map((e) => `${e.name}=${e.exit}${e.killed ? ' (killed)' : ''}`).join(' ');
   const e = r.epp;
   const events = `EPP KV events: ${e.applied} applied, ${e.dropped} dropped, ${e.hashChecks} hash checks, ${e.hashMismatches} mismatches`;
-  return `${lines.join('\n')}\n\n${events}\nstartup ${r.startupMs} ms, total ${r.totalMs} ms; child exits: ${exits}\n`;
+  const diagnosis =
+    r.diagnosis.length === 0
+      ? `EPP diagnosis (fault ${r.fault}): no findings`
+      : `EPP diagnosis (fault ${r.fault}):\n${r.diagnosis.map((d) => `  ${d.cause} on ${d.pod}: ${d.message}`).join('\n')}`;
+  return `${lines.join('\n')}\n\n${events}\n${diagnosis}\nstartup ${r.startupMs} ms, total ${r.totalMs} ms; child exits: ${exits}\n`;
+}
+
+/** The `--json` summary. */
+export function demoSummary(r: DemoResult): Record<string, unknown> {
+  return {
+    fault: r.fault,
+    model: r.model,
+    pods: r.pods,
+    results: r.results,
+    epp: r.epp,
+    diagnosis: r.diagnosis.map((d) => ({ cause: d.cause, pod: d.pod, message: d.message })),
+    exits: r.exits,
+    startupMs: r.startupMs,
+    totalMs: r.totalMs,
+  };
 }
 
 async function main(): Promise<number> {
-  let opts: DemoOptions;
+  let opts: DemoCli;
   try {
     opts = parseDemoArgs(process.argv.slice(2));
   } catch (e) {
@@ -120,6 +157,7 @@ async function main(): Promise<number> {
   process.on('SIGTERM', onSignal);
   const r = await runDemo({ ...opts, group, log: (l) => process.stderr.write(`[demo] ${l}\n`) });
   process.stdout.write(`\nkvroute local demo: ${r.pods.length} simulated pods, model ${r.model}\n\n${formatDemo(r)}`);
+  if (opts.json !== undefined) writeFileSync(opts.json, `${JSON.stringify(demoSummary(r), null, 2)}\n`);
   return r.results.some((c) => c.errors > 0) ? 1 : 0;
 }
 

@@ -3,7 +3,17 @@
  * pods and `kvroute-epp serve` as child processes, KV events over real ZMQ, the gateway in this
  * process, and a seeded shared-prefix chat workload run once per policy (round-robin, then
  * kvroute) with the pods' prefix caches reset in between.
+ *
+ * `fault` injects a misconfiguration into the simulated pods, and the EPP's diagnosis
+ * (`GET /v1/diagnosis`) is read at the end:
+ * - `chat-template`: the pods render chats with another chat template (a newline before the BOS
+ *   token), so their tokens differ from the EPP's from the first block;
+ * - `hash-seed`: the pods hash blocks with another PYTHONHASHSEED (7; the EPP uses 42);
+ * - `events-off`: the last pod publishes no KV events.
  */
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../sim/rng.js';
 import { DESTINATION_HEADER } from './extproc-client.js';
@@ -15,7 +25,20 @@ export const EPP_DIR = fileURLToPath(new URL('../../', import.meta.url));
 /** The tokenizer both the pods and the EPP use by default (the real Llama-3.1 tokenizer). */
 export const DEFAULT_TOKENIZER_DIR = fileURLToPath(new URL('../../test/data/tokenizers/llama3_1', import.meta.url));
 
+/** Faults the demo can inject into the simulated pods. */
+export const DEMO_FAULTS = ['none', 'chat-template', 'hash-seed', 'events-off'] as const;
+export type DemoFault = (typeof DEMO_FAULTS)[number];
+
+/** One finding of the EPP's `GET /v1/diagnosis`. */
+export interface DemoFinding {
+  readonly cause: string;
+  readonly pod: string;
+  readonly message: string;
+}
+
 export interface DemoOptions {
+  /** Misconfiguration injected into the simulated pods. @default 'none' */
+  readonly fault?: DemoFault;
   /** Simulated pods. @default 4 */
   readonly pods?: number;
   /** Requests per policy. @default 64 */
@@ -66,7 +89,12 @@ export interface PolicyResult {
 }
 
 export interface DemoResult {
+  readonly fault: DemoFault;
   readonly model: string;
+  /** The EPP's findings (`GET /v1/diagnosis`) after the last policy ran. */
+  readonly diagnosis: readonly DemoFinding[];
+  /** The EPP's HTTP port while it ran (its /metrics and /v1/diagnosis). */
+  readonly eppHttpPort: number;
   readonly pods: readonly string[];
   readonly results: readonly PolicyResult[];
   /** Exit of every child after the stop. */
@@ -227,12 +255,30 @@ async function runPolicy(policy: GatewayPolicy, pods: readonly string[], eppGrpc
   };
 }
 
+/**
+ * A tokenizer directory like `dir` whose chat template starts with a newline before everything
+ * else (the `chat-template` fault). Removed by the caller.
+ */
+export function faultyTemplateDir(dir: string): string {
+  const out = mkdtempSync(join(tmpdir(), 'kvroute-demo-template-'));
+  symlinkSync(resolve(dir, 'tokenizer.json'), join(out, 'tokenizer.json'));
+  const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+  if (typeof config.chat_template !== 'string') throw new Error(`${dir}/tokenizer_config.json has no chat_template string to alter for the chat-template fault`);
+  config.chat_template = `{{- '\n' }}${config.chat_template}`;
+  writeFileSync(join(out, 'tokenizer_config.json'), JSON.stringify(config));
+  return out;
+}
+
 /** Runs the demo; always stops every child before returning or throwing. */
 export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const log = o.log ?? (() => undefined);
   const group = o.group ?? new ProcessGroup();
   const n = o.pods ?? 4;
   const tokenizer = o.tokenizerDir ?? DEFAULT_TOKENIZER_DIR;
+  const fault = o.fault ?? 'none';
+  if (!DEMO_FAULTS.includes(fault)) throw new Error(`fault "${String(fault)}" must be one of ${DEMO_FAULTS.join(', ')}`);
+  const podTokenizer = fault === 'chat-template' ? faultyTemplateDir(tokenizer) : tokenizer;
+  let diagnosis: DemoFinding[] = [];
   const t0 = Date.now();
   const [zmq, grpc, health, http] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const podPorts: number[] = [];
@@ -243,7 +289,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   let failure: unknown;
   let eppCounters: DemoResult['epp'] = { applied: 0, dropped: 0, hashChecks: 0, hashMismatches: 0 };
   try {
-    log(`starting kvroute-epp serve (ext_proc :${grpc}, ZMQ bind :${zmq}) and ${n} simulated pods (profile ${o.profile ?? 'B'})`);
+    log(`starting kvroute-epp serve (ext_proc :${grpc}, ZMQ bind :${zmq}) and ${n} simulated pods (profile ${o.profile ?? 'B'}, fault ${fault})`);
     const epp = group.start({
       name: 'epp',
       script: 'src/cli/run.ts',
@@ -274,11 +320,12 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
           ready: /"ready":true/,
           args: [
             '--port', String(port),
-            '--tokenizer', tokenizer,
+            '--tokenizer', podTokenizer,
             '--model', MODEL,
             '--profile', o.profile ?? 'B',
             '--num-blocks', String(o.numBlocks ?? 320),
-            '--zmq-endpoint', `tcp://127.0.0.1:${zmq}`,
+            ...(fault === 'events-off' && i === n - 1 ? [] : ['--zmq-endpoint', `tcp://127.0.0.1:${zmq}`]),
+            ...(fault === 'hash-seed' ? ['--hash-seed', '7'] : []),
             '--topic-pod', `127.0.0.1:${port}`,
             '--encoding', i % 2 === 0 ? 'map' : 'array',
             '--speedup', String(o.speedup ?? 1),
@@ -307,11 +354,14 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       hashChecks: sumMetric(text, 'kvroute_kv_events_hash_checks_total'),
       hashMismatches: sumMetric(text, 'kvroute_kv_events_hash_mismatch_total'),
     };
+    const d = (await (await fetch(`http://127.0.0.1:${http}/v1/diagnosis`)).json()) as { findings: DemoFinding[] };
+    diagnosis = d.findings.map((f) => ({ cause: f.cause, pod: f.pod, message: f.message }));
   } catch (e) {
     failure = e;
   }
   log('stopping');
   const exits = await group.stopAll();
+  if (podTokenizer !== tokenizer) rmSync(podTokenizer, { recursive: true, force: true });
   if (failure !== undefined) throw failure;
-  return { model: MODEL, pods, results, exits, epp: eppCounters, startupMs, totalMs: Date.now() - t0 };
+  return { fault, model: MODEL, pods, results, exits, epp: eppCounters, diagnosis, eppHttpPort: http, startupMs, totalMs: Date.now() - t0 };
 }

@@ -28,6 +28,8 @@ import { podEventAddresses } from '../kvevents/addresses.js';
 import { KvEventPool } from '../kvevents/pool.js';
 import { buildScheduler } from '../scheduling/build.js';
 import { SchedulingDirector } from '../scheduling/director.js';
+import { CacheAccuracy } from '../accuracy/cache-accuracy.js';
+import { Diagnosis } from '../accuracy/diagnosis.js';
 import { ExtProcServer } from '../extproc/grpc-server.js';
 import { HttpServer } from '../http/http-server.js';
 import { Tokenization, tokenizationMetrics } from '../tokenization/index.js';
@@ -73,6 +75,9 @@ export class EppRuntime {
   readonly pool: KvEventPool;
   readonly scraper: MetricsScraper;
   readonly director: SchedulingDirector;
+  /** Findings about wrong cache predictions (`GET /v1/diagnosis`). */
+  readonly diagnosis: Diagnosis;
+  readonly accuracy: CacheAccuracy;
   private tokenization: Tokenization | undefined;
   private discovery: KubernetesDiscovery | undefined;
   private objectives: InferenceObjectiveWatch | undefined;
@@ -139,7 +144,21 @@ export class EppRuntime {
       registry: this.registry,
     });
 
-    // 4. events
+    // 4. events, and the check of predicted against actual cache hits they feed
+    this.diagnosis = new Diagnosis({
+      blockSize: config.blockSize,
+      hashSeed: config.hashSeed,
+      hashAlgo: config.hashAlgo,
+      logger: this.logger.child({ component: 'diagnosis' }),
+      registry: this.registry,
+    });
+    this.accuracy = new CacheAccuracy({
+      blockSize: config.blockSize,
+      index: this.index,
+      registry: this.registry,
+      diagnosis: this.diagnosis,
+      logger: this.logger.child({ component: 'cache-accuracy' }),
+    });
     const ev = config.events;
     this.pool = new KvEventPool({
       index: this.index,
@@ -155,6 +174,7 @@ export class EppRuntime {
       replayOnJoin: ic.backend !== 'redis',
       registry: this.registry,
       logger: this.logger.child({ component: 'kv-events' }),
+      podObserver: this.diagnosis,
     });
     this.store.onChange((event, endpoint) => {
       if (event === 'added' && (ev.mode === 'connect' || ev.podReplayPort !== undefined)) {
@@ -163,6 +183,7 @@ export class EppRuntime {
         this.pool.addPod(endpoint.address, ev.mode === 'connect' ? addresses.publisher : undefined, addresses.replay);
       }
       if (event === 'removed') {
+        this.accuracy.forgetPod(endpoint.address);
         void this.pool.removePod(endpoint.address).catch(() => undefined);
         void this.index.clear(endpoint.address).catch((err: unknown) => this.logger.warn({ err, pod: endpoint.address }, 'clearing a removed pod failed'));
         this.logger.info({ pod: endpoint.address }, 'endpoint removed; its index entries are cleared');
@@ -181,6 +202,7 @@ export class EppRuntime {
       registry: this.registry,
       admission: config.admission,
       objectivePriority: (name) => this.objectives?.priorityOf(name),
+      accuracy: this.accuracy,
     });
   }
 
@@ -263,6 +285,7 @@ export class EppRuntime {
       logger: this.logger.child({ component: 'http' }),
       maxBodyBytes: c.server.maxBodyBytes,
       readiness: [() => (this.ready ? undefined : 'starting')],
+      diagnosis: () => this.diagnosis.findings(),
       score: new ScoreService({
         indexer: this.indexer,
         model: c.model,

@@ -1,12 +1,14 @@
 /**
  * The EPP's HTTP port (9090 by default): `/metrics` (Prometheus), `/healthz` (process alive),
- * `/readyz` (200 once every component reports ready) and `POST /v1/score`.
+ * `/readyz` (200 once every component reports ready), `POST /v1/score` and `GET /v1/diagnosis`
+ * (why cache predictions are wrong: `{"findings": [{cause, pod, message, evidence}]}`, accuracy/diagnosis.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { ApiError, errorBody } from '../contract/errors.js';
 import type { ScoreService } from './score.js';
+import type { Finding } from '../accuracy/diagnosis.js';
 import type { Logger } from '../util/logger.js';
 
 /** A component's readiness: `undefined` when ready, else why not. */
@@ -26,6 +28,11 @@ export interface HttpServerOptions {
    * @default 8 MiB
    */
   readonly maxBodyBytes?: number;
+  /**
+   * Current findings for `GET /v1/diagnosis`.
+   * @default undefined (the route answers 503)
+   */
+  readonly diagnosis?: () => readonly Finding[];
 }
 
 function send(res: ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
@@ -113,6 +120,14 @@ export class HttpServer {
     if (path === '/metrics' && method === 'GET') {
       return send(res, 200, await this.opts.registry.metrics(), this.opts.registry.contentType);
     }
+    if (path === '/v1/diagnosis') {
+      if (method !== 'GET') {
+        res.setHeader('allow', 'GET');
+        return send(res, 405, { error: { code: 'method_not_allowed', message: 'use GET /v1/diagnosis' } });
+      }
+      if (!this.opts.diagnosis) return send(res, 503, { error: { code: 'not_ready', message: 'the cache-accuracy diagnosis is not available' } });
+      return send(res, 200, { findings: this.opts.diagnosis() });
+    }
     if (path === '/v1/score') {
       if (method !== 'POST') {
         res.setHeader('allow', 'POST');
@@ -135,6 +150,6 @@ export class HttpServer {
         return send(res, status, body);
       }
     }
-    return send(res, 404, { error: { code: 'not_found', message: `no route ${method} ${path}; try /healthz, /readyz, /metrics or POST /v1/score` } });
+    return send(res, 404, { error: { code: 'not_found', message: `no route ${method} ${path}; try /healthz, /readyz, /metrics, POST /v1/score or GET /v1/diagnosis` } });
   }
 }

@@ -96,8 +96,24 @@ export interface EventApplierOptions {
   readonly carryEntriesPerPod?: number;
   /** @default no-op */
   readonly metrics?: KvEventsMetrics;
+  /**
+   * Per-pod facts for the cache-accuracy diagnosis (accuracy/diagnosis.ts): batches arriving,
+   * the engine block size, hash-check results.
+   * @default none
+   */
+  readonly podObserver?: KvEventPodObserver;
   /** @default silent */
   readonly logger?: Logger;
+}
+
+/** Per-pod facts the applier reports (cheap; must not throw). */
+export interface KvEventPodObserver {
+  /** A batch of the pod is being applied (its events arrive). */
+  batch(pod: string): void;
+  /** A BlockStored event of the pod has a block size other than the index's. */
+  blockSize(pod: string, engineBlockSize: number): void;
+  /** The engine hash of one of the pod's events was recomputed: `matched` false is a mismatch. */
+  hashChecked(pod: string, matched: boolean): void;
 }
 
 interface Carry {
@@ -119,6 +135,7 @@ export class EventApplier {
   private readonly sampleEvery: number;
   private readonly carryLimit: number;
   private readonly metrics: KvEventsMetrics;
+  private readonly podObserver: KvEventPodObserver | undefined;
   private readonly logger: Logger;
   private readonly warnLog: RateLimitedLog;
   private readonly requestTps = new Map<string, TokenProcessor>();
@@ -142,12 +159,14 @@ export class EventApplier {
     this.sampleEvery = Math.max(1, Math.floor(opts.hashCheck?.sampleEvery ?? 8));
     this.carryLimit = Math.max(0, opts.carryEntriesPerPod ?? 4096);
     this.metrics = opts.metrics ?? noopMetrics;
+    this.podObserver = opts.podObserver;
     this.logger = opts.logger ?? silentLogger;
     this.warnLog = new RateLimitedLog(this.logger);
   }
 
   /** Apply every event of `batch` in order; a failing event is counted and skipped. */
   async applyBatch(pod: string, model: string, batch: KvEventBatch): Promise<void> {
+    this.podObserver?.batch(pod);
     for (const ev of batch.events) await this.applyEvent(pod, model, ev);
   }
 
@@ -179,6 +198,7 @@ export class EventApplier {
    * general decoder's event and applied as usual.
    */
   async applyRawBatch(pod: string, model: string, batch: RawBatch): Promise<void> {
+    this.podObserver?.batch(pod);
     const writer = this.index.raw;
     // The raw hashing needs the built-in fast processor (a custom factory takes the general path).
     const raw = writer === undefined ? undefined : rawKeyProcessor(this.requestTp(model));
@@ -279,6 +299,7 @@ export class EventApplier {
       return;
     }
     const E = ev.blockSize;
+    if (E !== this.blockSize && E > 0) this.podObserver?.blockSize(pod, E);
     const n = ev.blockHashes.length;
     if (n === 0) return;
     if (ev.tokenIds.length !== n * E) {
@@ -445,6 +466,7 @@ export class EventApplier {
     const got = ev.blockHashes[0] as BlockKey;
     const matched = computed === got;
     this.metrics.hashCheck(matched);
+    this.podObserver?.hashChecked(pod, matched);
     if (matched) return;
     let cause =
       `PYTHONHASHSEED of the vLLM pod differs from the EPP hashSeed "${this.hashSeed}" (or is unset, so vLLM hashes randomly per process), ` +

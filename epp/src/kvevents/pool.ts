@@ -43,7 +43,7 @@ import type { Registry } from 'prom-client';
 import { EppPorts, type HashAlgo, KvEventsTopic } from '../contract/names.js';
 import { createTokenProcessor } from '../kvindex/keys/token-processor.js';
 import type { Index } from '../kvindex/types.js';
-import { EventApplier, type HashCheckOptions, type TokenProcessorFactory } from './applier.js';
+import { EventApplier, type HashCheckOptions, type KvEventPodObserver, type TokenProcessorFactory } from './applier.js';
 import { RawBatchDecoder } from './raw-decoder.js';
 import { decodeKvEventBatch } from './decoder.js';
 import {
@@ -141,6 +141,8 @@ export interface KvEventPoolOptions {
   readonly replayOnJoin?: boolean;
   /** @default { enabled: true, sampleEvery: 8 } */
   readonly hashCheck?: HashCheckOptions;
+  /** Per-pod facts for the cache-accuracy diagnosis (see EventApplierOptions.podObserver). @default none */
+  readonly podObserver?: KvEventPodObserver;
   /**
    * Pods whose sequence state is kept (bind mode accepts any topic, so this bounds memory); past
    * it the longest-tracked pod's state is dropped and its next batch counts as its first.
@@ -277,6 +279,7 @@ export class KvEventPool {
       logger: this.logger,
       ...(opts.hashAlgo !== undefined ? { hashAlgo: opts.hashAlgo } : {}),
       ...(opts.hashCheck !== undefined ? { hashCheck: opts.hashCheck } : {}),
+      ...(opts.podObserver !== undefined ? { podObserver: opts.podObserver } : {}),
     });
     const onError = (e: unknown): void => this.logger.error({ err: String(e) }, 'KV-event task failed unexpectedly');
     this.shards = Array.from({ length: concurrency }, () => new Shard(capacity, onError));

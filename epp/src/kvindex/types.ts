@@ -100,6 +100,12 @@ export interface Index {
   requestKeyFor(engineKey: BlockKey): Promise<BlockKey | undefined>;
   /** Drop every entry of `pod` (pod removed, or AllBlocksCleared). */
   clear(pod: string): Promise<void>;
+  /**
+   * Drop `pod`'s entries (every tier, every reference) of these request keys: the pod was found not
+   * to hold them (self-healing, `accuracy/`). Resolves to the number of keys that had an entry of
+   * the pod. Undefined when the backend cannot do it (then self-healing only counts, never drops).
+   */
+  forget?(requestKeys: readonly BlockKey[], pod: string): Promise<number>;
   /** Release connections and timers. */
   close(): Promise<void>;
   /**

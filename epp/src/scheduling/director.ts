@@ -10,6 +10,7 @@ import type { EndpointState, EndpointStore } from '../datalayer/endpoint-store.j
 import type { InferenceRequest, PickResult, RequestDirector, ResponseInfo } from '../extproc/director.js';
 import { canonicalHost } from '../util/host-port.js';
 import type { Logger } from '../util/logger.js';
+import type { CacheAccuracy, CachePrediction } from '../accuracy/cache-accuracy.js';
 import { poolSaturation, type UtilizationThresholds } from './saturation.js';
 import type { Scheduler } from './scheduler.js';
 import type { SessionAffinityScorer } from './scorers.js';
@@ -49,6 +50,12 @@ export interface SchedulingDirectorOptions {
    * @default undefined (config objectives only)
    */
   readonly objectivePriority?: (name: string) => number | undefined;
+  /**
+   * Predicted versus actual cache hits: the pick's held prefix is remembered and compared with the
+   * response's `cached_tokens` (accuracy/cache-accuracy.ts).
+   * @default undefined (no comparison)
+   */
+  readonly accuracy?: CacheAccuracy;
 }
 
 export interface AdmissionOptions extends UtilizationThresholds {
@@ -61,6 +68,7 @@ const DEFAULT_ADMISSION: AdmissionOptions = { objectives: {}, queueDepthThreshol
 
 export class SchedulingDirector implements RequestDirector {
   private readonly releases = new Map<InferenceRequest, () => void>();
+  private readonly predictions = new Map<InferenceRequest, CachePrediction>();
   private readonly metrics?: {
     e2e: Histogram;
     attempts: Counter<'status'>;
@@ -202,6 +210,7 @@ export class SchedulingDirector implements RequestDirector {
       if (result.prefill) headers[Headers.prefillerHostPort] = result.prefill.picked[0].state.endpoint.address;
       this.releases.set(req, this.opts.store.acquire(endpoints[0]));
       if (req.sessionId !== undefined) this.opts.sessions?.record(req.sessionId, endpoints[0]);
+      if (this.opts.accuracy && tokens && tokens.length > 0) this.predictions.set(req, { pod: endpoints[0], promptTokens: tokens.length, heldKeys: result.heldKeys });
       if (this.metrics) {
         this.metrics.attempts.inc({ status: 'success' });
         this.metrics.e2e.observe((performance.now() - started) / 1000);
@@ -242,9 +251,15 @@ export class SchedulingDirector implements RequestDirector {
     );
   }
 
-  onResponse(_req: InferenceRequest, _info: ResponseInfo): void {}
+  onResponse(req: InferenceRequest, info: ResponseInfo): void {
+    const prediction = this.predictions.get(req);
+    if (prediction === undefined || !this.opts.accuracy) return;
+    this.predictions.delete(req);
+    this.opts.accuracy.observe(prediction, info.usage, info.status).catch((err: unknown) => this.opts.logger.warn({ err, requestId: req.requestId }, 'cache-accuracy check failed'));
+  }
 
   onDone(req: InferenceRequest): void {
+    this.predictions.delete(req);
     const release = this.releases.get(req);
     if (release) {
       release();

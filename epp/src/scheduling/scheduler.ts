@@ -4,6 +4,7 @@
  */
 import { ApiError } from '../contract/errors.js';
 import type { EndpointState } from '../datalayer/endpoint-store.js';
+import type { BlockKey } from '../kvindex/types.js';
 import { CycleState, type Filter, type Picker, type ProfileResult, type ScoredEndpoint, type SchedulingRequest, type WeightedScorer } from './types.js';
 
 export interface Profile {
@@ -38,6 +39,11 @@ export interface SchedulingResult {
   readonly cachedTokens: number;
   /** Prompt blocks (full). */
   readonly totalBlocks: number;
+  /**
+   * Request keys of the prompt blocks the index says the primary pick holds (its consecutive
+   * prefix; empty when none or unknown). What the cache-accuracy check compares with the response.
+   */
+  readonly heldKeys: readonly BlockKey[];
 }
 
 export async function runProfile(
@@ -93,8 +99,10 @@ export class Scheduler {
       throw new ApiError('no_endpoint', `no endpoint passed the ${this.opts.decode.name} profile's filters among ${candidates.length} candidates`);
     }
     const best = primary.picked[0].state.endpoint.address;
-    const cachedTokens = (state.prefix?.get(best)?.consecutiveBlocks ?? 0) * this.opts.blockSize;
+    const heldBlocks = state.prefix?.get(best)?.consecutiveBlocks ?? 0;
+    const cachedTokens = heldBlocks * this.opts.blockSize;
     const totalBlocks = state.totalBlocks;
+    const heldKeys = state.requestKeys?.slice(0, heldBlocks) ?? [];
     const pre = this.opts.prefill;
     if (pre && req.tokens) {
       const promptTokens = req.tokens.length;
@@ -103,9 +111,9 @@ export class Scheduler {
       if (promptTokens >= t && uncached >= t) {
         const prefillCands = candidates.filter((c) => c.endpoint.address !== best);
         const prefill = await runProfile(pre.profile, req, prefillCands, new CycleState());
-        if (prefill.picked.length > 0) return { primary, prefill, cachedTokens, totalBlocks };
+        if (prefill.picked.length > 0) return { primary, prefill, cachedTokens, totalBlocks, heldKeys };
       }
     }
-    return { primary, cachedTokens, totalBlocks };
+    return { primary, cachedTokens, totalBlocks, heldKeys };
   }
 }

@@ -41,6 +41,7 @@ export class PrecisePrefixScorer implements Scorer {
     const pods = new Set(candidates.map((c) => c.endpoint.address));
     const r = await this.indexer.scoreTokens(req.tokens, req.model, pods);
     state.totalBlocks = r.requestKeys.length;
+    state.requestKeys = r.requestKeys;
     state.prefix = new Map(r.pods.map((p) => [p.pod, p]));
     for (const p of r.pods) out.set(p.pod, p.score);
     return out;

@@ -5,6 +5,7 @@
  */
 import type { EndpointState } from '../datalayer/endpoint-store.js';
 import type { PodPrefixScore } from '../kvindex/scorer.js';
+import type { BlockKey } from '../kvindex/types.js';
 
 /** What scheduling knows about a request. */
 export interface SchedulingRequest {
@@ -22,6 +23,8 @@ export class CycleState {
   prefix: Map<string, PodPrefixScore> | undefined;
   /** Number of full blocks of the prompt (0 when not tokenized). */
   totalBlocks = 0;
+  /** Request keys of the prompt's full blocks, once the prefix scorer ran. */
+  requestKeys: readonly BlockKey[] | undefined;
 }
 
 export interface Filter {

@@ -24,7 +24,7 @@ export interface InstrumentedIndexOptions {
 export const DEFAULT_INDEX_DURATION_BUCKETS: readonly number[] = [1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25];
 const PREFIX_BUCKETS = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
 
-type Op = 'lookup' | 'add' | 'evict' | 'requestKeyFor' | 'clear';
+type Op = 'lookup' | 'add' | 'evict' | 'requestKeyFor' | 'clear' | 'forget';
 
 /** The raw write path times one call in this many (see `InstrumentedIndex.raw`). */
 export const RAW_TIMING_SAMPLE = 16;
@@ -183,6 +183,13 @@ export class InstrumentedIndex implements Index {
 
   clear(pod: string): Promise<void> {
     return this.timed('clear', () => this.inner.clear(pod));
+  }
+
+  /** Passed through when the backend has it (see Index.forget). */
+  get forget(): ((requestKeys: readonly BlockKey[], pod: string) => Promise<number>) | undefined {
+    const inner = this.inner;
+    if (inner.forget === undefined) return undefined;
+    return (requestKeys, pod) => this.timed('forget', () => (inner.forget as NonNullable<Index['forget']>).call(inner, requestKeys, pod));
   }
 
   close(): Promise<void> {

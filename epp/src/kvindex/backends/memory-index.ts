@@ -659,6 +659,37 @@ export class MemoryIndex implements Index, RawIndexWriter {
     }
   }
 
+  async forget(requestKeys: readonly BlockKey[], pod: string): Promise<number> {
+    return this.forgetSync(requestKeys, pod);
+  }
+
+  /** `forget` without the promise: unlinks every (pod, tier) holder of each key, whatever its count. */
+  forgetSync(requestKeys: readonly BlockKey[], pod: string): number {
+    this.assertOpen('forget');
+    const pts = this.podPts.get(pod);
+    if (pts === undefined) return 0;
+    let dropped = 0;
+    for (const key of requestKeys) {
+      assertBlockKey(key, 'MemoryIndex.forget requestKeys[]');
+      scratch64[0] = key;
+      const slot = this.kTable.find(scratch32[LO] as number, scratch32[HI] as number, this.kKey);
+      if (slot === NIL) continue;
+      let hit = false;
+      for (let h = this.kHolders[slot] as number; h !== NIL; ) {
+        const next = this.hPN[2 * h + 1] as number;
+        if (pts.includes(this.hPN[2 * h] as number)) {
+          this.unlinkHolderFromKey(slot, h);
+          this.freeHolder(h);
+          hit = true;
+        }
+        h = next;
+      }
+      if (hit) dropped++;
+      if (this.kHolders[slot] === NIL) this.freeKey(slot);
+    }
+    return dropped;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }
