@@ -92,6 +92,32 @@ function tail(output: string, lines = 5): string {
 }
 
 /**
+ * `apt-get install -y <debianPackage>` (after `apt-get update` when the first try fails); throws
+ * with `missing` ("'x' is missing") and apt's output when it cannot.
+ */
+function aptInstall(debianPackage: string, missing: string, options: EnsureCommandOptions): void {
+  const run = options.run ?? defaultRun;
+  const log = options.log ?? ((line: string) => console.error(line));
+  log(`installing the Debian package '${debianPackage}' (apt-get install -y) because ${missing}`);
+  // Lock timeout: another test run (or agent) may be installing at the same moment.
+  const installArgs = ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '--no-install-recommends', debianPackage];
+  let result = run('apt-get', installArgs);
+  if (result.error !== undefined && (result.error as NodeJS.ErrnoException).code === 'ENOENT') {
+    throw new Error(`${missing} and apt-get is not available to install '${debianPackage}'; install it with this system's package manager`);
+  }
+  if (result.status !== 0) {
+    const update = run('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update']);
+    if (update.status !== 0) {
+      throw new Error(`${missing}; 'apt-get update' failed (exit ${update.status}) before installing '${debianPackage}':\n${tail(update.output)}\nInstall it with: apt-get update && apt-get install -y ${debianPackage}`);
+    }
+    result = run('apt-get', installArgs);
+  }
+  if (result.status !== 0) {
+    throw new Error(`${missing} and 'apt-get install -y ${debianPackage}' failed (exit ${result.status}):\n${tail(result.output)}`);
+  }
+}
+
+/**
  * The absolute path of `command`; installs `debianPackage` first when the command is missing and
  * the user is root. Throws when the command is missing and cannot be installed; the message names
  * the command, the package and the exact install command.
@@ -112,28 +138,42 @@ export function ensureCommand(command: string, debianPackage: string, options: E
     throw new Error(`'${command}' was not found on PATH or in ${SYSTEM_BIN_DIRS.join(', ')}; the tests need it. Install it with: ${installCommand(debianPackage)}`);
   }
 
-  const run = options.run ?? defaultRun;
-  const log = options.log ?? ((line: string) => console.error(line));
-  log(`installing the Debian package '${debianPackage}' (apt-get install -y) because '${command}' is missing`);
-  // Lock timeout: another test run (or agent) may be installing at the same moment.
-  const installArgs = ['-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '--no-install-recommends', debianPackage];
-  let result = run('apt-get', installArgs);
-  if (result.error !== undefined && (result.error as NodeJS.ErrnoException).code === 'ENOENT') {
-    throw new Error(`'${command}' is missing and apt-get is not available to install '${debianPackage}'; install '${command}' with this system's package manager`);
-  }
-  if (result.status !== 0) {
-    const update = run('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update']);
-    if (update.status !== 0) {
-      throw new Error(`'${command}' is missing; 'apt-get update' failed (exit ${update.status}) before installing '${debianPackage}':\n${tail(update.output)}\nInstall it with: apt-get update && apt-get install -y ${debianPackage}`);
-    }
-    result = run('apt-get', installArgs);
-  }
-  if (result.status !== 0) {
-    throw new Error(`'${command}' is missing and 'apt-get install -y ${debianPackage}' failed (exit ${result.status}):\n${tail(result.output)}`);
-  }
+  aptInstall(debianPackage, `'${command}' is missing`, options);
   const installed = findCommand(command, dirs);
   if (installed === undefined) {
     throw new Error(`installed the Debian package '${debianPackage}' but '${command}' is still not in ${dirs.join(', ')}; the package does not provide that command — pass the package that does`);
   }
   return installed;
+}
+
+const PYTHON_MODULE = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+/**
+ * The path of a `python3` that can `import <module>`; installs `debianPackage` (e.g.
+ * `python3-grpcio` for `grpc`) first when the import fails and the user is root, else throws
+ * naming the module, the package and the install command. The interpreter is the system's
+ * python3 (searched in SYSTEM_BIN_DIRS only, installed by `ensureCommand('python3', 'python3')`
+ * when missing): Debian's python3-* packages install for it, not for a pyenv or venv python3
+ * that may come first on PATH.
+ */
+export function ensurePythonModule(module: string, debianPackage: string, options: EnsureCommandOptions = {}): string {
+  if (!PYTHON_MODULE.test(module)) {
+    throw new Error(`ensurePythonModule: ${JSON.stringify(module)} is not a Python module name; pass the dotted name 'import' takes (e.g. 'grpc')`);
+  }
+  if (!DEBIAN_PACKAGE_NAME.test(debianPackage)) {
+    throw new Error(`ensurePythonModule: Debian package ${JSON.stringify(debianPackage)} is not a valid package name; use the name 'apt-get install' takes (lower case, e.g. 'python3-grpcio')`);
+  }
+  const python = ensureCommand('python3', 'python3', { ...options, searchPath: options.searchPath ?? SYSTEM_BIN_DIRS });
+  const run = options.run ?? defaultRun;
+  const imports = (): boolean => run(python, ['-c', `import ${module}`]).status === 0;
+  if (imports()) return python;
+  const uid = 'uid' in options ? options.uid : process.getuid?.();
+  if (uid !== 0) {
+    throw new Error(`the Python module '${module}' cannot be imported by ${python}; the tests need it. Install it with: ${installCommand(debianPackage)}`);
+  }
+  aptInstall(debianPackage, `the Python module '${module}' is missing`, options);
+  if (!imports()) {
+    throw new Error(`installed the Debian package '${debianPackage}' but ${python} still cannot import '${module}'; the package does not provide that module — pass the package that does`);
+  }
+  return python;
 }
