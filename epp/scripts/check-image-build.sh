@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the build steps of epp/Dockerfile in a clean directory (no Docker engine needed) and checks
-# the runtime layout: the CLI starts from compiled JS with production dependencies only.
+# the runtime layout: the CLI starts, under the image's Node version and with its ENTRYPOINT, from
+# compiled JS with production dependencies only; the arm64 dependency set holds arm64 binaries.
 # Usage: bash epp/scripts/check-image-build.sh   (from the repository root; needs the npm registry)
 set -euo pipefail
 # Run a step quietly; on failure show its output and stop.
@@ -10,28 +11,60 @@ step() {
   rm -f "$log"
 }
 root=$(cd "$(dirname "$0")/../.." && pwd)
+dockerfile="$root/epp/Dockerfile"
+# The image's Node is the project's: run the checks with node_modules/.bin/node when installed.
+[ -x "$root/node_modules/.bin/node" ] && PATH="$root/node_modules/.bin:$PATH"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-src="$work/src" app="$work/app"
-mkdir -p "$src/epp" "$app/epp"
+src="$work/src" deps="$work/deps" deps_arm64="$work/deps-arm64" app="$work/app"
+mkdir -p "$src/epp" "$deps/epp" "$deps_arm64/epp" "$app/epp"
+fail=0
 
-echo "== build stage (COPY manifests; npm ci; COPY epp; build; production-only reinstall)"
+echo "== Dockerfile: the steps replayed here are the Dockerfile's"
+for line in \
+  'ARG NODE_IMAGE=node:' \
+  'FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS compile' \
+  'RUN npm ci --workspace epp --include-workspace-root=false --ignore-scripts --no-audit --no-fund' \
+  'RUN npm run build -w epp' \
+  'FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS deps' \
+  'npm ci --omit=dev --workspace epp --include-workspace-root=false --ignore-scripts' \
+  '--os="$TARGETOS" --cpu="$cpu" --no-audit --no-fund' \
+  'COPY --from=deps /src/node_modules ./node_modules' \
+  'COPY --from=compile /src/epp/dist ./epp/dist' \
+  'USER 65532:65532'; do
+  grep -qF -- "$line" "$dockerfile" || { echo "FAIL: epp/Dockerfile no longer contains '$line': update this script with it"; fail=1; }
+done
+image_node=$(sed -nE 's/^ARG NODE_IMAGE=node:([0-9]+\.[0-9]+\.[0-9]+)-.*/\1/p' "$dockerfile")
+dev_node=$(node -p "require('$root/package.json').devDependencies.node")
+[ "$image_node" = "$dev_node" ] || { echo "FAIL: the image's Node ($image_node, epp/Dockerfile NODE_IMAGE) differs from the tests' Node ($dev_node, package.json devDependencies.node); use one exact version"; fail=1; }
+[ "$(node -p 'process.versions.node')" = "$dev_node" ] || echo "note: checking with Node $(node -v), the image has $image_node"
+
+echo "== compile stage (npm ci of the epp workspace, no scripts; COPY epp; build)"
 cp "$root/package.json" "$root/package-lock.json" "$root/tsconfig.base.json" "$src/"
 cp "$root/epp/package.json" "$src/epp/package.json"
-step bash -c "cd '$src' && npm ci --no-audit --no-fund"
-# COPY epp/ epp/ (the .dockerignore keeps node_modules, dist and test data out)
-tar -C "$root" --exclude='epp/node_modules' --exclude='epp/dist' -cf - epp | tar -C "$src" -xf -
+step bash -c "cd '$src' && npm ci --workspace epp --include-workspace-root=false --ignore-scripts --no-audit --no-fund"
+for rootdep in node cdk8s cdk8s-cli; do
+  if [ -e "$src/node_modules/$rootdep" ]; then echo "FAIL: the compile stage installs the root's '$rootdep'"; fail=1; fi
+done
+# COPY epp/ epp/ (the .dockerignore keeps node_modules, dist, tests and the lab out)
+tar -C "$root" --exclude='epp/node_modules' --exclude='epp/dist' --exclude='epp/test' --exclude='epp/lab' --exclude='epp/testkit' -cf - epp | tar -C "$src" -xf -
 step bash -c "cd '$src' && npm run build -w epp"
-step bash -c "cd '$src' && rm -rf node_modules epp/node_modules && npm ci --omit=dev --workspace epp --include-workspace-root=false --no-audit --no-fund"
 
-echo "== runtime stage (COPY --from=build)"
-cp -r "$src/node_modules" "$app/node_modules"
-cp "$src/epp/package.json" "$app/epp/package.json"
-cp -r "$src/epp/dist" "$src/epp/bin" "$src/epp/proto" "$app/epp/" 2>/dev/null || cp -r "$src/epp/dist" "$src/epp/bin" "$app/epp/"
+echo "== deps stage (production dependencies for linux/amd64 and linux/arm64, no scripts)"
+for d in "$deps" "$deps_arm64"; do cp "$root/package.json" "$root/package-lock.json" "$d/"; cp "$root/epp/package.json" "$d/epp/package.json"; done
+step bash -c "cd '$deps' && npm ci --omit=dev --workspace epp --include-workspace-root=false --ignore-scripts --os=linux --cpu=x64 --no-audit --no-fund"
+step bash -c "cd '$deps_arm64' && npm ci --omit=dev --workspace epp --include-workspace-root=false --ignore-scripts --os=linux --cpu=arm64 --no-audit --no-fund"
+[ -e "$deps_arm64/node_modules/@msgpackr-extract/msgpackr-extract-linux-arm64" ] || { echo "FAIL: the arm64 deps lack msgpackr's linux-arm64 extension"; fail=1; }
+[ -e "$deps_arm64/node_modules/@msgpackr-extract/msgpackr-extract-linux-x64" ] && { echo "FAIL: the arm64 deps hold msgpackr's linux-x64 extension"; fail=1; }
+[ -e "$deps_arm64/node_modules/zeromq/build/linux/arm64" ] || { echo "FAIL: zeromq has no prebuilt linux-arm64 addon"; fail=1; }
+
+echo "== runtime stage (COPY --from=deps, --from=compile, epp/package.json, bin, proto)"
+cp -r "$deps/node_modules" "$app/node_modules"
+cp -r "$src/epp/dist" "$app/epp/dist"
+cp -r "$root/epp/package.json" "$root/epp/bin" "$root/epp/proto" "$app/epp/"
 
 echo "== checks"
-fail=0
-for dev in typescript jest ts-jest cdk8s cdk8s-plus-28 vega; do
+for dev in typescript jest ts-jest tsx cdk8s cdk8s-plus-28 vega node; do
   if [ -e "$app/node_modules/$dev" ]; then echo "FAIL: dev/root dependency '$dev' is in the runtime image"; fail=1; fi
 done
 for dep in zod zeromq ioredis prom-client pino @grpc/grpc-js @huggingface/tokenizers msgpackr; do
@@ -47,9 +80,16 @@ if grep -rlE "from ['\"](vega|vega-lite)['\"]" "$app/epp/dist" >/dev/null 2>&1; 
 for d in "$root"/epp/src/*/; do
   n=$(basename "$d"); [ -d "$app/epp/dist/$n" ] || { echo "FAIL: epp/src/$n was not compiled into the image"; fail=1; }
 done
-(cd "$app" && node epp/bin/kvroute-epp.js --help >/dev/null) || { echo "FAIL: kvroute-epp --help"; fail=1; }
-(cd "$app" && node epp/bin/kvroute-epp.js serve --help | grep -q -- '--zmq-bind') || { echo "FAIL: kvroute-epp serve --help"; fail=1; }
-echo '[1,2,3,4]' | (cd "$app" && node epp/bin/kvroute-epp.js hash --algo sha256_cbor --block-size 2 --hash-seed 42) | grep -q '^\["' || { echo "FAIL: kvroute-epp hash"; fail=1; }
-echo "runtime size: $(du -sh "$app" | cut -f1)"
+# The container's command: the Dockerfile's ENTRYPOINT with /app mapped to the replayed app dir.
+mapfile -t entry < <(node -e '
+  const m = /^ENTRYPOINT (\[.*\])$/m.exec(require("fs").readFileSync(process.argv[1], "utf8"));
+  if (!m) { console.error("no exec-form ENTRYPOINT"); process.exit(1); }
+  for (const a of JSON.parse(m[1])) console.log(a.replace(/^\/app\//, process.argv[2] + "/"));
+' "$dockerfile" "$app")
+[ "${entry[0]:-}" = node ] || { echo "FAIL: the ENTRYPOINT does not start node: ${entry[*]:-none}"; fail=1; }
+(cd "$app" && NODE_ENV=production "${entry[@]}" --help >/dev/null) || { echo "FAIL: ENTRYPOINT --help (${entry[*]})"; fail=1; }
+(cd "$app" && NODE_ENV=production "${entry[@]}" serve --help | grep -q -- '--zmq-bind') || { echo "FAIL: ENTRYPOINT serve --help"; fail=1; }
+echo '[1,2,3,4]' | (cd "$app" && NODE_ENV=production "${entry[@]}" hash --algo sha256_cbor --block-size 2 --hash-seed 42) | grep -q '^\["' || { echo "FAIL: ENTRYPOINT hash"; fail=1; }
+echo "runtime size: $(du -sh "$app" | cut -f1) (Node $(node -v))"
 [ "$fail" -eq 0 ] && echo "OK: Dockerfile build steps verified in $work"
 exit "$fail"
