@@ -1,7 +1,7 @@
 /**
  * Grafana dashboard as a ConfigMap for the Grafana sidecar (label `grafana_dashboard: "1"`): prefix-cache
- * hit rate per pod, TTFT, queue depth, KV-cache usage and the EPP's routing metrics. Queries use only
- * the names in metric-names.ts.
+ * hit rate per pod, TTFT, queue depth, KV-cache usage, the EPP's routing metrics, and the EPP's
+ * predicted versus vLLM's actual cached tokens per pod. Queries use only the names in metric-names.ts.
  */
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
@@ -114,7 +114,57 @@ export function dashboardPanels(namespace: string, model: string, w = '5m'): Pan
       unit: 's',
       targets: [{ expr: `histogram_quantile(0.99, sum by (le) (rate(${EppMetrics.tokenizationDuration}_bucket{${nsSel}}[${w}])))`, legendFormat: 'p99' }],
     },
+    {
+      title: 'Cached prompt tokens per pod: predicted by the EPP vs reported by vLLM',
+      unit: 'short',
+      targets: [
+        { expr: `sum by (pod) (rate(${EppMetrics.cachePredictedTokens}{${nsSel}}[${w}]))`, legendFormat: 'predicted {{pod}}' },
+        { expr: `sum by (pod) (rate(${EppMetrics.cacheActualTokens}{${nsSel}}[${w}]))`, legendFormat: 'actual {{pod}}' },
+      ],
+    },
+    {
+      title: 'Cache hit ratio per pod: predicted vs actual (share of prompt tokens)',
+      unit: 'percentunit',
+      targets: [
+        {
+          expr: `sum by (pod) (rate(${EppMetrics.cachePredictedTokens}{${nsSel}}[${w}])) / sum by (pod) (rate(${EppMetrics.cachePromptTokens}{${nsSel}}[${w}]))`,
+          legendFormat: 'predicted {{pod}}',
+        },
+        {
+          expr: `sum by (pod) (rate(${EppMetrics.cacheActualTokens}{${nsSel}}[${w}])) / sum by (pod) (rate(${EppMetrics.cachePromptTokens}{${nsSel}}[${w}]))`,
+          legendFormat: 'actual {{pod}}',
+        },
+      ],
+    },
+    {
+      title: 'Prediction error (actual − predicted) ÷ prompt tokens',
+      unit: 'percentunit',
+      targets: [0.1, 0.5, 0.9].map((q) => ({
+        expr: `histogram_quantile(${q}, sum by (le) (rate(${EppMetrics.cachePredictionErrorRatio}_bucket{${nsSel}}[${w}])))`,
+        legendFormat: `p${Math.round(q * 100)}`,
+      })),
+    },
+    {
+      title: 'Prediction mismatches per pod by kind',
+      unit: 'reqps',
+      targets: [{ expr: `sum by (pod, kind) (rate(${EppMetrics.cachePredictionMismatch}{${nsSel}}[${w}]))`, legendFormat: '{{kind}} {{pod}}' }],
+    },
+    {
+      title: 'Active diagnoses (cause, pod)',
+      unit: 'short',
+      targets: [{ expr: `max by (pod, cause) (${EppMetrics.diagnosisActive}{${nsSel}})`, legendFormat: '{{cause}} {{pod}}' }],
+    },
+    {
+      title: 'Shed requests by objective',
+      unit: 'reqps',
+      targets: [{ expr: `sum by (objective) (rate(${EppMetrics.admissionShed}{${nsSel}}[${w}]))`, legendFormat: '{{objective}}' }],
+    },
   ];
+}
+
+/** Every query of the dashboard, in panel order (for tests that evaluate them against a real Prometheus). */
+export function dashboardExpressions(namespace: string, model: string, w = '5m'): string[] {
+  return dashboardPanels(namespace, model, w).flatMap((p) => p.targets.map((t) => t.expr));
 }
 
 /** The dashboard JSON model. */

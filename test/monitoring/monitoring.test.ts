@@ -1,10 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EppPortNames } from '@kvroute/epp/contract';
+import * as Contract from '@kvroute/epp/contract';
+import { EppPortNames, type MetricSpec } from '@kvroute/epp/contract';
 import { parseDeploymentConfig } from '../../constructs/config/deployment-config.js';
-import { dashboardPanels } from '../../constructs/monitoring/grafana-dashboard.js';
-import { EppMetricNames, HistogramMetrics, VllmMetricNames } from '../../constructs/monitoring/metric-names.js';
+import { dashboardExpressions, dashboardPanels } from '../../constructs/monitoring/grafana-dashboard.js';
+import { EppMetricNames, HistogramMetrics, PlatformMetricNames, VllmMetricNames } from '../../constructs/monitoring/metric-names.js';
+import type { PrometheusRuleSpec } from '../../constructs/monitoring/prometheus-rule.js';
 import { findObject, type K8sObject, objectsOfKind, synthObjects } from '../support/synth.js';
 
 const objects = synthObjects(parseDeploymentConfig({}));
@@ -37,10 +39,57 @@ describe('ServiceMonitor for the EPP', () => {
     expect((svc.spec as { ports: { name: string }[] }).ports.map((p) => p.name)).toContain(spec.endpoints[0].port);
   });
 
-  it('monitoring.enabled=false drops the monitors', () => {
+  it("keeps the EPP's own pod label (the model-server pod of its per-pod metrics): honorLabels", () => {
+    const sm = findObject(objects, 'ServiceMonitor', 'kvroute-epp');
+    expect((sm.spec as { endpoints: { honorLabels?: boolean }[] }).endpoints[0].honorLabels).toBe(true);
+  });
+
+  it('monitoring.enabled=false drops the monitors and the alert rules', () => {
     const o = synthObjects(parseDeploymentConfig({ monitoring: { enabled: false } }));
     expect(objectsOfKind(o, 'PodMonitor')).toHaveLength(0);
     expect(objectsOfKind(o, 'ServiceMonitor')).toHaveLength(0);
+    expect(objectsOfKind(o, 'PrometheusRule')).toHaveLength(0);
+  });
+});
+
+describe('PrometheusRule <name>-alerts', () => {
+  const rule = findObject(objects, 'PrometheusRule', 'kvroute-alerts');
+  const rules = (rule.spec as PrometheusRuleSpec).groups.flatMap((g) => g.rules);
+
+  it('is selected by Prometheus like the monitors (same labels) and holds the alerts the issue asks for', () => {
+    expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(rule.metadata.labels).toMatchObject({ release: 'prometheus' });
+    expect(rules.map((r) => r.alert)).toEqual([
+      'KvroutePrefixCacheHitRateCollapse',
+      'KvroutePredictionMismatch',
+      'KvrouteKvEventGaps',
+      'KvrouteKvEventsPodStale',
+      'KvrouteKvEventsMissing',
+      'KvrouteHashMismatch',
+      'KvrouteEppNotReady',
+      'KvrouteNoReadyEndpoints',
+      'KvrouteShedRate',
+      'KvrouteStalePodMetrics',
+      'KvrouteDiagnosisActive',
+    ]);
+  });
+
+  it('every alert has a severity, a summary, a description and a runbook link to its README entry', () => {
+    const readme = readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), '../../README.md'), 'utf8');
+    expect(readme).toMatch(/^## Alerts$/m);
+    for (const r of rules) {
+      expect(['critical', 'warning']).toContain(r.labels.severity);
+      expect(r.annotations.summary.length).toBeGreaterThan(10);
+      expect(r.annotations.description.length).toBeGreaterThan(40);
+      expect(r.annotations.runbook_url).toBe(`https://github.com/kvroute/kvroute/blob/main/README.md#${r.alert.toLowerCase()}`);
+      // GitHub's anchor of the heading "### <alert>" is the alert name in lower case.
+      expect(readme).toMatch(new RegExp(`^### ${r.alert}$`, 'm'));
+      expect(r.for).toMatch(/^[0-9]+m$/);
+    }
+  });
+
+  it('every alert selects the deployment namespace', () => {
+    for (const r of rules) expect(r.expr).toContain('namespace="llm-d"');
   });
 });
 
@@ -69,13 +118,36 @@ describe('Grafana dashboard', () => {
     expect(exprs.some((e) => e.includes('kvroute_kv_events_received_total'))).toBe(true);
   });
 
-  it('every metric name in the queries is in the exported lists (no invented names)', () => {
-    const known = new Set([...VllmMetricNames, ...EppMetricNames, ...HistogramMetrics.map((h) => `${h}_bucket`)]);
-    const used = new Set(exprs.flatMap((e) => e.match(/\b(vllm:[a-z_:]+|inference_[a-z_]+|kvroute_[a-z_]+)/g) ?? []));
-    expect(used.size).toBeGreaterThan(8);
+  it('every metric name in the dashboard and alert queries is in the exported lists (no invented names)', () => {
+    const rule = findObject(objects, 'PrometheusRule', 'kvroute-alerts');
+    const ruleExprs = (rule.spec as PrometheusRuleSpec).groups.flatMap((g) => g.rules.map((r) => r.expr));
+    const known = new Set([...VllmMetricNames, ...EppMetricNames, ...PlatformMetricNames, ...HistogramMetrics.map((h) => `${h}_bucket`)]);
+    const used = new Set([...exprs, ...ruleExprs].flatMap((e) => e.match(/\b(vllm:[a-z_:]+|inference_[a-z_]+|kvroute_[a-z_]+|kube_[a-z_]+)/g) ?? []));
+    expect(used.size).toBeGreaterThan(20);
     for (const m of used) expect(known).toContain(m);
     // Seed mistakes stay out: V0 names and invented EPP metrics.
-    expect(exprs.join('\n')).not.toMatch(/gpu_prefix_cache|epp_requests_total|epp_cache_hits_total/);
+    expect([...exprs, ...ruleExprs].join('\n')).not.toMatch(/gpu_prefix_cache|epp_requests_total|epp_cache_hits_total/);
+  });
+
+  it('predicted vs actual cached tokens per pod: rates of the two counters, the ratio, the error histogram and the mismatch counter', () => {
+    const panel = (start: string) => {
+      const p = json.panels.find((x) => x.title.startsWith(start));
+      if (p === undefined) throw new Error(`no panel titled "${start}…"`);
+      return p.targets.map((t) => t.expr);
+    };
+    expect(panel('Cached prompt tokens per pod')).toEqual([
+      'sum by (pod) (rate(kvroute_cache_predicted_tokens_total{namespace="llm-d"}[5m]))',
+      'sum by (pod) (rate(kvroute_cache_actual_tokens_total{namespace="llm-d"}[5m]))',
+    ]);
+    expect(panel('Cache hit ratio per pod')[1]).toBe(
+      'sum by (pod) (rate(kvroute_cache_actual_tokens_total{namespace="llm-d"}[5m])) / sum by (pod) (rate(kvroute_cache_prompt_tokens_total{namespace="llm-d"}[5m]))',
+    );
+    expect(panel('Prediction error')).toContain('histogram_quantile(0.5, sum by (le) (rate(kvroute_cache_prediction_error_ratio_bucket{namespace="llm-d"}[5m])))');
+    expect(panel('Prediction mismatches')).toEqual(['sum by (pod, kind) (rate(kvroute_cache_prediction_mismatch_total{namespace="llm-d"}[5m]))']);
+  });
+
+  it('dashboardExpressions lists every query of the dashboard', () => {
+    expect(dashboardExpressions('llm-d', 'meta-llama/Llama-3.2-1B')).toEqual(exprs);
   });
 
   it('rate window is configurable', () => {
@@ -83,24 +155,50 @@ describe('Grafana dashboard', () => {
   });
 });
 
-describe('EPP metric names exist in the EPP source', () => {
-  /** Every `.ts` file under epp/src, concatenated. */
-  function eppSource(): string {
+describe('EPP metric names come from the contract and exist in the EPP source', () => {
+  /** Every `.ts` file under epp/src except the contract itself. */
+  function eppSources(): string[] {
     const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../epp/src');
     const out: string[] = [];
     const walk = (d: string): void => {
       for (const e of readdirSync(d, { withFileTypes: true })) {
-        if (e.isDirectory()) walk(join(d, e.name));
-        else if (e.name.endsWith('.ts')) out.push(readFileSync(join(d, e.name), 'utf8'));
+        if (e.isDirectory()) {
+          if (join(d, e.name) !== join(root, 'contract')) walk(join(d, e.name));
+        } else if (e.name.endsWith('.ts')) out.push(readFileSync(join(d, e.name), 'utf8'));
       }
     };
     walk(root);
-    return out.join('\n');
+    return out;
   }
 
-  const src = eppSource();
-  it.each(EppMetricNames)('%s is registered by the EPP', (name) => {
-    // A metric definition names it as a string literal: name: 'x' or x: 'x' in a names table.
-    expect(src).toMatch(new RegExp(`['"\`]${name}['"\`]`));
+  /** `Group.key` of every metric spec exported by the contract, by metric name. */
+  const contractRefs = new Map<string, string>();
+  for (const [group, value] of Object.entries(Contract)) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) continue;
+    for (const [key, spec] of Object.entries(value as Record<string, unknown>)) {
+      const m = spec as Partial<MetricSpec>;
+      if (typeof m === 'object' && m !== null && typeof m.name === 'string' && typeof m.type === 'string' && Array.isArray(m.labels)) contractRefs.set(m.name, `${group}.${key}`);
+    }
+  }
+
+  const files = eppSources();
+  const src = files.join('\n');
+  it.each(EppMetricNames)('%s is in the contract and registered by the EPP', (name) => {
+    const ref = contractRefs.get(name);
+    expect(ref).toBeDefined();
+    const [group, key] = (ref ?? '.').split('.');
+    // A registration names it as a string literal (name: 'x'), or through the contract: a file that
+    // uses the group (e.g. CachePredictionMetrics) and reads its key (….predictedTokens).
+    const literal = new RegExp(`['"\`]${name}['"\`]`).test(src);
+    const viaContract = files.some((f) => new RegExp(`\\b${group}\\b`).test(f) && new RegExp(`\\.${key}\\b`).test(f));
+    expect(literal || viaContract).toBe(true);
+  });
+
+  it('the contract lists every metric name registered in the EPP source (no name outside the contract)', () => {
+    // Metric names appear as quoted literals: `name: 'x'`, `gauge(registry, 'x', …)`, or a names table.
+    const registered = new Set([...src.matchAll(/['"`]((?:kvroute|inference)_[a-z_]*[a-z])['"`]/g)].map((m) => m[1]));
+    expect(registered.size).toBeGreaterThan(30);
+    const missing = [...registered].filter((n) => !contractRefs.has(n));
+    expect(missing).toEqual([]);
   });
 });

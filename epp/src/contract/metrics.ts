@@ -114,6 +114,22 @@ export const InfoMetrics = {
   info: { name: 'inference_extension_info', type: 'gauge', help: 'EPP build information.', labels: ['commit', 'build_ref'] },
 } as const satisfies Record<string, MetricSpec>;
 
+/** Reloads of the EPP's config file. */
+export const ConfigReloadMetrics = {
+  reloads: {
+    name: 'kvroute_config_reloads_total',
+    type: 'counter',
+    help: 'Config file reloads by result: applied, unchanged, invalid (old config kept), restart_required (changed fields that only a restart applies).',
+    labels: ['result'],
+  },
+  lastReloadSuccess: {
+    name: 'kvroute_config_last_reload_success_timestamp_seconds',
+    type: 'gauge',
+    help: 'When the config file was last loaded successfully (start or reload).',
+    labels: [],
+  },
+} as const satisfies Record<string, MetricSpec>;
+
 /** Scrapes of the model servers' /metrics by the EPP's data layer. */
 export const ScrapeMetrics = {
   errors: {
@@ -166,6 +182,20 @@ export const IndexMetrics = {
     help: 'Lookups answered with no hits because Redis failed.',
     labels: [],
   },
+  snapshotLoads: {
+    name: 'kvroute_index_snapshot_loads_total',
+    type: 'counter',
+    help: 'Index snapshot loads at start by result: ok, absent, corrupt, foreign (refused).',
+    labels: ['result'],
+  },
+  snapshotSaves: { name: 'kvroute_index_snapshot_saves_total', type: 'counter', help: 'Index snapshot writes by result (ok, error).', labels: ['result'] },
+  snapshotDroppedEntries: {
+    name: 'kvroute_index_snapshot_dropped_entries_total',
+    type: 'counter',
+    help: 'Snapshot entries dropped at load because their pod is no longer an endpoint.',
+    labels: [],
+  },
+  snapshotKeys: { name: 'kvroute_index_snapshot_keys', type: 'gauge', help: 'Request keys in the last snapshot written or loaded.', labels: [] },
   selfHealDroppedBlocks: {
     name: 'kvroute_index_self_heal_dropped_blocks_total',
     type: 'counter',
@@ -301,6 +331,7 @@ export const EppMetricGroups = {
   scheduler: SchedulerMetrics,
   pool: PoolMetrics,
   info: InfoMetrics,
+  configReload: ConfigReloadMetrics,
   scrape: ScrapeMetrics,
   index: IndexMetrics,
   kvEvents: KvEventMetrics,
