@@ -1,6 +1,6 @@
 /** `kvroute-epp serve`: runs the EPP until SIGTERM/SIGINT, then shuts down gracefully. */
 import { EppRuntime } from '../app/epp.js';
-import { tuneV8ForServing } from '../util/v8-tuning.js';
+import { servingV8Flags } from '../util/v8-tuning.js';
 import { configFromServeArgs, SERVE_USAGE } from './serve-flags.js';
 
 export async function serveCommand(argv: readonly string[]): Promise<number> {
@@ -18,10 +18,15 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  const v8Flags = tuneV8ForServing();
+  // V8 flags come from node's command line (the image's ENTRYPOINT); here they are only checked.
+  const v8 = servingV8Flags();
   try {
     const rt = await EppRuntime.start(config);
-    rt.logger.info({ v8Flags }, 'V8 tuned for serving');
+    rt.logger.info({ v8Flags: v8.present }, 'V8 flags for serving');
+    if (v8.missing.length > 0) {
+      const flags = v8.missing.join(' ');
+      rt.logger.warn({ missing: v8.missing }, `started without ${flags}; start node with it on its command line (node ${flags} bin/kvroute-epp.js serve …, as the image's ENTRYPOINT does; NODE_OPTIONS does not accept it)`);
+    }
     if (!signalled) await new Promise<void>((resolve) => (wake = resolve));
     rt.logger.info({ signal: signalled }, 'shutting down');
     await rt.stop();

@@ -95,3 +95,11 @@ export const RedisPasswordEnv = 'KVROUTE_REDIS_PASSWORD';
 export const HfTokenEnv = 'HF_TOKEN';
 /** Path where the EPP expects its config file inside the container. */
 export const EppConfigPath = '/etc/kvroute/epp-config.yaml';
+
+/**
+ * Node flags the EPP's serving process is started with: they go on node's command line (the
+ * image's ENTRYPOINT, the chart's container command), because NODE_OPTIONS refuses V8 flags
+ * outside node's allow-list (`--no-allocation-site-pretenuring` among them) and
+ * `v8.setFlagsFromString` after start is unsafe. Why each flag: src/util/v8-tuning.ts.
+ */
+export const EppServingV8Flags: readonly string[] = ['--no-allocation-site-pretenuring'];

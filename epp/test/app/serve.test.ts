@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { EppRuntime } from '../../src/app/epp.js';
 import { parseEppConfig } from '../../src/contract/config.js';
+import { EppServingV8Flags } from '../../src/contract/names.js';
 import { createTokenProcessor } from '../../src/kvindex/keys/token-processor.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { VllmPublisher } from '../../testkit/vllm-publisher.js';
@@ -219,7 +220,7 @@ describe('kvroute-epp serve (in process)', () => {
 
 describe('kvroute-epp serve (process)', () => {
   it('starts from flags, logs its ports, and exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'serve', '--model', MODEL, '--http-port', '0', '--grpc-port', '0', '--health-port', '0', '--host', '127.0.0.1', '--zmq-bind', 'tcp://127.0.0.1:*', '--endpoints', `${POD_A}=a`], {
+    const child = spawn(process.execPath, [...EppServingV8Flags, '--import', 'tsx', 'src/cli/run.ts', 'serve', '--model', MODEL, '--http-port', '0', '--grpc-port', '0', '--health-port', '0', '--host', '127.0.0.1', '--zmq-bind', 'tcp://127.0.0.1:*', '--endpoints', `${POD_A}=a`], {
       cwd: EPP_DIR,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -240,19 +241,20 @@ describe('kvroute-epp serve (process)', () => {
       child.on('exit', (code) => reject(new Error(`exited ${code}: ${stderr}`)));
     });
     expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
-    // the serving process runs with the V8 settings of src/util/v8-tuning.ts
+    // started like the image's ENTRYPOINT (the V8 flags on node's command line), serve reports them in effect
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no "V8 tuned for serving" line in 5 s; stderr: ${stderr}`)), 5000);
+      const timer = setTimeout(() => reject(new Error(`no "V8 flags for serving" line in 5 s; stderr: ${stderr}`)), 5000);
       const check = (): void => {
-        if (stderr.includes('V8 tuned for serving')) {
+        if (stderr.includes('V8 flags for serving')) {
           clearTimeout(timer);
           resolve();
         } else setTimeout(check, 20);
       };
       check();
     });
-    const tuned = stderr.split('\n').find((l) => l.includes('V8 tuned for serving'))!;
+    const tuned = stderr.split('\n').find((l) => l.includes('V8 flags for serving'))!;
     expect(JSON.parse(tuned).v8Flags).toEqual(['--no-allocation-site-pretenuring']);
+    expect(stderr).not.toContain('started without');
     const code = await new Promise<number | null>((resolve) => {
       child.removeAllListeners('exit');
       child.on('exit', (c) => resolve(c));
@@ -262,7 +264,7 @@ describe('kvroute-epp serve (process)', () => {
   }, 30000);
 
   it('exits 2 with a message naming the flag for bad input', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'serve', '--model', MODEL, '--block-size', '12'], { cwd: EPP_DIR, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...EppServingV8Flags, '--import', 'tsx', 'src/cli/run.ts', 'serve', '--model', MODEL, '--block-size', '12'], { cwd: EPP_DIR, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
