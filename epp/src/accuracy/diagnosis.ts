@@ -6,11 +6,11 @@
  * - `events-missing`: the pod reports cached prompt tokens (≥ 2 times) while the EPP has received
  *   no KV events from it at all, or none for `eventsStaleMs` before those responses: the index
  *   thinks the pod is empty. Its publisher is off or cannot reach the EPP.
- * - `tokenization`: on every pod with enough samples whose events do arrive, a share ≥
- *   `disagreeShare` of the responses disagree with the prediction from the first block (predicted
- *   nothing and got a hit, or predicted a hit and got nothing): the EPP's tokens for a request are
- *   not vLLM's (chat template, BOS, tokenizer version). A fleet-wide symptom, so only reported when
- *   no pod with samples is free of it.
+ * - `tokenization`: over the pods whose events do arrive, of the responses where the prediction or
+ *   vLLM saw a hit, at least `minSamples` and a share ≥ `disagreeShare` disagree from the first block
+ *   (predicted nothing and got a hit, or predicted a hit and got nothing): the EPP's tokens for a
+ *   request are not vLLM's (chat template, BOS, tokenizer version). A fleet-wide symptom (one pod
+ *   alone going wrong is not it), reported on every pod with such a disagreement.
  * - `hash-seed`: the applier's hash check (`kvroute_kv_events_hash_mismatch_total`) failed for at
  *   least half of the pod's recent checks: vLLM's PYTHONHASHSEED or hash algorithm is not the EPP's.
  * - `block-size`: the pod's BlockStored events, or its reported cached tokens, use a block size other
@@ -59,9 +59,9 @@ export interface DiagnosisOptions {
   readonly registry?: Registry;
   /** Samples kept per pod. @default 32 */
   readonly window?: number;
-  /** Samples a pod needs before `tokenization` may be found on it. @default 4 */
+  /** First-block disagreements (fleet-wide) before `tokenization` may be found. @default 4 */
   readonly minSamples?: number;
-  /** Share of first-block disagreements that counts as systematic. @default 0.25 */
+  /** Share of disagreements among the responses with a hit on either side that is systematic. @default 0.75 */
   readonly disagreeShare?: number;
   /** Responses with cached tokens and no events before `events-missing`. @default 2 */
   readonly eventsMissingHits?: number;
@@ -100,7 +100,7 @@ export class Diagnosis implements KvEventPodObserver {
   constructor(private readonly opts: DiagnosisOptions) {
     this.window = Math.max(1, opts.window ?? 32);
     this.minSamples = Math.max(1, opts.minSamples ?? 4);
-    this.disagreeShare = opts.disagreeShare ?? 0.25;
+    this.disagreeShare = opts.disagreeShare ?? 0.75;
     this.eventsMissingHits = Math.max(1, opts.eventsMissingHits ?? 2);
     this.eventsStaleMs = opts.eventsStaleMs ?? 60_000;
     this.now = opts.now ?? Date.now;
@@ -163,8 +163,8 @@ export class Diagnosis implements KvEventPodObserver {
   findings(): Finding[] {
     const bs = this.opts.blockSize;
     const out: Finding[] = [];
-    const disagreeing: { pod: string; share: number; n: number }[] = [];
-    let agreeingPods = 0;
+    const disagreeing: { pod: string; d: number; n: number }[] = [];
+    let agreed = 0;
     for (const [pod, s] of this.pods) {
       // events-missing: hits after no (fresh) events.
       const fresh = (at: number): boolean => s.lastBatchAt !== undefined && at - s.lastBatchAt <= this.eventsStaleMs;
@@ -207,23 +207,24 @@ export class Diagnosis implements KvEventPodObserver {
         });
       }
       // tokenization: first-block disagreement, on pods whose events arrive.
-      if (!eventsMissing && s.batches > 0 && s.samples.length >= this.minSamples) {
+      if (!eventsMissing && s.batches > 0) {
         const d = s.samples.filter((x) => (x.predictedBlocks === 0 && x.actualTokens >= bs) || (x.predictedBlocks > 0 && x.actualTokens === 0)).length;
-        const share = d / s.samples.length;
-        if (share >= this.disagreeShare) disagreeing.push({ pod, share, n: s.samples.length });
-        else agreeingPods++;
+        agreed += s.samples.filter((x) => x.predictedBlocks > 0 && x.actualTokens >= bs).length;
+        if (d > 0) disagreeing.push({ pod, d, n: s.samples.length });
       }
     }
-    if (disagreeing.length > 0 && agreeingPods === 0) {
+    const disagreed = disagreeing.reduce((a, x) => a + x.d, 0);
+    if (disagreed >= this.minSamples && disagreed >= this.disagreeShare * (disagreed + agreed)) {
+      const share = Math.round((100 * disagreed) / (disagreed + agreed));
       for (const d of disagreeing) {
         out.push({
           cause: DiagnosisCauses.tokenization,
           pod: d.pod,
           message:
-            `pod ${d.pod}: ${Math.round(100 * d.share)}% of its last ${d.n} responses disagree with the EPP's prediction from the first block, on every pod: ` +
+            `pod ${d.pod}: ${d.d} of its last ${d.n} responses disagree with the EPP's prediction from the first block, and ${share}% of the responses with a hit on either side do across the fleet: ` +
             `the EPP's tokens for a request are not vLLM's (chat template, BOS token or tokenizer version). Fix: give the EPP the same tokenizer and chat template as vLLM ` +
             `(the model's tokenizer_config.json at the revision vLLM serves, and vLLM's --chat-template if it sets one).`,
-          evidence: { disagreeShare: d.share, samples: d.n },
+          evidence: { disagreements: d.d, samples: d.n, fleetDisagreeShare: share / 100 },
         });
       }
     }

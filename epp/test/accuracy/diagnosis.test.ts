@@ -61,7 +61,7 @@ describe('Diagnosis', () => {
     expect(d.findings()).toEqual([]);
   });
 
-  it('tokenization: every pod disagrees from the first block while its events arrive', () => {
+  it('tokenization: the fleet disagrees from the first block while the events arrive', () => {
     const d = make();
     for (const pod of ['a', 'b']) {
       d.batch(pod);
@@ -72,15 +72,17 @@ describe('Diagnosis', () => {
       [DiagnosisCauses.tokenization, 'a'],
       [DiagnosisCauses.tokenization, 'b'],
     ]);
-    expect(f[0]?.message).toMatch(/chat template/);
+    expect(f[0]?.message).toMatch(/3 of its last 6 responses disagree.*100% of the responses with a hit.*chat template/);
     // predicted hits that come back empty count the same
     const e = make();
     e.batch('a');
-    for (let i = 0; i < 4; i++) e.record('a', hit(3, 0));
+    for (let i = 0; i < 3; i++) e.record('a', hit(3, 0));
+    expect(e.findings()).toEqual([]); // fewer than minSamples disagreements
+    e.record('a', hit(3, 0));
     expect(e.findings().map((x) => x.cause)).toEqual([DiagnosisCauses.tokenization]);
   });
 
-  it('tokenization is fleet-wide: not reported while another pod with samples agrees', () => {
+  it('tokenization is fleet-wide: not reported when one pod of two goes wrong while the other agrees', () => {
     const d = make();
     d.batch('a');
     d.batch('b');

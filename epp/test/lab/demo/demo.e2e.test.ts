@@ -50,6 +50,9 @@ describe('npm run demo (short)', () => {
       expect(r.epp.applied).toBeGreaterThan(0);
       expect(r.epp.dropped).toBe(0);
       expect(r.epp.hashMismatches).toBe(0);
+      // a healthy fleet: no false alarm from the cache-accuracy diagnosis
+      expect(r.fault).toBe('none');
+      expect(r.diagnosis).toEqual([]);
       expect(r.exits.map((e) => e.name).sort()).toEqual(['epp', 'pod-0', 'pod-1']);
       expect(r.exits.every((e) => e.exit === 0 && !e.killed)).toBe(true);
     } catch (e) {
