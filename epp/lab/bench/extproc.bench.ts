@@ -5,10 +5,12 @@
  *   request headers → 8 KB completions body (end_of_stream) → [EPP: headers response + body]
  *   → response headers → JSON response body with usage → [EPP: response replies] → half-close.
  *
- * A second child, the floor (lab/bench/support/null-extproc.ts), serves the same exchange over the
- * same node:http2 stack with zero work: it replays the EPP's recorded reply bytes. Run side by side
+ * A second child, the floor (lab/bench/support/null-extproc.ts), serves the same exchange with zero
+ * work: it replays the EPP's recorded reply bytes. By default it runs on the EPP's own transport
+ * (@grpc/grpc-js's Server, same options), so EPP − floor is the EPP's own work; `--floor h2` serves
+ * it on bare node:http2 instead, which shows what grpc-js costs on top of HTTP/2. Run side by side
  * with the EPP (open-loop runs interleaved, order swapped each round), it shows what this machine,
- * loopback, HTTP/2 and the driver cost by themselves, so the EPP's own share can be read off.
+ * loopback, the transport and the driver cost by themselves, so the EPP's own share can be read off.
  *
  * Reported:
  *   - closed-loop throughput (streams/s) at a fixed concurrency, EPP and floor;
@@ -20,7 +22,8 @@
  *   - the server's RSS at start, after warm-up and after the throughput run.
  *
  *   npx tsx bench/extproc.bench.ts [--streams 20000] [--concurrency 128] [--rates 250,1000] [--seconds 5]
- *                                  [--rounds 3] [--prompt-bytes 8192] [--endpoints 16] [--driver h2|grpc-js] [--h2load]
+ *                                  [--rounds 3] [--prompt-bytes 8192] [--endpoints 16] [--driver h2|grpc-js]
+ *                                  [--floor grpc-js|h2] [--h2load]
  *
  * The driver plays Envoy. `h2` (default, bench/support/h2-driver.ts) speaks gRPC over node:http2
  * with the fixed messages serialized once, like Envoy's C++ client it costs little CPU per stream;
@@ -28,7 +31,8 @@
  * the same 2 cores). Both check every reply. The driver re-runs itself with
  * `--max-semi-space-size=1 --no-allocation-site-pretenuring` (KVROUTE_BENCH_DRIVER_FLAGS): Envoy has
  * no GC, and with V8's defaults the driver's own 4–16 ms scavenges would land in the measured
- * latency. Both servers run with the V8 settings of `kvroute-epp serve` (src/util/v8-tuning.ts).
+ * latency. Both servers are started with the node flags of `kvroute-epp serve` (the contract's
+ * EppServingV8Flags, on the node command line as in the image).
  * KVROUTE_BENCH_SERVER_FLAGS passes node flags to the EPP's process, KVROUTE_BENCH_CPU_PROF=<dir>
  * writes its CPU profile.
  */
@@ -44,12 +48,12 @@ import type { ProcessingRequest, ProcessingResponse } from '../../src/extproc/ty
 import type { InferenceRequest, PickResult, RequestDirector } from '../../src/extproc/director.js';
 import { ExtProcServer } from '../../src/extproc/grpc-server.js';
 import { benchExchange, frame, H2Driver } from './support/h2-driver.js';
-import { recordReplies, startNullExtProc } from './support/null-extproc.js';
+import { recordReplies, startGrpcNullExtProc, startNullExtProc } from './support/null-extproc.js';
 import { Registry } from 'prom-client';
 import { combineObservers, ExtProcLogging, ExtProcMetrics } from '../../src/extproc/observer.js';
 import { ExtProcStream } from '../../src/extproc/stream.js';
 import { silentLogger } from '../../src/util/logger.js';
-import { tuneV8ForServing } from '../../src/util/v8-tuning.js';
+import { EppServingV8Flags } from '../../src/contract/names.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -75,6 +79,13 @@ const DRIVER = (() => {
   const d = i >= 0 ? process.argv[i + 1] : 'h2';
   if (d !== 'h2' && d !== 'grpc-js') throw new Error(`--driver ${d}: expected h2 or grpc-js`);
   return d;
+})();
+/** The floor's transport: `grpc-js` (default, the EPP's) or `h2` (bare node:http2). */
+const FLOOR = (() => {
+  const i = process.argv.indexOf('--floor');
+  const f = i >= 0 ? process.argv[i + 1] : 'grpc-js';
+  if (f !== 'h2' && f !== 'grpc-js') throw new Error(`--floor ${f}: expected grpc-js or h2`);
+  return f;
 })();
 
 type ToParent = { port: number } | Sample;
@@ -147,15 +158,14 @@ class RoundRobin implements RequestDirector {
 
 /** Child process: the EPP's ext_proc server (`--serve`), or the do-nothing floor server (`--serve-floor`). */
 async function serve(floor: boolean): Promise<void> {
-  // The runtime settings of `kvroute-epp serve`, for the floor too (same process conditions).
-  tuneV8ForServing();
   const gc = gcRecorder();
   const endpoints = Array.from({ length: ENDPOINTS }, (_, k) => `10.0.${k >> 8}.${k & 255}:8000`);
   let port: number;
   let stop: () => Promise<unknown>;
   let decisionsOf: () => Promise<Pick<Sample, 'decisions' | 'decisionsLe1ms' | 'decisionsLe2ms'>>;
   if (floor) {
-    const server = await startNullExtProc(await recordReplies(benchExchange(PROMPT_BYTES, 0), endpoints[0]!));
+    const replies = await recordReplies(benchExchange(PROMPT_BYTES, 0), endpoints[0]!);
+    const server = FLOOR === 'grpc-js' ? await startGrpcNullExtProc(replies) : await startNullExtProc(replies);
     port = server.port;
     stop = () => server.close();
     decisionsOf = () => Promise.resolve({ decisions: 0, decisionsLe1ms: 0, decisionsLe2ms: 0 });
@@ -389,6 +399,8 @@ async function startTarget(name: string, floor: boolean): Promise<Target> {
     execArgv: [
       // the driver's own flags are not the server's
       ...process.execArgv.filter((f) => !DRIVER_FLAGS.includes(f)),
+      // the flags of `kvroute-epp serve`, for the floor too (same process conditions)
+      ...EppServingV8Flags,
       '--expose-gc',
       ...(process.env.KVROUTE_BENCH_CPU_PROF && !floor ? ['--cpu-prof', `--cpu-prof-dir=${process.env.KVROUTE_BENCH_CPU_PROF}`] : []),
       // KVROUTE_BENCH_SERVER_FLAGS="--trace-gc ..." passes node flags to the EPP's process (not the floor's).
@@ -490,7 +502,7 @@ async function main(): Promise<void> {
     const c = process.cpuUsage();
     return c.user + c.system;
   };
-  console.log(`driver: ${DRIVER} (node flags: ${DRIVER_FLAGS.join(' ') || 'none'}); floor: a do-nothing ext_proc server on the same HTTP/2 stack sending the EPP's recorded replies (lab/bench/support/null-extproc.ts)`);
+  console.log(`driver: ${DRIVER} (node flags: ${DRIVER_FLAGS.join(' ') || 'none'}); floor: a do-nothing ext_proc server on ${FLOOR === 'grpc-js' ? 'grpc-js (the EPP\'s transport)' : 'bare node:http2'} sending the EPP's recorded replies (lab/bench/support/null-extproc.ts)`);
   const m0 = await epp.sample();
   console.log(`ext_proc bench: ${PROMPT_BYTES}-byte prompts, ${ENDPOINTS} endpoints, EPP pid ${epp.child.pid}, floor pid ${floor.child.pid}`);
   console.log(`server RSS at start: ${mb(m0.rss)} (heap ${mb(m0.heap)})`);

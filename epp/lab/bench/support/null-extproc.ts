@@ -1,25 +1,32 @@
 /**
- * The floor for the ext_proc load test: an ext_proc server that does no work. It speaks gRPC over
- * the same `node:http2` stack as the EPP's transport and answers each stream with the very bytes
- * the EPP sends for the bench's exchange (recorded once from a real `ExtProcStream` at start), but
- * it decodes nothing, parses no JSON and schedules nothing: it counts length-prefixed request
- * messages and writes the pre-encoded replies after the 2nd (request body) and 4th (response body).
+ * The floor for the ext_proc load test: an ext_proc server that does no work. It answers each
+ * stream with the very bytes the EPP sends for the bench's exchange (recorded once from a real
+ * `ExtProcStream` at start), but it decodes nothing, parses no JSON and schedules nothing: it
+ * counts request messages and writes the pre-encoded replies after the 2nd (request body) and 4th
+ * (response body).
  *
- * Latency measured against it is what the machine, loopback, HTTP/2 and the driver cost by
+ * Two stacks: `startGrpcNullExtProc` serves on @grpc/grpc-js's Server with the EPP's own server
+ * options (the bench's default floor: the same transport as the EPP, so EPP − floor is the EPP's
+ * own work), and `startNullExtProc` on bare `node:http2` (length-prefixed messages counted by
+ * hand), which shows what grpc-js itself costs on top of HTTP/2.
+ *
+ * Latency measured against it is what the machine, loopback, the transport and the driver cost by
  * themselves; the bench runs it side by side with the EPP so the EPP's own share can be read off.
  */
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { grpcServerOptions } from '../../../src/extproc/grpc-server.js';
 import { Registry } from 'prom-client';
 import type { InferenceRequest, PickResult, RequestDirector } from '../../../src/extproc/director.js';
 import { combineObservers, ExtProcLogging, ExtProcMetrics } from '../../../src/extproc/observer.js';
-import { loadProtos } from '../../../src/extproc/proto.js';
+import { loadProtos, ServiceNames } from '../../../src/extproc/proto.js';
 import { ExtProcStream } from '../../../src/extproc/stream.js';
 import type { ProcessingRequest, ProcessingResponse } from '../../../src/extproc/types.js';
 import { silentLogger } from '../../../src/util/logger.js';
 import { frame } from './h2-driver.js';
 
-/** Replies of a real ExtProcStream to `exchange` (4 request messages), grouped by the message that triggers them. */
+/** Replies of a real ExtProcStream to `exchange` (4 request messages), serialized (no gRPC frame prefix), grouped by the message that triggers them. */
 export async function recordReplies(exchange: readonly ProcessingRequest[], endpoint: string): Promise<Buffer[][]> {
   const ser = loadProtos().extProcService.Process!.responseSerialize as (m: ProcessingResponse) => Buffer;
   const director: RequestDirector = {
@@ -31,7 +38,7 @@ export async function recordReplies(exchange: readonly ProcessingRequest[], endp
   let ended = false;
   const s = new ExtProcStream(
     { director, maxBodyBytes: 8 << 20, maxResponseBufferBytes: 16 << 20, models: [], defaultBodyMode: 'duplex', observer: combineObservers(new ExtProcMetrics(new Registry()), new ExtProcLogging(logger)), logger },
-    { send: (m) => out[current]!.push(frame(ser(m))), end: () => (ended = true) },
+    { send: (m) => out[current]!.push(ser(m)), end: () => (ended = true) },
   );
   for (current = 0; current < exchange.length; current++) {
     s.push(exchange[current]!);
@@ -49,11 +56,45 @@ export interface NullExtProcServer {
 }
 
 /**
- * Starts the do-nothing server on 127.0.0.1. `replies[i]` is written after the (i+1)-th request
- * message of a stream; the half-close is answered with `grpc-status: 0` trailers.
+ * The do-nothing server on grpc-js, 127.0.0.1: messages stay bytes both ways (identity
+ * (de)serializers); `replies[i]` is written after the (i+1)-th request message, the half-close
+ * ends the call with OK.
+ */
+export async function startGrpcNullExtProc(replies: readonly Buffer[][]): Promise<NullExtProcServer> {
+  const server = new grpc.Server(grpcServerOptions({}, 64 << 20));
+  const identity = (b: Buffer): Buffer => b;
+  const service: grpc.ServiceDefinition = {
+    Process: {
+      path: `/${ServiceNames.extProc}/Process`,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+    },
+  };
+  server.addService(service, {
+    Process: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      let messages = 0;
+      call.on('data', () => {
+        for (const r of replies[messages++] ?? []) call.write(r);
+      });
+      call.on('end', () => call.end());
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return { port, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
+}
+
+/**
+ * The do-nothing server on bare node:http2, 127.0.0.1. `replies[i]` is written after the (i+1)-th
+ * request message of a stream; the half-close is answered with `grpc-status: 0` trailers.
  */
 export async function startNullExtProc(replies: readonly Buffer[][]): Promise<NullExtProcServer> {
-  const joined = replies.map((r) => (r.length === 0 ? undefined : Buffer.concat(r)));
+  const joined = replies.map((r) => (r.length === 0 ? undefined : Buffer.concat(r.map(frame))));
   const server = http2.createServer({ settings: { initialWindowSize: 1 << 20 } });
   server.on('session', (session) => {
     session.on('error', () => undefined);
