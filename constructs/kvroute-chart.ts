@@ -8,6 +8,7 @@ import { Chart, type ChartProps } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import type { DeploymentConfig } from './config/deployment-config.js';
+import { withRegistry } from './config/images.js';
 import { DeploymentNames } from './config/names.js';
 import { EndpointPicker } from './epp/endpoint-picker.js';
 import { buildEppConfig } from './epp/epp-config.js';
@@ -59,6 +60,9 @@ export class KvrouteChart extends Chart {
         nodeLabelValues: config.accelerator.nodeLabelValues,
         tolerations: config.accelerator.tolerations,
       });
+    // Images: from images.registry when set (same paths and tags), pulled with images.imagePullSecrets.
+    const image = (ref: string): string => withRegistry(ref, config.images.registry);
+    const imagePullSecrets = config.images.imagePullSecrets;
     const servers = new Map<typeof Roles.decode | typeof Roles.prefill, { parts: VllmServerParts; accelerator: Accelerator; replicas: number }>();
     for (const role of names.roles) {
       if (role !== Roles.decode && role !== Roles.prefill) continue;
@@ -67,8 +71,8 @@ export class KvrouteChart extends Chart {
       const parts = vllmServer({
         role,
         model: config.model.name,
-        image: config.images.vllm,
-        sidecarImage: config.images.routingSidecar,
+        image: image(config.images.vllm),
+        sidecarImage: image(config.images.routingSidecar),
         blockSize: config.kvCache.blockSize,
         hashAlgo: config.kvCache.hashAlgo,
         hashSeed: config.kvCache.hashSeed,
@@ -102,6 +106,7 @@ export class KvrouteChart extends Chart {
           server: s.parts,
           accelerator: s.accelerator,
           serviceAccountName: names.modelServer,
+          imagePullSecrets,
         });
       }
     } else {
@@ -110,6 +115,7 @@ export class KvrouteChart extends Chart {
         name: names.modelServiceBaseConfig,
         decode: { server: decode.parts, accelerator: decode.accelerator },
         ...(prefill ? { prefill: { server: prefill.parts, accelerator: prefill.accelerator } } : {}),
+        imagePullSecrets,
       });
       new ModelService(this, 'ModelService', {
         name: names.modelService,
@@ -137,7 +143,8 @@ export class KvrouteChart extends Chart {
     this.endpointPicker = new EndpointPicker(this, 'EndpointPicker', {
       name: names.epp,
       configMapName: names.eppConfig,
-      image: config.images.epp,
+      image: image(config.images.epp),
+      imagePullSecrets,
       eppConfig,
       podLabels: names.eppSelector,
       replicas: config.epp.replicas,
@@ -194,7 +201,8 @@ export class KvrouteChart extends Chart {
     if (config.redis.enabled) {
       const redis = new Redis(this, 'Redis', {
         name: names.redis,
-        image: config.images.redis,
+        image: image(config.images.redis),
+        imagePullSecrets,
         passwordSecret: config.redis.passwordSecret,
         podLabels: names.redisSelector,
         resources: config.redis.resources,

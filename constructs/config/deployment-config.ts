@@ -12,6 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { crossFieldProblems } from './cross-field-rules.js';
 import { eppPackageVersion } from './epp-version.js';
+import { REGISTRY_PATTERN, SECRET_NAME_PATTERN } from './images.js';
 
 /** RFC 1123 label: lower-case alphanumerics and '-', at most 63 characters. */
 const dnsLabel = z
@@ -121,6 +122,26 @@ const ImagesSchema = z.object({
   /** Defaults to the EPP package version (epp/package.json). */
   epp: image.default(`ghcr.io/kvroute/kvroute-epp:${eppPackageVersion()}`),
   redis: image.default('redis:7.4.2-alpine'),
+  /**
+   * Registry (host, optional port and path) every image above is pulled from instead of its own,
+   * under the same repository path and tag: with "registry.example.com/mirror", vLLM comes from
+   * "registry.example.com/mirror/vllm/vllm-openai:v0.11.0" and Redis (a Docker Hub official image)
+   * from "registry.example.com/mirror/library/redis:7.4.2-alpine".
+   * @default undefined (each image from its own registry)
+   */
+  registry: z
+    .string()
+    .regex(REGISTRY_PATTERN, 'must be a registry host with an optional path, no scheme and no trailing "/" (e.g. "registry.example.com/mirror"; the host needs a "." or a port, or is "localhost")')
+    .optional(),
+  /**
+   * Secrets (type kubernetes.io/dockerconfigjson, created in the namespace outside this repo) every
+   * pod of the chart — vLLM, EPP, Redis — uses to pull its images.
+   * @default [] (no imagePullSecrets field)
+   */
+  imagePullSecrets: z
+    .array(z.string().max(253).regex(SECRET_NAME_PATTERN, 'must be a Secret name (lower-case letters, digits, "-" and ".")'))
+    .refine((a) => new Set(a).size === a.length, 'lists a Secret twice; list each Secret once')
+    .default([]),
 });
 
 const GatewaySchema = z.object({

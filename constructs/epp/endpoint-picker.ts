@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { EppConfigPath, EppPortNames, EppPorts, type EppConfig, HfTokenEnv, RedisPasswordEnv } from '@kvroute/epp/contract';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { imagePullSecretRefs } from '../config/images.js';
 import { RestrictedSecurity } from '../security/pod-security.js';
 import { renderEppConfig } from './epp-config.js';
 import { EppRbac } from './epp-rbac.js';
@@ -55,6 +56,11 @@ export interface EndpointPickerProps {
    * @default {}
    */
   readonly labels?: Record<string, string>;
+  /**
+   * Secrets the pod uses to pull its images (Secret names in the namespace).
+   * @default [] (no imagePullSecrets field)
+   */
+  readonly imagePullSecrets?: readonly string[];
 }
 
 /** Key of the config file in the ConfigMap (file name of EppConfigPath). */
@@ -85,6 +91,7 @@ export class EndpointPicker extends Construct {
     if (c.index.backend === 'redis' && !props.redisPasswordSecret) {
       throw new Error(`EndpointPicker ${props.name}: eppConfig.index.backend is "redis" but no redisPasswordSecret was given; pass the Secret that holds the Redis password`);
     }
+    const pullSecrets = imagePullSecretRefs(props.imagePullSecrets, `EndpointPicker ${props.name}`);
     const labels = { ...(props.labels ?? {}), ...props.podLabels };
     const resources = props.resources ?? { cpu: '2', memory: '2Gi' };
     const security = RestrictedSecurity.forUser(props.runAsUser ?? 65532);
@@ -139,6 +146,7 @@ export class EndpointPicker extends Construct {
           },
           spec: {
             serviceAccountName: this.rbac.serviceAccountName,
+            ...(pullSecrets ? { imagePullSecrets: pullSecrets } : {}),
             terminationGracePeriodSeconds: 130,
             securityContext: security.pod(),
             ...(replicas > 1

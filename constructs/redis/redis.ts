@@ -5,6 +5,7 @@
  */
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { imagePullSecretRefs } from '../config/images.js';
 import { RestrictedSecurity } from '../security/pod-security.js';
 
 /** Props of {@link Redis}. */
@@ -40,6 +41,11 @@ export interface RedisProps {
    * @default {}
    */
   readonly labels?: Record<string, string>;
+  /**
+   * Secrets the pod uses to pull its images (Secret names in the namespace).
+   * @default [] (no imagePullSecrets field)
+   */
+  readonly imagePullSecrets?: readonly string[];
 }
 
 /** Env var the password is loaded into inside the pod. */
@@ -69,6 +75,7 @@ export class Redis extends Construct {
         `Redis ${props.name}: maxMemoryMiB ${maxMemoryMiB} is not below the memory limit ${resources.memory} (${limitMiB} MiB); Redis would be OOM-killed before it evicts. Lower maxMemoryMiB to about 75% of the limit`,
       );
     }
+    const pullSecrets = imagePullSecretRefs(props.imagePullSecrets, `Redis ${props.name}`);
     this.serviceName = props.name;
     this.port = props.port ?? 6379;
     const labels = { ...(props.labels ?? {}), ...props.podLabels };
@@ -94,6 +101,7 @@ export class Redis extends Construct {
           metadata: { labels: { ...props.podLabels }, annotations: { 'sidecar.istio.io/inject': 'false' } },
           spec: {
             automountServiceAccountToken: false,
+            ...(pullSecrets ? { imagePullSecrets: pullSecrets } : {}),
             securityContext: security.pod(),
             containers: [
               {

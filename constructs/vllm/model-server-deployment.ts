@@ -2,6 +2,7 @@
 import { ApiObjectMetadata } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
+import { imagePullSecretRefs } from '../config/images.js';
 import type { Accelerator } from './accelerator.js';
 import { toK8sContainer } from './container-spec.js';
 import type { VllmServerParts } from './vllm-server.js';
@@ -25,6 +26,11 @@ export interface ModelServerDeploymentProps {
    * @default 120
    */
   readonly terminationGracePeriodSeconds?: number;
+  /**
+   * Secrets the pod uses to pull its images (Secret names in the namespace).
+   * @default [] (no imagePullSecrets field)
+   */
+  readonly imagePullSecrets?: readonly string[];
 }
 
 /** vLLM pods as a Deployment: GPUs requested = limited, node affinity, tolerations, no surge (GPUs are scarce). */
@@ -37,6 +43,7 @@ export class ModelServerDeployment extends Construct {
     if (!Number.isInteger(props.replicas) || props.replicas < 0) {
       throw new Error(`ModelServerDeployment ${props.name}: replicas ${props.replicas} must be a whole number ≥ 0`);
     }
+    const pullSecrets = imagePullSecretRefs(props.imagePullSecrets, `ModelServerDeployment ${props.name}`);
     this.name = props.name;
     const metadata: ApiObjectMetadata = { name: props.name, labels: { ...(props.labels ?? {}), ...props.podLabels } };
     this.deployment = new k8s.KubeDeployment(this, 'Resource', {
@@ -50,6 +57,7 @@ export class ModelServerDeployment extends Construct {
           spec: {
             serviceAccountName: props.serviceAccountName,
             automountServiceAccountToken: false,
+            ...(pullSecrets ? { imagePullSecrets: pullSecrets } : {}),
             terminationGracePeriodSeconds: props.terminationGracePeriodSeconds ?? 120,
             affinity: props.accelerator.toAffinity(),
             tolerations: props.accelerator.toTolerations(),

@@ -9,6 +9,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { stringify } from 'yaml';
 import type { Accelerator } from './accelerator.js';
+import { imagePullSecretRefs } from '../config/images.js';
 import { toK8sContainer } from './container-spec.js';
 import type { VllmServerParts } from './vllm-server.js';
 
@@ -37,13 +38,19 @@ export interface ModelServiceBaseConfigProps {
    * @default {}
    */
   readonly labels?: Record<string, string>;
+  /**
+   * Secrets the operator-built pods use to pull their images (the ModelService CRD has no field for
+   * them, so they go into the Deployment templates).
+   * @default [] (no imagePullSecrets field)
+   */
+  readonly imagePullSecrets?: readonly string[];
 }
 
 /** Container fields the CRD cannot carry (the rest comes from the ModelService). */
 const BaseContainerFields = ['name', 'ports', 'startupProbe', 'readinessProbe', 'livenessProbe', 'volumeMounts', 'securityContext'] as const;
 
 /** The partial Deployment (YAML) the operator starts from for one role. */
-export function baseDeploymentTemplate(role: BaseConfigRole, terminationGracePeriodSeconds: number): string {
+export function baseDeploymentTemplate(role: BaseConfigRole, terminationGracePeriodSeconds: number, imagePullSecrets?: readonly { name: string }[]): string {
   const s = role.server;
   // Native sidecars become regular containers in ModelService mode (see model-service.ts).
   const containers = [...s.containers, ...s.initContainers.filter((c) => c.restartPolicy === 'Always')].map((c) => {
@@ -57,6 +64,7 @@ export function baseDeploymentTemplate(role: BaseConfigRole, terminationGracePer
       template: {
         spec: {
           automountServiceAccountToken: false,
+          ...(imagePullSecrets ? { imagePullSecrets } : {}),
           terminationGracePeriodSeconds,
           tolerations: role.accelerator.toTolerations().map((t) => k8s.toJson_Toleration(t)),
           containers,
@@ -80,11 +88,12 @@ export class ModelServiceBaseConfig extends Construct {
     super(scope, id);
     this.name = props.name;
     const grace = props.terminationGracePeriodSeconds ?? 120;
+    const pullSecrets = imagePullSecretRefs(props.imagePullSecrets, `ModelServiceBaseConfig ${props.name}`);
     this.configMap = new k8s.KubeConfigMap(this, 'Resource', {
       metadata: { name: props.name, labels: { ...(props.labels ?? {}) } },
       data: {
-        decodeDeployment: baseDeploymentTemplate(props.decode, grace),
-        ...(props.prefill ? { prefillDeployment: baseDeploymentTemplate(props.prefill, grace) } : {}),
+        decodeDeployment: baseDeploymentTemplate(props.decode, grace, pullSecrets),
+        ...(props.prefill ? { prefillDeployment: baseDeploymentTemplate(props.prefill, grace, pullSecrets) } : {}),
       },
     });
   }

@@ -24,6 +24,7 @@ describe('EndpointPicker with every prop', () => {
     redisPasswordSecret: { name: 'rp', key: 'pw' },
     runAsUser: 4242,
     labels: { team: 'ml' },
+    imagePullSecrets: ['regcred'],
   };
   const chart = Testing.chart();
   new EndpointPicker(chart, 'e', props);
@@ -31,7 +32,7 @@ describe('EndpointPicker with every prop', () => {
   const dep = objs.find((o) => o.kind === 'Deployment') as K8sObject;
   const spec = dep.spec as {
     replicas: number;
-    template: { spec: { securityContext: { runAsUser: number }; containers: { image: string; resources: unknown; env: { name: string; valueFrom: { secretKeyRef: { name: string; key: string } } }[] }[]; volumes: { configMap?: { name: string } }[] } };
+    template: { spec: { imagePullSecrets: { name: string }[]; securityContext: { runAsUser: number }; containers: { image: string; resources: unknown; env: { name: string; valueFrom: { secretKeyRef: { name: string; key: string } } }[] }[]; volumes: { configMap?: { name: string } }[] } };
   };
 
   it('every prop reaches the objects', () => {
@@ -39,6 +40,7 @@ describe('EndpointPicker with every prop', () => {
     expect(spec.template.spec.containers[0].image).toBe('registry.local/epp:9.9.9');
     expect(spec.template.spec.containers[0].resources).toEqual({ requests: { cpu: '3', memory: '3Gi' }, limits: { memory: '3Gi' } });
     expect(spec.template.spec.securityContext.runAsUser).toBe(4242);
+    expect(spec.template.spec.imagePullSecrets).toEqual([{ name: 'regcred' }]);
     expect(spec.template.spec.containers[0].env.map((e) => [e.name, e.valueFrom.secretKeyRef.name, e.valueFrom.secretKeyRef.key])).toEqual([
       ['HF_TOKEN', 'hf', 'tok'],
       ['KVROUTE_REDIS_PASSWORD', 'rp', 'pw'],
@@ -62,6 +64,7 @@ describe('Redis with every prop', () => {
     port: 6380,
     runAsUser: 1001,
     labels: { team: 'ml' },
+    imagePullSecrets: ['kv-pull'],
   };
   const chart = Testing.chart();
   const r = new Redis(chart, 'r', props);
@@ -70,12 +73,13 @@ describe('Redis with every prop', () => {
   it('every prop reaches the objects', () => {
     expect(r.port).toBe(6380);
     const dep = objs.find((o) => o.kind === 'Deployment') as K8sObject;
-    const c = (dep.spec as { template: { spec: { securityContext: { runAsUser: number }; containers: { image: string; args: string[]; ports: { containerPort: number }[] }[] } } }).template.spec;
+    const c = (dep.spec as { template: { spec: { imagePullSecrets: { name: string }[]; securityContext: { runAsUser: number }; containers: { image: string; args: string[]; ports: { containerPort: number }[] }[] } } }).template.spec;
     expect(c.containers[0].image).toBe('valkey/valkey:8.0.2');
     expect(c.containers[0].args.slice(0, 2)).toEqual(['--port', '6380']);
     expect(c.containers[0].args).toContain('3000mb');
     expect(c.containers[0].ports[0].containerPort).toBe(6380);
     expect(c.securityContext.runAsUser).toBe(1001);
+    expect(c.imagePullSecrets).toEqual([{ name: 'kv-pull' }]);
     const svc = objs.find((o) => o.kind === 'Service') as K8sObject;
     expect((svc.spec as { ports: { port: number }[] }).ports[0].port).toBe(6380);
     for (const o of objs) expect(o.metadata.labels).toMatchObject({ team: 'ml', app: 'kv' });
