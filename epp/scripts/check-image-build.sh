@@ -22,11 +22,11 @@ fail=0
 
 echo "== Dockerfile: the steps replayed here are the Dockerfile's"
 for line in \
-  'ARG NODE_IMAGE=node:' \
-  'FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS compile' \
+  'FROM --platform=$BUILDPLATFORM node:' \
+  '-bookworm-slim AS compile' \
   'RUN npm ci --workspace epp --include-workspace-root=false --ignore-scripts --no-audit --no-fund' \
   'RUN npm run build -w epp' \
-  'FROM --platform=$BUILDPLATFORM ${NODE_IMAGE} AS deps' \
+  '-bookworm-slim AS deps' \
   'npm ci --omit=dev --workspace epp --include-workspace-root=false --ignore-scripts' \
   '--os="$TARGETOS" --cpu="$cpu" --no-audit --no-fund' \
   'COPY --from=deps /src/node_modules ./node_modules' \
@@ -34,9 +34,10 @@ for line in \
   'USER 65532:65532'; do
   grep -qF -- "$line" "$dockerfile" || { echo "FAIL: epp/Dockerfile no longer contains '$line': update this script with it"; fail=1; }
 done
-image_node=$(sed -nE 's/^ARG NODE_IMAGE=node:([0-9]+\.[0-9]+\.[0-9]+)-.*/\1/p' "$dockerfile")
+image_node=$(sed -nE 's/^FROM (--platform=\S+ )?node:([0-9]+\.[0-9]+\.[0-9]+)-bookworm-slim.*/\2/p' "$dockerfile" | sort -u)
 dev_node=$(node -p "require('$root/package.json').devDependencies.node")
-[ "$image_node" = "$dev_node" ] || { echo "FAIL: the image's Node ($image_node, epp/Dockerfile NODE_IMAGE) differs from the tests' Node ($dev_node, package.json devDependencies.node); use one exact version"; fail=1; }
+[ "$(grep -c '^FROM ' "$dockerfile")" = 3 ] && [ "$(printf '%s\n' "$image_node" | grep -c .)" = 1 ] || { echo "FAIL: the 3 stages of epp/Dockerfile must use one exact node:X.Y.Z-bookworm-slim (got: $(grep '^FROM ' "$dockerfile" | tr '\n' ';'))"; fail=1; }
+[ "$image_node" = "$dev_node" ] || { echo "FAIL: the image's Node ($image_node, epp/Dockerfile FROM lines) differs from the tests' Node ($dev_node, package.json devDependencies.node); use one exact version"; fail=1; }
 [ "$(node -p 'process.versions.node')" = "$dev_node" ] || echo "note: checking with Node $(node -v), the image has $image_node"
 
 echo "== compile stage (npm ci of the epp workspace, no scripts; COPY epp; build)"
