@@ -295,6 +295,8 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       script: 'src/cli/run.ts',
       cwd: EPP_DIR,
       ready: /kvroute-epp started/,
+      // Five processes load the tokenizer at once; on a busy machine that takes a while.
+      readyTimeoutMs: 90_000,
       args: [
         'serve',
         '--model', MODEL,
@@ -318,6 +320,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
           script: 'lab/sim/server/main.ts',
           cwd: EPP_DIR,
           ready: /"ready":true/,
+          readyTimeoutMs: 90_000,
           args: [
             '--port', String(port),
             '--tokenizer', podTokenizer,

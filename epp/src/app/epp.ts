@@ -11,7 +11,7 @@
  * and stops them in reverse order: readiness drops first, open ext_proc streams are drained.
  */
 import { readFileSync } from 'node:fs';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { ScoreService, type PromptTokenizer } from '../http/score.js';
 import type { EppConfig } from '../contract/config.js';
 import { EndpointStore, type Endpoint } from '../datalayer/endpoint-store.js';
@@ -26,6 +26,8 @@ import { PrefixScorer } from '../kvindex/scorer.js';
 import type { Index } from '../kvindex/types.js';
 import { podEventAddresses } from '../kvevents/addresses.js';
 import { KvEventPool } from '../kvevents/pool.js';
+import { loadSnapshot, saveSnapshot, SnapshotError, type SnapshotFingerprint } from '../kvindex/backends/snapshot.js';
+import { ConfigReloader } from './config-reload.js';
 import { buildScheduler } from '../scheduling/build.js';
 import { SchedulingDirector } from '../scheduling/director.js';
 import { CacheAccuracy } from '../accuracy/cache-accuracy.js';
@@ -51,6 +53,12 @@ export interface EppRuntimeOptions {
    * @default 10000
    */
   readonly drainMs?: number;
+  /**
+   * Reload the config file when it changes (`serve --config`): `load` reads and validates it (with
+   * the flags on top); see config-reload.ts for what is applied live.
+   * @default undefined (no reload)
+   */
+  readonly reload?: { readonly file: string; readonly load: () => EppConfig; readonly intervalMs?: number };
 }
 
 /** The endpoint a static config entry describes. */
@@ -86,6 +94,16 @@ export class EppRuntime {
   private extproc: ExtProcServer | undefined;
   private ready = false;
   private readonly drainMs: number;
+  private readonly memoryIndex: MemoryIndex | undefined;
+  private snapshotTimer: NodeJS.Timeout | undefined;
+  private snapshotSaving: Promise<void> = Promise.resolve();
+  private readonly snapshotMetrics: { loads: Counter<'result'>; saves: Counter<'result'>; dropped: Counter; keys: Gauge } | undefined;
+  private reloader: ConfigReloader | undefined;
+  private readonly reloadOpts: EppRuntimeOptions['reload'];
+  /** Set once the snapshot was loaded (a runtime that failed before must not overwrite it). */
+  private started = false;
+  /** Admission settings in effect (swapped by a config reload). */
+  private liveAdmission: EppConfig['admission'];
   /** Bound ports after start. */
   httpPort = 0;
   grpcPort = 0;
@@ -100,6 +118,8 @@ export class EppRuntime {
     const env = opts.env ?? process.env;
     this.env = env;
     this.drainMs = opts.drainMs ?? 10_000;
+    this.reloadOpts = opts.reload;
+    this.liveAdmission = config.admission;
     this.logger = opts.logger ?? createLogger(config.logLevel);
     collectDefaultMetrics({ register: this.registry });
     new Gauge({
@@ -123,7 +143,17 @@ export class EppRuntime {
       });
     } else {
       backend = new MemoryIndex({ memoryBudgetBytes: ic.memoryBudgetBytes, registry: this.registry });
+      this.memoryIndex = backend as MemoryIndex;
     }
+    this.snapshotMetrics =
+      ic.backend === 'memory' && ic.snapshot
+        ? {
+            loads: new Counter({ name: 'kvroute_index_snapshot_loads_total', help: 'Index snapshot loads at start by result: ok, absent, corrupt, foreign (refused).', labelNames: ['result'], registers: [this.registry] }),
+            saves: new Counter({ name: 'kvroute_index_snapshot_saves_total', help: 'Index snapshot writes by result (ok, error).', labelNames: ['result'], registers: [this.registry] }),
+            dropped: new Counter({ name: 'kvroute_index_snapshot_dropped_entries_total', help: 'Snapshot entries dropped at load because their pod is no longer an endpoint.', registers: [this.registry] }),
+            keys: new Gauge({ name: 'kvroute_index_snapshot_keys', help: 'Request keys in the last snapshot written or loaded.', registers: [this.registry] }),
+          }
+        : undefined;
     this.index = new InstrumentedIndex(backend, { registry: this.registry });
     this.indexer = new Indexer({
       index: this.index,
@@ -200,7 +230,7 @@ export class EppRuntime {
       model: config.model,
       tokenizer: this.tokenizerView(),
       registry: this.registry,
-      admission: config.admission,
+      admission: this.admissionView(),
       objectivePriority: (name) => this.objectives?.priorityOf(name),
       accuracy: this.accuracy,
     });
@@ -216,6 +246,92 @@ export class EppRuntime {
       throw err;
     }
     return rt;
+  }
+
+  /** Admission options that always read the settings in effect (a reload swaps them). */
+  private admissionView(): EppConfig['admission'] {
+    this.liveAdmission = this.config.admission;
+    const live = (): EppConfig['admission'] => this.liveAdmission;
+    return {
+      get objectives() {
+        return live().objectives;
+      },
+      get queueDepthThreshold() {
+        return live().queueDepthThreshold;
+      },
+      get kvCacheUtilThreshold() {
+        return live().kvCacheUtilThreshold;
+      },
+      get watchObjectives() {
+        return live().watchObjectives;
+      },
+    };
+  }
+
+  private snapshotFingerprint(): SnapshotFingerprint {
+    const c = this.config;
+    return { model: c.model, blockSize: c.blockSize, hashSeed: c.hashSeed, hashAlgo: c.hashAlgo };
+  }
+
+  /** Loads the index snapshot (memory index with `index.snapshot`); a bad one is refused, logged and counted. */
+  private async loadIndexSnapshot(): Promise<void> {
+    const ic = this.config.index;
+    if (ic.backend !== 'memory' || !ic.snapshot || !this.memoryIndex) return;
+    const d = this.config.discovery;
+    const keep = d.mode === 'static' ? new Set(d.endpoints.map((e) => e.address)) : undefined;
+    const t0 = Date.now();
+    try {
+      const r = await loadSnapshot(ic.snapshot.path, this.memoryIndex, this.snapshotFingerprint(), keep ? (pod) => keep.has(pod) : undefined);
+      if (!r) {
+        this.snapshotMetrics?.loads.inc({ result: 'absent' });
+        this.logger.info({ path: ic.snapshot.path }, 'no index snapshot yet; starting with an empty index');
+        return;
+      }
+      this.pool.restoreWatermarks(r.seqs);
+      this.snapshotMetrics?.loads.inc({ result: 'ok' });
+      this.snapshotMetrics?.dropped.inc(r.droppedEntries);
+      this.snapshotMetrics?.keys.set(r.keys);
+      this.logger.info(
+        { path: ic.snapshot.path, keys: r.keys, entries: r.entries, droppedEntries: r.droppedEntries, droppedPods: r.droppedPods, createdAt: r.createdAt, ms: Date.now() - t0 },
+        'index snapshot loaded',
+      );
+    } catch (err) {
+      if (!(err instanceof SnapshotError)) throw err;
+      this.snapshotMetrics?.loads.inc({ result: err.reason });
+      this.logger.error({ path: ic.snapshot.path, reason: err.reason, err: err.message }, `index snapshot refused: ${err.message}`);
+    }
+  }
+
+  /** Drops snapshot entries of pods that discovery no longer lists (kubernetes discovery). */
+  private async dropAbsentSnapshotPods(): Promise<void> {
+    if (!this.snapshotMetrics || this.config.discovery.mode === 'static') return;
+    const present = new Set(this.store.list().map((e) => e.address));
+    for (const pod of this.pool.watermarks().keys()) {
+      if (present.has(pod)) continue;
+      await this.pool.removePod(pod);
+      this.logger.info({ pod }, 'snapshot entries of a pod no longer in the pool dropped');
+    }
+  }
+
+  /** Writes the index snapshot now (periodic timer and shutdown); failures are logged and counted. */
+  saveIndexSnapshot(): Promise<void> {
+    const ic = this.config.index;
+    if (ic.backend !== 'memory' || !ic.snapshot || !this.memoryIndex) return Promise.resolve();
+    const path = ic.snapshot.path;
+    const index = this.memoryIndex;
+    this.snapshotSaving = this.snapshotSaving.then(async () => {
+      const t0 = Date.now();
+      try {
+        const s = await saveSnapshot(path, index, this.snapshotFingerprint(), this.pool.watermarks());
+        this.snapshotMetrics?.saves.inc({ result: 'ok' });
+        this.snapshotMetrics?.keys.set(s.keys);
+        this.logger.debug({ path, ...s, ms: Date.now() - t0 }, 'index snapshot written');
+      } catch (err) {
+        this.snapshotMetrics?.saves.inc({ result: 'error' });
+        this.logger.error({ path, err: (err as Error).message }, `writing the index snapshot ${path} failed`);
+      }
+    });
+    return this.snapshotSaving;
   }
 
   /** The ZMQ endpoint the event pool bound (bind mode). */
@@ -239,6 +355,8 @@ export class EppRuntime {
 
   private async startComponents(): Promise<void> {
     const c = this.config;
+    await this.loadIndexSnapshot();
+    this.started = true;
     await this.pool.start();
     if (c.discovery.mode === 'static') {
       this.store.replaceAll(c.discovery.endpoints.map(staticEndpoint));
@@ -261,6 +379,11 @@ export class EppRuntime {
         // Not awaited: a slow API server must not hold readiness for an optional input.
         void this.objectives.start();
       }
+    }
+    await this.dropAbsentSnapshotPods();
+    if (c.index.backend === 'memory' && c.index.snapshot) {
+      this.snapshotTimer = setInterval(() => void this.saveIndexSnapshot(), c.index.snapshot.intervalMs);
+      this.snapshotTimer.unref();
     }
     this.scraper.start();
     if (c.tokenizer.path || c.tokenizer.hfRepo) {
@@ -294,6 +417,20 @@ export class EppRuntime {
       }),
     });
     this.httpPort = await this.http.listen(c.server.httpPort, c.server.host);
+    if (this.reloadOpts) {
+      this.reloader = new ConfigReloader({
+        file: this.reloadOpts.file,
+        load: this.reloadOpts.load,
+        current: c,
+        apply: (next) => {
+          this.liveAdmission = next.admission;
+        },
+        logger: this.logger.child({ component: 'config' }),
+        registry: this.registry,
+        ...(this.reloadOpts.intervalMs !== undefined ? { intervalMs: this.reloadOpts.intervalMs } : {}),
+      });
+      this.reloader.start();
+    }
     this.ready = true;
     this.logger.info(
       { grpcPort: this.grpcPort, healthPort: this.healthPort, httpPort: this.httpPort, zmq: this.zmqEndpoint, model: c.model, blockSize: c.blockSize, hashAlgo: c.hashAlgo, index: c.index.backend, endpoints: this.store.size },
@@ -304,6 +441,9 @@ export class EppRuntime {
   /** Stops in reverse order; safe to call twice. */
   async stop(): Promise<void> {
     this.ready = false;
+    this.reloader?.stop();
+    if (this.snapshotTimer) clearInterval(this.snapshotTimer);
+    this.snapshotTimer = undefined;
     if (this.extproc) {
       const r = await this.extproc.stop(this.drainMs).catch(() => undefined);
       if (r && r.forcedStreams > 0) this.logger.warn({ forcedStreams: r.forcedStreams }, 'ext_proc streams cancelled at shutdown');
@@ -314,6 +454,8 @@ export class EppRuntime {
     await this.objectives?.stop().catch(() => undefined);
     await this.scraper.stop();
     await this.pool.stop().catch(() => undefined);
+    // After the pool drained: the snapshot holds every applied batch and matching watermarks.
+    if (this.started) await this.saveIndexSnapshot();
     await this.index.close().catch(() => undefined);
   }
 }

@@ -21,7 +21,10 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
   // V8 flags come from node's command line (the image's ENTRYPOINT); here they are only checked.
   const v8 = servingV8Flags();
   try {
-    const rt = await EppRuntime.start(config);
+    // --config FILE is watched: a valid change is applied (or named as needing a restart), an
+    // invalid one is logged and the running config kept (app/config-reload.ts).
+    const file = configFileArg(argv);
+    const rt = await EppRuntime.start(config, file ? { reload: { file, load: () => configFromServeArgs(argv) ?? config } } : {});
     rt.logger.info({ v8Flags: v8.present }, 'V8 flags for serving');
     if (v8.missing.length > 0) {
       const flags = v8.missing.join(' ');
@@ -35,4 +38,14 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
   }
+}
+
+/** The `--config` file of serve's argv, if any. */
+export function configFileArg(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--config') return argv[i + 1];
+    if (a.startsWith('--config=')) return a.slice('--config='.length);
+  }
+  return undefined;
 }

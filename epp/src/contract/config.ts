@@ -65,6 +65,20 @@ export const IndexSchema = z.discriminatedUnion('backend', [
     backend: z.literal('memory'),
     /** Memory budget of the in-memory index in bytes; least recently used keys are evicted past it. */
     memoryBudgetBytes: z.number().int().min(1 << 20).default(512 * 1024 * 1024),
+    /**
+     * Snapshot file of the index (kvindex/backends/snapshot.ts): loaded at start, written every
+     * `intervalMs` and on shutdown, so a restarted EPP starts warm instead of empty.
+     * @default undefined (no snapshot: a restart starts with an empty index)
+     */
+    snapshot: z
+      .object({
+        /** File path (a volume that outlives the container, e.g. an emptyDir). */
+        path: z.string().min(1),
+        /** Time between periodic snapshots. @default 30000 */
+        intervalMs: z.number().int().min(1000).default(30_000),
+      })
+      .strict()
+      .optional(),
   }),
   z.object({
     backend: z.literal('redis'),

@@ -302,6 +302,22 @@ export class KvEventPool {
     return this.seqs.get(pod)?.get(dpRank);
   }
 
+  /** Copy of every pod's last applied seq per data-parallel rank (for index snapshots). */
+  watermarks(): Map<string, Map<number, bigint>> {
+    const out = new Map<string, Map<number, bigint>>();
+    for (const [pod, ranks] of this.seqs) out.set(pod, new Map(ranks));
+    return out;
+  }
+
+  /**
+   * Seeds the sequence state from a loaded index snapshot, before events flow: a pod's next batch
+   * is then checked against the snapshot's watermark (a gap is replayed or marks the pod stale; a
+   * seq that went back means the pod restarted and clears its entries).
+   */
+  restoreWatermarks(seqs: ReadonlyMap<string, ReadonlyMap<number, bigint>>): void {
+    for (const [pod, ranks] of seqs) if (!this.seqs.has(pod)) this.seqs.set(pod, new Map(ranks));
+  }
+
   async start(): Promise<void> {
     if (this.sub) return;
     this.closing = false;

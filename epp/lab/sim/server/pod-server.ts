@@ -1,7 +1,8 @@
 /**
  * A simulated vLLM pod as a real HTTP server: the step-level model (../pod.ts) driven in real time
  * (simulated time = wall time since start × speedup), OpenAI-compatible `/v1/completions` and
- * `/v1/chat/completions` (JSON or SSE with a final usage chunk), `/metrics` in vLLM's names,
+ * `/v1/chat/completions` (JSON, or SSE with a final usage chunk when `stream_options.include_usage`;
+ * usage carries `prompt_tokens_details.cached_tokens` as vLLM's with `--enable-prompt-tokens-details`), `/metrics` in vLLM's names,
  * `/health`, vLLM's `POST /reset_prefix_cache`, `GET /sim/stats` (simulated TTFTs, for the demo),
  * `GET|POST /sim/fault` (fault switches of the drill: stall the engine, hang `/metrics`; faults.ts),
  * and the model's KV events published over ZMQ.
@@ -322,7 +323,8 @@ export class SimPodServer {
     });
     event({ id, object: chunkObject, created, model: this.opts.model, choices: [choice(seq.generated - 1, 'length', true)] });
     const so = body.stream_options;
-    if (!isRecord(so) || so.include_usage !== false) event({ id, object: chunkObject, created, model: this.opts.model, choices: [], usage: usage() });
+    // Like vLLM: the usage chunk only when the client asked for it.
+    if (isRecord(so) && so.include_usage === true) event({ id, object: chunkObject, created, model: this.opts.model, choices: [], usage: usage() });
     res.end('data: [DONE]\n\n');
   }
 }

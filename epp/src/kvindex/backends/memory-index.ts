@@ -385,6 +385,25 @@ export class MemoryIndex implements Index, RawIndexWriter {
     };
   }
 
+  /**
+   * Visits every request key from the least to the most recently used (so re-adding them in this
+   * order restores the LRU order), with its holders (reference counts) and the engine keys mapped
+   * onto it. For snapshots (snapshot.ts); the callback must not modify the index.
+   */
+  forEachRecord(visit: (key: BlockKey, holders: readonly { entry: PodEntry; count: number }[], engineKeys: readonly BlockKey[]) => void): void {
+    for (let slot = this.lruTail; slot !== NIL; slot = this.kPrev[slot] as number) {
+      const holders: { entry: PodEntry; count: number }[] = [];
+      for (let h = this.kHolders[slot] as number; h !== NIL; h = this.hPN[2 * h + 1] as number) {
+        holders.push({ entry: this.ptEntry[this.hPN[2 * h] as number] as PodEntry, count: this.hCount[h] as number });
+      }
+      const engineKeys: BlockKey[] = [];
+      for (let e = this.kEdges[slot] as number; e !== NIL; e = this.eNextR[e] as number) {
+        engineKeys.push(fromHalves(this.eKey[2 * e + 1] as number, this.eKey[2 * e] as number));
+      }
+      visit(fromHalves(this.kKey[2 * slot + 1] as number, this.kKey[2 * slot] as number), holders, engineKeys);
+    }
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Index
 

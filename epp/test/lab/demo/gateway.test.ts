@@ -99,7 +99,7 @@ describe('DemoGateway', () => {
   }, 30000);
 
   it('passes an SSE response through the ext_proc response phase intact', async () => {
-    const r = await post(kvPort, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'stream me a short answer please' }], max_tokens: 3, stream: true });
+    const r = await post(kvPort, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'stream me a short answer please' }], max_tokens: 3, stream: true, stream_options: { include_usage: true } });
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toBe('text/event-stream');
     const text = await r.text();

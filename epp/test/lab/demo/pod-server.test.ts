@@ -94,10 +94,10 @@ describe('SimPodServer', () => {
     expect([...first.tokenIds]).toEqual(full.slice(0, first.blockHashes.length * 16));
   });
 
-  it('streams a chat completion as SSE chunks with a final usage chunk and [DONE]', async () => {
+  it('streams a chat completion as SSE chunks with a final usage chunk (include_usage) and [DONE]', async () => {
     const messages = [{ role: 'user', content: PROMPT }];
     const ids = await tok.tokenizeChat(MODEL, messages);
-    const r = await post('/v1/chat/completions', { model: MODEL, messages, max_tokens: 4, stream: true });
+    const r = await post('/v1/chat/completions', { model: MODEL, messages, max_tokens: 4, stream: true, stream_options: { include_usage: true } });
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toBe('text/event-stream');
     const events = (await r.text()).split('\n\n').filter(Boolean);
@@ -108,12 +108,16 @@ describe('SimPodServer', () => {
     expect(chunks[chunks.length - 2]?.choices[0]?.finish_reason).toBe('length');
     const usage = chunks[chunks.length - 1]?.usage;
     expect(usage).toMatchObject({ prompt_tokens: ids.length, completion_tokens: 4, total_tokens: ids.length + 4 });
+    expect(typeof (usage as { prompt_tokens_details?: { cached_tokens?: unknown } }).prompt_tokens_details?.cached_tokens).toBe('number');
     const text = chunks.flatMap((c) => c.choices.map((ch) => ch.delta.content)).join('');
     expect(text.trim().split(' ')).toHaveLength(4);
   });
 
-  it('omits the usage chunk when stream_options.include_usage is false', async () => {
-    const r = await post('/v1/completions', { model: MODEL, prompt: 'short prompt here', max_tokens: 2, stream: true, stream_options: { include_usage: false } });
+  it.each([
+    ['is false', { stream_options: { include_usage: false } }],
+    ['is not given (vLLM sends usage only when asked)', {}],
+  ])('omits the usage chunk when stream_options.include_usage %s', async (_what, extra) => {
+    const r = await post('/v1/completions', { model: MODEL, prompt: 'short prompt here', max_tokens: 2, stream: true, ...extra });
     const body = await r.text();
     expect(body).not.toContain('"usage"');
     expect(body).toContain('data: [DONE]');
