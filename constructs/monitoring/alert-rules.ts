@@ -7,8 +7,9 @@
  * Label conventions the expressions rely on:
  * - Prometheus adds `namespace` (and `pod`, `instance`, `job`) to every scraped series; vLLM adds
  *   `model_name`.
- * - The EPP's per-pod metrics carry `pod` = the model-server pod; its ServiceMonitor keeps that label
- *   (`honorLabels`), so `pod` means the same pod in vLLM's and the EPP's series.
+ * - The EPP's per-pod metrics carry their own `pod` label (the model-server pod it routed to); its
+ *   ServiceMonitor keeps that label (`honorLabels`) instead of renaming it `exported_pod`, and the
+ *   EPP replica stays in `instance`.
  */
 import { EppMetrics, PlatformMetrics, VllmMetrics } from './metric-names.js';
 import { RequestErrorCodes } from '@kvroute/epp/contract';

@@ -58,8 +58,8 @@ export interface EppServiceMonitorProps {
 
 /**
  * ServiceMonitor for the EPP Service's metrics port. `honorLabels` keeps the EPP's own `pod` label
- * (the model-server pod its per-pod metrics are about) instead of renaming it `exported_pod`, so
- * `pod` means the same pod in the EPP's and vLLM's series; the EPP replica is in `instance`.
+ * (the model-server pod its per-pod metrics are about) instead of renaming it `exported_pod`; the
+ * EPP replica is in `instance`.
  */
 export class EppServiceMonitor extends Construct {
   readonly resource: ServiceMonitor;

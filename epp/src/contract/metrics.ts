@@ -257,7 +257,8 @@ export const TokenizationMetrics = {
  * Predicted versus actual prefix-cache hits, per picked pod. "Predicted" is the number of prompt
  * tokens the EPP expected the picked pod to have cached (its index's prefix match); "actual" is what
  * vLLM reported in the response's `usage.prompt_tokens_details.cached_tokens`. Only requests whose
- * response carried a usage report are counted, in all of these.
+ * response carried a usage report are counted, in all of these. The `pod` label names the picked
+ * model-server pod.
  */
 export const CachePredictionMetrics = {
   predictedTokens: {
