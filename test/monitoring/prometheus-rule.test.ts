@@ -9,7 +9,7 @@ import { formatError, isKnownKind, validateObject } from '../schema/validate.js'
 const rule = findObject(synthObjects(parseDeploymentConfig({})), 'PrometheusRule', 'kvroute-alerts');
 type Spec = { groups: { name: unknown; rules: Record<string, unknown>[] }[] };
 const broken = (edit: (spec: Spec) => void): unknown => {
-  const copy = structuredClone(rule) as { spec: Spec };
+  const copy = structuredClone(rule) as unknown as { spec: Spec };
   edit(copy.spec);
   return copy;
 };

@@ -17,7 +17,7 @@ import type { EppConfig } from '../contract/config.js';
 import { EndpointStore, type Endpoint } from '../datalayer/endpoint-store.js';
 import { InferenceObjectiveWatch } from '../datalayer/k8s-objectives.js';
 import { KubernetesDiscovery } from '../datalayer/k8s-discovery.js';
-import { MetricsScraper } from '../datalayer/metrics-scraper.js';
+import { MetricsScraper, metricNamesFrom, metricsUrlFor, type MetricsLocation } from '../datalayer/metrics-scraper.js';
 import { Indexer } from '../kvindex/indexer.js';
 import { InstrumentedIndex } from '../kvindex/backends/instrumented-index.js';
 import { MemoryIndex } from '../kvindex/backends/memory-index.js';
@@ -62,8 +62,8 @@ export interface EppRuntimeOptions {
 }
 
 /** The endpoint a static config entry describes. */
-export function staticEndpoint(e: { address: string; name: string; role: Endpoint['role']; metricsUrl?: string }): Endpoint {
-  return { address: e.address, name: e.name, role: e.role, metricsUrl: e.metricsUrl ?? `http://${e.address}/metrics` };
+export function staticEndpoint(e: { address: string; name: string; role: Endpoint['role']; metricsUrl?: string }, location?: MetricsLocation): Endpoint {
+  return { address: e.address, name: e.name, role: e.role, metricsUrl: e.metricsUrl ?? metricsUrlFor(e.address, location) };
 }
 
 function readServiceAccountNamespace(): string | undefined {
@@ -172,6 +172,8 @@ export class EppRuntime {
       timeoutMs: config.scheduling.scrapeTimeoutMs,
       expectedBlockSize: config.blockSize,
       registry: this.registry,
+      metricNames: metricNamesFrom(config.scheduling.modelServerMetrics),
+      insecureSkipVerify: config.scheduling.modelServerMetrics?.insecureSkipVerify ?? false,
     });
 
     // 4. events, and the check of predicted against actual cache hits they feed
@@ -359,23 +361,30 @@ export class EppRuntime {
     this.started = true;
     await this.pool.start();
     if (c.discovery.mode === 'static') {
-      this.store.replaceAll(c.discovery.endpoints.map(staticEndpoint));
+      const location = c.scheduling.modelServerMetrics;
+      this.store.replaceAll(c.discovery.endpoints.map((e) => staticEndpoint(e, location)));
     } else {
-      const namespace = c.discovery.poolNamespace ?? this.env.POD_NAMESPACE ?? readServiceAccountNamespace();
+      const d = c.discovery;
+      // llm-d's EPP falls back to the NAMESPACE env (its chart sets it from the downward API)
+      const namespace = (d.mode === 'selector' ? d.namespace : d.poolNamespace) ?? this.env.POD_NAMESPACE ?? this.env.NAMESPACE ?? readServiceAccountNamespace();
       if (!namespace) {
         throw new Error('discovery.poolNamespace is unset and the namespace is unknown: set discovery.poolNamespace or the POD_NAMESPACE env (downward API)');
       }
       const kubeConfig = KubernetesDiscovery.defaultConfig();
+      const location = c.scheduling.modelServerMetrics;
       this.discovery = new KubernetesDiscovery({
         store: this.store,
         logger: this.logger.child({ component: 'discovery' }),
-        poolName: c.discovery.poolName,
+        poolName: d.mode === 'kubernetes' ? d.poolName : '',
+        ...(d.mode === 'kubernetes' && d.poolGroup ? { poolGroup: d.poolGroup } : {}),
+        ...(d.mode === 'selector' ? { selector: { labels: d.selector, ports: d.targetPorts } } : {}),
+        metricsUrl: (address) => metricsUrlFor(address, location),
         namespace,
         kubeConfig,
       });
       await this.discovery.start();
-      if (c.admission.watchObjectives) {
-        this.objectives = new InferenceObjectiveWatch({ logger: this.logger.child({ component: 'objectives' }), poolName: c.discovery.poolName, namespace, kubeConfig });
+      if (c.admission.watchObjectives && d.mode === 'kubernetes') {
+        this.objectives = new InferenceObjectiveWatch({ logger: this.logger.child({ component: 'objectives' }), poolName: d.poolName, namespace, kubeConfig });
         // Not awaited: a slow API server must not hold readiness for an optional input.
         void this.objectives.start();
       }

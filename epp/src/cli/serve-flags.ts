@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { parseEppConfig, type EppConfig, type StaticEndpoint } from '../contract/config.js';
 import { EppPorts, HashAlgos } from '../contract/names.js';
+import { ANY_MODEL, llmdSetup, splitLlmdArgs } from './llmd-flags.js';
 
 export const SERVE_USAGE = `Usage: kvroute-epp serve [flags] [--config file.yaml]
 
@@ -30,6 +31,18 @@ Flags (override the config file):
   --redis-url <url>          use the Redis index (redis://host:port; password from KVROUTE_REDIS_PASSWORD)
   --log-level <l>            trace | debug | info | warn | error                 [info]
   -h, --help                 this help
+
+llm-d Router EPP flags (its Helm chart's command line works unchanged; see README
+"Replacing the llm-d Router's EPP"): --pool-name, --pool-namespace, --pool-group,
+--endpoint-selector, --endpoint-target-ports, --config-file, --config-text (an
+EndpointPickerConfig or an EppConfig), --grpc-health-port, --metrics-port,
+--secure-serving, --cert-path, --enable-cert-reload, --refresh-metrics-interval,
+--metrics-staleness-threshold, --total-queued-requests-metric,
+--total-running-requests-metric, --kv-cache-usage-percentage-metric, --cache-info-metric,
+--lora-info-metric, --model-server-metrics-scheme|-path|-port, --zap-encoder,
+--zap-log-level, --v, and the accepted-and-reported --ha-enable-leader-election,
+--tracing, --health-checking, --enable-pprof, --metrics-endpoint-auth=false,
+--refresh-prometheus-metrics-interval. --endpoints replaces the pool's discovery.
 `;
 
 /** Thrown for bad flags; the CLI prints it and exits 2. */
@@ -88,10 +101,16 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /** Builds and validates the EPP config from serve's argv. Returns undefined for --help. */
 export function configFromServeArgs(argv: readonly string[]): EppConfig | undefined {
+  return serveSetupFromArgs(argv)?.config;
+}
+
+/** The config, plus notes to log at start (llm-d flags and config fields accepted without effect). */
+export function serveSetupFromArgs(argv: readonly string[]): { config: EppConfig; notes: string[] } | undefined {
+  const { llmd, rest } = splitLlmdArgs(argv);
   let parsed;
   try {
     parsed = parseArgs({
-      args: [...argv],
+      args: rest,
       allowPositionals: false,
       strict: true,
       options: {
@@ -119,9 +138,12 @@ export function configFromServeArgs(argv: readonly string[]): EppConfig | undefi
   }
   const f = parsed.values;
   if (f.help) return undefined;
-  const base = f.config ? readConfigFile(f.config) : {};
+  const ll = llmdSetup(llmd);
+  if (f.config !== undefined && ll.source !== undefined) throw new UsageError(`--config ${f.config} and ${ll.source} both give a config; give one of them`);
+  const base = f.config ? readConfigFile(f.config) : (ll.base ?? {});
   if (!isRecord(base)) throw new UsageError(`--config ${f.config}: the top level must be a mapping of EppConfig fields`);
   const cfg: Record<string, unknown> = { ...base };
+  ll.apply(cfg, { staticEndpoints: f.endpoints !== undefined, kvrouteFlags: f as Record<string, unknown> });
   const section = (k: string): Record<string, unknown> => {
     const cur = cfg[k];
     const copy = isRecord(cur) ? { ...cur } : {};
@@ -155,6 +177,12 @@ export function configFromServeArgs(argv: readonly string[]): EppConfig | undefi
   }
   if (f['redis-url'] !== undefined) cfg.index = { ...(isRecord(cfg.index) && cfg.index.backend === 'redis' ? cfg.index : {}), backend: 'redis', url: f['redis-url'] };
   if (f['index-memory-bytes'] !== undefined) cfg.index = { backend: 'memory', memoryBudgetBytes: int('index-memory-bytes', f['index-memory-bytes']) };
+  const notes = [...ll.notes];
+  if (cfg.model === undefined && ll.llmdMode) {
+    cfg.model = ANY_MODEL;
+    notes.push('no --model: requests are routed for the model they name (the precise prefix-cache scorer needs a tokenizer: --tokenizer-hf-repo, or modelName in the config)');
+  }
   if (cfg.model === undefined) throw new UsageError('--model is required (the served model name, e.g. --model meta-llama/Llama-3.2-1B), or set "model" in --config');
-  return parseEppConfig(cfg, f.config ? `config ${f.config} (with flags)` : 'serve flags');
+  const source = f.config ? `config ${f.config} (with flags)` : ll.source ? `${ll.source} (with flags)` : 'serve flags';
+  return { config: parseEppConfig(cfg, source), notes };
 }

@@ -1,14 +1,15 @@
 /** `kvroute-epp serve`: runs the EPP until SIGTERM/SIGINT, then shuts down gracefully. */
 import { EppRuntime } from '../app/epp.js';
 import { servingV8Flags } from '../util/v8-tuning.js';
-import { configFromServeArgs, SERVE_USAGE } from './serve-flags.js';
+import { configFromServeArgs, SERVE_USAGE, serveSetupFromArgs } from './serve-flags.js';
 
 export async function serveCommand(argv: readonly string[]): Promise<number> {
-  const config = configFromServeArgs(argv);
-  if (!config) {
+  const setup = serveSetupFromArgs(argv);
+  if (!setup) {
     process.stdout.write(SERVE_USAGE);
     return 0;
   }
+  const { config } = setup;
   // Listen for signals before starting, so a SIGTERM during startup still shuts down cleanly.
   let signalled: NodeJS.Signals | undefined;
   let wake: (() => void) | undefined;
@@ -26,6 +27,8 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
     const file = configFileArg(argv);
     const rt = await EppRuntime.start(config, file ? { reload: { file, load: () => configFromServeArgs(argv) ?? config } } : {});
     rt.logger.info({ v8Flags: v8.present }, 'V8 flags for serving');
+    // llm-d flags and EndpointPickerConfig fields accepted without (full) effect
+    for (const note of setup.notes) rt.logger.info({ llmd: note }, 'llm-d compatibility');
     if (v8.missing.length > 0) {
       const flags = v8.missing.join(' ');
       rt.logger.warn({ missing: v8.missing }, `started without ${flags}; start node with it on its command line (node ${flags} bin/kvroute-epp.js serve …, as the image's ENTRYPOINT does; NODE_OPTIONS does not accept it)`);

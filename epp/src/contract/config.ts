@@ -31,6 +31,9 @@ export const StaticEndpointSchema = z.object({
 });
 export type StaticEndpoint = z.infer<typeof StaticEndpointSchema>;
 
+/** InferencePool API groups discovery can watch (v1, then the older v1alpha2). */
+export const InferencePoolGroups = ['inference.networking.k8s.io', 'inference.networking.x-k8s.io'] as const;
+
 export const DiscoverySchema = z.discriminatedUnion('mode', [
   z.object({
     mode: z.literal('static'),
@@ -42,8 +45,54 @@ export const DiscoverySchema = z.discriminatedUnion('mode', [
     poolName: z.string().min(1),
     /** Namespace of the pool and its pods; defaults to the EPP's own namespace. */
     poolNamespace: z.string().min(1).optional(),
+    /**
+     * API group of the InferencePool: `inference.networking.k8s.io` (v1) or the older
+     * `inference.networking.x-k8s.io` (v1alpha2). llm-d's `--pool-group`.
+     * @default "inference.networking.k8s.io"
+     */
+    poolGroup: z.enum(InferencePoolGroups).optional(),
+  }),
+  z.object({
+    /** Pods found by a label selector, without an InferencePool (llm-d's standalone mode). */
+    mode: z.literal('selector'),
+    /** Label selector of the model-server pods, e.g. "app=vllm,env=prod" (llm-d's `--endpoint-selector`). */
+    selector: z.string().min(1),
+    /** Ports of each pod to route to (llm-d's `--endpoint-target-ports`). */
+    targetPorts: z.array(port).min(1),
+    /** Namespace of the pods; defaults to the EPP's own namespace. */
+    namespace: z.string().min(1).optional(),
   }),
 ]);
+
+/** A Prometheus metric, optionally narrowed by labels: `name` or `name{label=value,...}` (llm-d's metric flags). */
+export const MetricSpecSchema = z
+  .string()
+  .regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{\s*[a-zA-Z_][a-zA-Z0-9_]*\s*=\s*[^,{}=]*(,\s*[a-zA-Z_][a-zA-Z0-9_]*\s*=\s*[^,{}=]*)*\})?$/, 'expected a metric name, optionally with labels: name or name{label=value,...}');
+
+/**
+ * Where and what the EPP scrapes on each model-server pod. vLLM's names are the default; llm-d's
+ * chart sets SGLang's or TensorRT-LLM's through its metric flags.
+ */
+export const ModelServerMetricsSchema = z
+  .object({
+    /** Waiting requests. @default "vllm:num_requests_waiting" */
+    queued: MetricSpecSchema.default('vllm:num_requests_waiting'),
+    /** Running requests. @default "vllm:num_requests_running" */
+    running: MetricSpecSchema.default('vllm:num_requests_running'),
+    /** KV-cache usage, 0–1; "" = not exported (load scorers treat it as unknown). @default "vllm:kv_cache_usage_perc" */
+    kvCacheUsage: z.union([z.literal(''), MetricSpecSchema]).default('vllm:kv_cache_usage_perc'),
+    /** Info metric whose `block_size` label is the pod's KV block size; "" = none. @default "vllm:cache_config_info" */
+    cacheInfo: z.union([z.literal(''), MetricSpecSchema]).default('vllm:cache_config_info'),
+    /** @default "http" */
+    scheme: z.enum(['http', 'https']).default('http'),
+    /** @default "/metrics" */
+    path: z.string().startsWith('/').default('/metrics'),
+    /** Port to scrape; unset = the pod's serving port. @default undefined */
+    port: port.optional(),
+    /** With https: accept any certificate (model servers usually serve self-signed ones). @default true */
+    insecureSkipVerify: z.boolean().default(true),
+  })
+  .strict();
 
 export const EventsSchema = z.object({
   /** `bind`: the EPP binds and vLLM connects (default). `connect`: the EPP connects to each discovered pod. */
@@ -152,6 +201,11 @@ export const SchedulingSchema = z
   profiles: z.array(ProfileSpecSchema).optional(),
   /** Device-tier weights for the prefix scorer. */
   tierWeights: z.record(z.string(), z.number().min(0)).default({ gpu: 1.0, cpu: 0.8 }),
+  /**
+   * Metric names and location on the model servers.
+   * @default undefined (vLLM's names at http://<pod>/metrics)
+   */
+  modelServerMetrics: ModelServerMetricsSchema.optional(),
   /** Metrics scrape interval per pod. */
   scrapeIntervalMs: z.number().int().min(5).default(50),
   /** Scrape timeout. */

@@ -3,5 +3,6 @@ export * from './names.js';
 export * from './config.js';
 export * from './issues.js';
 export * from './scheduling-plugins.js';
+export * from './endpoint-picker-config.js';
 export * from './metrics.js';
 export * from './errors.js';

@@ -28,20 +28,53 @@ export type PluginKind = 'scorer' | 'filter' | 'picker' | 'profile-handler' | 'd
 export interface PluginTypeInfo {
   readonly kind: PluginKind;
   /** Accepted `parameters` keys and what each must be. */
-  readonly parameters: Readonly<Record<string, 'non-negative integer' | 'positive integer'>>;
+  readonly parameters: Readonly<Record<string, ParameterKind>>;
 }
 
-/** Every plugin type this EPP implements (llm-d type names; `prefix-cache-scorer` is an alias). */
+/** What a plugin parameter must be. */
+export type ParameterKind = 'non-negative integer' | 'positive integer' | 'boolean' | 'number from 0 to 1';
+
+/** Whether `value` is a valid `kind`. */
+export function parameterOk(kind: ParameterKind, value: unknown): boolean {
+  switch (kind) {
+    case 'boolean':
+      return typeof value === 'boolean';
+    case 'number from 0 to 1':
+      return typeof value === 'number' && value >= 0 && value <= 1;
+    default:
+      return typeof value === 'number' && Number.isInteger(value) && value >= (kind === 'positive integer' ? 1 : 0);
+  }
+}
+
+/**
+ * Every plugin type this EPP implements (llm-d type names and semantics: `prefix-cache-scorer` is
+ * the approximate scorer that learns from routing decisions, `precise-prefix-cache-scorer` reads
+ * the KV-event index).
+ */
 export const PLUGIN_TYPES: Readonly<Record<string, PluginTypeInfo>> = Object.freeze({
   'precise-prefix-cache-scorer': { kind: 'scorer', parameters: {} },
-  'prefix-cache-scorer': { kind: 'scorer', parameters: {} },
+  'prefix-cache-scorer': {
+    kind: 'scorer',
+    parameters: {
+      blockSizeTokens: 'positive integer',
+      blockSize: 'positive integer',
+      autoTune: 'boolean',
+      maxPrefixBlocksToMatch: 'positive integer',
+      maxPrefixTokensToMatch: 'positive integer',
+      lruCapacityPerServer: 'positive integer',
+    },
+  },
   'queue-scorer': { kind: 'scorer', parameters: {} },
   'kv-cache-utilization-scorer': { kind: 'scorer', parameters: {} },
-  'active-request-scorer': { kind: 'scorer', parameters: { idleThreshold: 'non-negative integer' } },
+  'load-aware-scorer': { kind: 'scorer', parameters: { threshold: 'positive integer' } },
+  'active-request-scorer': { kind: 'scorer', parameters: { idleThreshold: 'non-negative integer', maxBusyScore: 'number from 0 to 1' } },
   'session-affinity-scorer': { kind: 'scorer', parameters: { capacity: 'positive integer' } },
+  'no-hit-lru-scorer': { kind: 'scorer', parameters: { lruSize: 'positive integer' } },
   'decode-filter': { kind: 'filter', parameters: {} },
   'prefill-filter': { kind: 'filter', parameters: {} },
   'max-score-picker': { kind: 'picker', parameters: { maxNumOfEndpoints: 'positive integer' } },
+  'random-picker': { kind: 'picker', parameters: { maxNumOfEndpoints: 'positive integer' } },
+  'weighted-random-picker': { kind: 'picker', parameters: { maxNumOfEndpoints: 'positive integer' } },
   'single-profile-handler': { kind: 'profile-handler', parameters: {} },
   'pd-profile-handler': { kind: 'profile-handler', parameters: {} },
   'disagg-profile-handler': { kind: 'profile-handler', parameters: {} },
@@ -102,7 +135,7 @@ export function pluginIssues(plugins: readonly PluginSpec[] | undefined, profile
           path: ['plugins', i, 'parameters', key],
           message: `is not a parameter of ${p.type}; ${accepted.length === 0 ? 'it takes no parameters' : `accepted: ${accepted.join(', ')}`}`,
         });
-      } else if (typeof value !== 'number' || !Number.isInteger(value) || value < (want === 'positive integer' ? 1 : 0)) {
+      } else if (!parameterOk(want, value)) {
         issues.push({ path: ['plugins', i, 'parameters', key], message: `${JSON.stringify(value)} is not a ${want}` });
       }
     }

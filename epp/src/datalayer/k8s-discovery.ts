@@ -13,20 +13,53 @@ import type { Logger } from '../util/logger.js';
 import type { Endpoint, EndpointStore } from './endpoint-store.js';
 
 export const InferencePoolApi = { group: 'inference.networking.k8s.io', version: 'v1', plural: 'inferencepools' } as const;
+/** The older InferencePool API (llm-d's `--pool-group inference.networking.x-k8s.io`). */
+export const InferencePoolAlphaApi = { group: 'inference.networking.x-k8s.io', version: 'v1alpha2', plural: 'inferencepools' } as const;
 
-/** The fields of an InferencePool the EPP uses. */
+/** The fields of an InferencePool the EPP uses (v1, and v1alpha2's `selector` map and `targetPortNumber`). */
 export interface InferencePoolObject extends KubernetesObject {
   spec?: {
-    selector?: { matchLabels?: Record<string, string> };
+    selector?: { matchLabels?: Record<string, string> } | Record<string, string>;
     targetPorts?: { number: number }[];
+    targetPortNumber?: number;
   };
+}
+
+/** A pool's pod labels and target ports, from either API version. */
+export function poolTargets(pool: InferencePoolObject, group: string): { labels: Record<string, string> | undefined; ports: number[] } {
+  const spec = pool.spec ?? {};
+  if (group === InferencePoolAlphaApi.group) {
+    const sel = spec.selector as Record<string, unknown> | undefined;
+    const labels = sel && Object.values(sel).every((v) => typeof v === 'string') ? (sel as Record<string, string>) : undefined;
+    const n = spec.targetPortNumber;
+    return { labels, ports: typeof n === 'number' && Number.isInteger(n) && n > 0 ? [n] : [] };
+  }
+  const labels = (spec.selector as { matchLabels?: Record<string, string> } | undefined)?.matchLabels;
+  return { labels, ports: (spec.targetPorts ?? []).map((p) => p.number).filter((n) => Number.isInteger(n) && n > 0) };
 }
 
 export interface KubernetesDiscoveryOptions {
   readonly store: EndpointStore;
   readonly logger: Logger;
+  /** InferencePool to watch; unused with `selector`. */
   readonly poolName: string;
   readonly namespace: string;
+  /**
+   * API group of the pool: `inference.networking.k8s.io` (v1) or `inference.networking.x-k8s.io` (v1alpha2).
+   * @default "inference.networking.k8s.io"
+   */
+  readonly poolGroup?: string;
+  /**
+   * Standalone mode (llm-d's `--endpoint-selector`/`--endpoint-target-ports`): watch the pods this
+   * label selector matches, on these ports, without an InferencePool.
+   * @default undefined (the pool's selector and target ports)
+   */
+  readonly selector?: { readonly labels: string; readonly ports: readonly number[] };
+  /**
+   * Metrics URL of an endpoint.
+   * @default `http://<address>/metrics`
+   */
+  readonly metricsUrl?: (address: string, ip: string) => string;
   /**
    * Cluster access.
    * @default in-cluster config (service account), else ~/.kube/config
@@ -60,7 +93,7 @@ export function selectorString(matchLabels: Record<string, string>): string {
 }
 
 /** Endpoints of a set of pods for a pool's target ports. */
-export function endpointsOf(pods: readonly V1Pod[], ports: readonly number[]): Endpoint[] {
+export function endpointsOf(pods: readonly V1Pod[], ports: readonly number[], metricsUrl?: (address: string, ip: string) => string): Endpoint[] {
   const out: Endpoint[] = [];
   for (const pod of pods) {
     if (!isReady(pod)) continue;
@@ -68,7 +101,7 @@ export function endpointsOf(pods: readonly V1Pod[], ports: readonly number[]): E
     const name = pod.metadata?.name ?? ip;
     ports.forEach((port, i) => {
       const address = joinHostPort({ host: ip, port });
-      out.push({ address, name: ports.length > 1 ? `${name}-rank-${i}` : name, role: roleOf(pod), metricsUrl: `http://${address}/metrics` });
+      out.push({ address, name: ports.length > 1 ? `${name}-rank-${i}` : name, role: roleOf(pod), metricsUrl: metricsUrl ? metricsUrl(address, ip) : `http://${address}/metrics` });
     });
   }
   return out;
@@ -96,7 +129,13 @@ export class KubernetesDiscovery {
   }
 
   async start(): Promise<void> {
-    const { group, version, plural } = InferencePoolApi;
+    if (this.opts.selector) {
+      this.ports = [...this.opts.selector.ports];
+      this.selector = this.opts.selector.labels;
+      this.watchPods(this.opts.selector.labels);
+      return;
+    }
+    const { group, version, plural } = this.opts.poolGroup === InferencePoolAlphaApi.group ? InferencePoolAlphaApi : InferencePoolApi;
     const custom = this.kc.makeApiClient(CustomObjectsApi);
     const ns = this.opts.namespace;
     const path = `/apis/${group}/${version}/namespaces/${ns}/${plural}`;
@@ -134,8 +173,7 @@ export class KubernetesDiscovery {
 
   private poolChanged(): void {
     const pool = this.poolInformer?.list().find((p) => p.metadata?.name === this.opts.poolName);
-    const labels = pool?.spec?.selector?.matchLabels;
-    const ports = (pool?.spec?.targetPorts ?? []).map((p) => p.number).filter((n) => Number.isInteger(n) && n > 0);
+    const { labels, ports } = pool ? poolTargets(pool, this.opts.poolGroup ?? InferencePoolApi.group) : { labels: undefined, ports: [] };
     if (!pool || !labels || Object.keys(labels).length === 0 || ports.length === 0) {
       if (pool) this.opts.logger.warn({ pool: this.opts.poolName }, 'InferencePool has no selector.matchLabels or targetPorts; no endpoints');
       this.selector = undefined;
@@ -174,6 +212,6 @@ export class KubernetesDiscovery {
 
   private sync(): void {
     const pods = this.podInformer?.list() ?? [];
-    this.opts.store.replaceAll(endpointsOf(pods, this.ports));
+    this.opts.store.replaceAll(endpointsOf(pods, this.ports, this.opts.metricsUrl));
   }
 }

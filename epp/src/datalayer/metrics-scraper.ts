@@ -17,38 +17,115 @@ export const VllmMetricNames = {
   cacheConfig: 'vllm:cache_config_info',
 } as const;
 
-const WANTED = new Set<string>(Object.values(VllmMetricNames));
+/** A metric and the labels its samples must carry (llm-d's `name{label=value,...}` metric flags). */
+export interface MetricSpec {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
 
-/** Extracts the load signals from a vLLM metrics page; undefined when the core gauges are missing. */
-export function extractVllmMetrics(samples: readonly Sample[], scrapedAt: number): PodMetrics | undefined {
+/** The metrics the scraper reads on a model server (llm-d's metric flags). */
+export interface ModelServerMetricNames {
+  /** Waiting requests (summed over matching samples). */
+  readonly queued: MetricSpec;
+  /** Running requests (summed). */
+  readonly running: MetricSpec;
+  /** KV-cache usage 0–1 (the largest matching sample); undefined = not exported. */
+  readonly kvCacheUsage?: MetricSpec;
+  /** Info metric with a `block_size` (or `page_size`) label; undefined = none. */
+  readonly cacheInfo?: MetricSpec;
+}
+
+/**
+ * Parses `name` or `name{label=value,...}` (label values optionally quoted). A value wrapped in
+ * double quotes as a whole is unwrapped first (llm-d's chart renders some flags as
+ * `--flag="name"`, quotes included). Returns undefined for "" (metric not exported).
+ */
+export function parseMetricSpec(spec: string): MetricSpec | undefined {
+  let v = spec.trim();
+  if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1).trim();
+  if (v === '') return undefined;
+  const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{([^{}]*)\})?$/.exec(v);
+  if (!m) throw new Error(`metric "${spec}" is not name or name{label=value,...}`);
+  const labels: Record<string, string> = {};
+  for (const pair of (m[2] ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    const key = eq === -1 ? '' : pair.slice(0, eq).trim();
+    if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(key)) throw new Error(`metric "${spec}": "${pair}" is not label=value`);
+    labels[key] = pair.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+  }
+  return { name: m[1] as string, labels };
+}
+
+/** vLLM's metric names (the default). */
+export const VLLM_METRICS: ModelServerMetricNames = {
+  queued: { name: VllmMetricNames.waiting, labels: {} },
+  running: { name: VllmMetricNames.running, labels: {} },
+  kvCacheUsage: { name: VllmMetricNames.kvCacheUsage, labels: {} },
+  cacheInfo: { name: VllmMetricNames.cacheConfig, labels: {} },
+};
+
+function matches(s: Sample, spec: MetricSpec | undefined): boolean {
+  if (spec === undefined || s.name !== spec.name) return false;
+  for (const k in spec.labels) if (s.labels[k] !== spec.labels[k]) return false;
+  return true;
+}
+
+/** Metric names to parse for `names` (vLLM's older KV gauge too when the vLLM name is used). */
+export function wantedMetricNames(names: ModelServerMetricNames): Set<string> {
+  const out = new Set<string>([names.queued.name, names.running.name]);
+  if (names.kvCacheUsage) out.add(names.kvCacheUsage.name);
+  if (names.kvCacheUsage?.name === VllmMetricNames.kvCacheUsage) out.add(VllmMetricNames.gpuCacheUsage);
+  if (names.cacheInfo) out.add(names.cacheInfo.name);
+  return out;
+}
+
+/** Extracts the load signals named by `names`; undefined when the queued/running gauges are missing. */
+export function extractMetrics(samples: readonly Sample[], scrapedAt: number, names: ModelServerMetricNames = VLLM_METRICS): PodMetrics | undefined {
   let waiting: number | undefined;
   let running: number | undefined;
   let kv: number | undefined;
   let gpuKv: number | undefined;
   let blockSize: number | undefined;
+  const vllmKv = names.kvCacheUsage?.name === VllmMetricNames.kvCacheUsage;
   for (const s of samples) {
-    switch (s.name) {
-      case VllmMetricNames.waiting:
-        waiting = (waiting ?? 0) + s.value;
-        break;
-      case VllmMetricNames.running:
-        running = (running ?? 0) + s.value;
-        break;
-      case VllmMetricNames.kvCacheUsage:
-        kv = Math.max(kv ?? 0, s.value);
-        break;
-      case VllmMetricNames.gpuCacheUsage:
-        gpuKv = Math.max(gpuKv ?? 0, s.value);
-        break;
-      case VllmMetricNames.cacheConfig: {
-        const b = Number(s.labels.block_size);
-        if (Number.isInteger(b) && b > 0) blockSize = b;
-        break;
-      }
+    if (matches(s, names.queued)) waiting = (waiting ?? 0) + s.value;
+    if (matches(s, names.running)) running = (running ?? 0) + s.value;
+    if (matches(s, names.kvCacheUsage)) kv = Math.max(kv ?? 0, s.value);
+    if (vllmKv && s.name === VllmMetricNames.gpuCacheUsage) gpuKv = Math.max(gpuKv ?? 0, s.value);
+    if (matches(s, names.cacheInfo)) {
+      const b = Number(s.labels.block_size ?? s.labels.page_size);
+      if (Number.isInteger(b) && b > 0) blockSize = b;
     }
   }
   if (waiting === undefined || running === undefined) return undefined;
   return { waiting, running, kvCacheUsage: kv ?? gpuKv, blockSize, scrapedAt };
+}
+
+/** Extracts the load signals from a vLLM metrics page; undefined when the core gauges are missing. */
+export function extractVllmMetrics(samples: readonly Sample[], scrapedAt: number): PodMetrics | undefined {
+  return extractMetrics(samples, scrapedAt, VLLM_METRICS);
+}
+
+/** GET `url` as text; with `insecure`, an https server's certificate is not verified. */
+async function getText(url: string, signal: AbortSignal, insecure: boolean): Promise<{ ok: boolean; status: number; text: string }> {
+  if (!insecure || !url.startsWith('https:')) {
+    const res = await fetch(url, { signal });
+    return { ok: res.ok, status: res.status, text: await res.text() };
+  }
+  const { request } = await import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = request(url, { rejectUnauthorized: false, signal }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        resolve({ ok: status >= 200 && status < 300, status, text: Buffer.concat(chunks).toString('utf8') });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 export interface MetricsScraperOptions {
@@ -64,6 +141,16 @@ export interface MetricsScraperOptions {
    * @default 200
    */
   readonly timeoutMs?: number;
+  /**
+   * Metric names to read (llm-d's metric flags).
+   * @default VLLM_METRICS
+   */
+  readonly metricNames?: ModelServerMetricNames;
+  /**
+   * With https metrics URLs: skip certificate verification.
+   * @default false
+   */
+  readonly insecureSkipVerify?: boolean;
   /** Block size the EPP is configured with; a pod reporting another one is warned about. */
   readonly expectedBlockSize?: number;
   /**
@@ -88,11 +175,15 @@ export class MetricsScraper {
   private readonly now: () => number;
   private readonly errors?: Counter<'reason'>;
   private readonly duration?: Histogram;
+  private readonly names: ModelServerMetricNames;
+  private readonly wanted: Set<string>;
 
   constructor(private readonly opts: MetricsScraperOptions) {
     this.intervalMs = opts.intervalMs ?? 50;
     this.timeoutMs = opts.timeoutMs ?? 200;
     this.now = opts.now ?? Date.now;
+    this.names = opts.metricNames ?? VLLM_METRICS;
+    this.wanted = wantedMetricNames(this.names);
     if (opts.registry) {
       this.errors = new Counter({
         name: 'kvroute_metrics_scrape_errors_total',
@@ -138,11 +229,10 @@ export class MetricsScraper {
     const timer = setTimeout(() => ctl.abort(), this.timeoutMs);
     const started = performance.now();
     try {
-      const res = await fetch(url, { signal: ctl.signal });
-      const text = await res.text();
+      const res = await getText(url, ctl.signal, this.opts.insecureSkipVerify ?? false);
       if (!res.ok) return this.fail('http', address, `HTTP ${res.status}`);
-      const m = extractVllmMetrics(parsePrometheusText(text, WANTED), this.now());
-      if (!m) return this.fail('parse', address, `no ${VllmMetricNames.waiting}/${VllmMetricNames.running} in the page`);
+      const m = extractMetrics(parsePrometheusText(res.text, this.wanted), this.now(), this.names);
+      if (!m) return this.fail('parse', address, `no ${this.names.queued.name}/${this.names.running.name} in the page`);
       this.opts.store.setMetrics(address, m);
       this.duration?.observe((performance.now() - started) / 1000);
       const expected = this.opts.expectedBlockSize;
@@ -168,4 +258,31 @@ export class MetricsScraper {
     this.opts.logger.debug({ pod: address, reason, detail }, 'metrics scrape failed');
     return false;
   }
+}
+
+/** Where a model server's metrics are (`scheduling.modelServerMetrics` location fields). */
+export interface MetricsLocation {
+  readonly scheme: 'http' | 'https';
+  readonly path: string;
+  /** Unset = the endpoint's own port. */
+  readonly port?: number;
+}
+
+/** Metrics URL of the endpoint at `address` (`ip:port`, IPv6 bracketed). @default location http, /metrics, the endpoint's port */
+export function metricsUrlFor(address: string, loc?: MetricsLocation): string {
+  if (!loc) return `http://${address}/metrics`;
+  const host = address.slice(0, address.lastIndexOf(':'));
+  const port = loc.port ?? address.slice(address.lastIndexOf(':') + 1);
+  return `${loc.scheme}://${host}:${port}${loc.path}`;
+}
+
+/** Metric names from config strings (`scheduling.modelServerMetrics`); undefined = vLLM's. */
+export function metricNamesFrom(cfg: { queued: string; running: string; kvCacheUsage: string; cacheInfo: string } | undefined): ModelServerMetricNames {
+  if (!cfg) return VLLM_METRICS;
+  const need = (flag: string, v: string): MetricSpec => {
+    const spec = parseMetricSpec(v);
+    if (!spec) throw new Error(`modelServerMetrics.${flag} is empty; the EPP needs the ${flag} requests metric`);
+    return spec;
+  };
+  return { queued: need('queued', cfg.queued), running: need('running', cfg.running), kvCacheUsage: parseMetricSpec(cfg.kvCacheUsage), cacheInfo: parseMetricSpec(cfg.cacheInfo) };
 }
