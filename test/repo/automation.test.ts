@@ -4,7 +4,7 @@
  * running exactly the README's quick start.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -198,5 +198,28 @@ describe('scripts/audit-prod.mjs (npm audit --omit=dev summary)', () => {
   it('an unreachable audit endpoint is reported, not a failure', () => {
     const r = audit({ message: '405 Method Not Allowed - POST https://registry.npmjs.org/-/npm/v1/security/advisories/bulk' });
     expect([r.status, r.out.trim()]).toEqual([0, "audit: not checked, the registry's audit endpoint did not answer (405 Method Not Allowed - POST https://registry.npmjs.org/-/npm/v1/security/advisories/bulk)"]);
+  });
+});
+
+describe('cdk8s.yaml imports and their offline regeneration', () => {
+  const cfg = parseYaml(read('cdk8s.yaml')) as { imports: string[] };
+  const entries = cfg.imports.map((e) => /^([a-z0-9-]+):=(.*)$/.exec(e));
+  const moduleFiles = readdirSync(join(root, 'imports')).filter((f) => f.endsWith('.ts'));
+
+  it('every entry is module:=raw URL pinned to a 40-hex commit', () => {
+    expect(entries.length).toBeGreaterThan(0);
+    for (const [i, m] of entries.entries()) expect([cfg.imports[i], m?.[2]]).toEqual([cfg.imports[i], expect.stringMatching(/^https:\/\/raw\.githubusercontent\.com\/[\w.-]+\/[\w.-]+\/[0-9a-f]{40}\/\S+\.yaml$/)]);
+  });
+  it('the listed modules are exactly the generated modules in imports/', () => {
+    const listed = entries.map((m) => m?.[1]).sort();
+    expect(moduleFiles.map((f) => f.slice(0, f.indexOf('-'))).sort()).toEqual(listed);
+  });
+  it('npm run import needs the CRD folder and checks it against cdk8s.yaml before importing', () => {
+    const none = run('bash', ['scripts/import-crds.sh']);
+    expect([none.status, none.out]).toEqual([1, expect.stringContaining('pass the folder holding the CRD files cdk8s.yaml lists: npm run import -- <crd-dir>')]);
+    // An empty folder: the module lists agree, so it stops at the first missing file.
+    const empty = mkdtempSync(join(tmpdir(), 'crds-'));
+    const r = run('bash', ['scripts/import-crds.sh', empty]);
+    expect([r.status, r.out]).toEqual([1, expect.stringContaining(`missing ${empty}/modelservice.llm-d.ai.yaml (expected CRD for module 'modelservice')`)]);
   });
 });
