@@ -3,7 +3,7 @@
  * ext_proc, health, metrics and ZMQ ports, PodDisruptionBudget, and its RBAC.
  */
 import { createHash } from 'node:crypto';
-import { EppConfigPath, EppPortNames, EppPorts, type EppConfig, HfTokenEnv, RedisPasswordEnv } from '@kvroute/epp/contract';
+import { EppConfigPath, EppPortNames, EppPorts, EppServingV8Flags, type EppConfig, HfTokenEnv, RedisPasswordEnv } from '@kvroute/epp/contract';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { imagePullSecretRefs } from '../config/images.js';
@@ -62,6 +62,15 @@ export interface EndpointPickerProps {
    */
   readonly imagePullSecrets?: readonly string[];
 }
+
+/** Path of the EPP's CLI in the image (epp/Dockerfile's ENTRYPOINT runs it with node). */
+export const EppImageCli = '/app/epp/bin/kvroute-epp.js';
+
+/**
+ * The container command: node with the serving V8 flags on its command line (NODE_OPTIONS refuses
+ * them), running the CLI — the image's ENTRYPOINT, spelled out so the flags are visible in the manifest.
+ */
+export const EppContainerCommand: readonly string[] = ['node', ...EppServingV8Flags, EppImageCli];
 
 /** Key of the config file in the ConfigMap (file name of EppConfigPath). */
 export const EppConfigKey = EppConfigPath.slice(EppConfigPath.lastIndexOf('/') + 1);
@@ -165,7 +174,7 @@ export class EndpointPicker extends Construct {
                 name: 'epp',
                 image: props.image,
                 imagePullPolicy: 'IfNotPresent',
-                command: ['kvroute-epp'],
+                command: [...EppContainerCommand],
                 args: ['serve', '--config', EppConfigPath],
                 env,
                 ports: ports.map((p) => ({ name: p.name, containerPort: p.port, protocol: 'TCP' })),

@@ -8,7 +8,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeF
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { EppConfigPath, EppServingV8Flags } from '@kvroute/epp/contract';
 import { parse as parseYaml } from 'yaml';
+import { parseDeploymentConfig } from '../../constructs/config/deployment-config.js';
+import { EppContainerCommand, EppImageCli } from '../../constructs/epp/endpoint-picker.js';
+import { synthObjects } from '../support/synth.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const read = (p: string): string => readFileSync(join(root, p), 'utf8');
@@ -221,5 +225,27 @@ describe('cdk8s.yaml imports and their offline regeneration', () => {
     const empty = mkdtempSync(join(tmpdir(), 'crds-'));
     const r = run('bash', ['scripts/import-crds.sh', empty]);
     expect([r.status, r.out]).toEqual([1, expect.stringContaining(`missing ${empty}/modelservice.llm-d.ai.yaml (expected CRD for module 'modelservice')`)]);
+  });
+});
+
+describe('the EPP container command', () => {
+  const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(read('epp/Dockerfile'))?.[1] ?? '[]') as string[];
+  const dep = synthObjects(parseDeploymentConfig({})).find((o) => o.kind === 'Deployment' && o.metadata.name === 'kvroute-epp');
+  const container = (dep?.spec as { template: { spec: { containers: { command: string[]; args: string[] }[] } } }).template.spec.containers[0];
+
+  it("is the image's ENTRYPOINT: node, the contract's serving V8 flags, the CLI", () => {
+    expect(entrypoint).toEqual(['node', ...EppServingV8Flags, EppImageCli]);
+    expect(container.command).toEqual(entrypoint);
+    expect(EppContainerCommand).toEqual(entrypoint);
+  });
+  it('runs serve with the config file the ConfigMap mounts, as the image CMD does', () => {
+    const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(read('epp/Dockerfile'))?.[1] ?? '[]') as string[];
+    expect(container.args).toEqual(['serve', '--config', EppConfigPath]);
+    expect(cmd).toEqual(container.args);
+  });
+  it('the V8 flags are not NODE_OPTIONS material: node refuses this one there', () => {
+    const r = spawnSync(process.execPath, ['-e', '0'], { env: { ...process.env, NODE_OPTIONS: EppServingV8Flags.join(' ') }, encoding: 'utf8' });
+    expect(r.status).toBe(9);
+    expect(r.stderr).toContain('is not allowed in NODE_OPTIONS');
   });
 });
