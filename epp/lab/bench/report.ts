@@ -24,6 +24,9 @@ const HELP = `usage: npm run bench:report -- [options]
   --out DIR               output directory (default <repo>/docs/benchmarks)
   --trace FILE            Mooncake conversation trace: adds the "mooncake" workload (first --trace-limit
                           requests) and the block-reuse validation check
+  --trace-synthetic FILE  Mooncake synthetic trace: adds the "mooncake-synthetic" workload (first
+                          --trace-limit requests)
+  --small                 the --quick workload sizes, but the seeds and policies given (or the defaults)
   --trace-limit N         requests of the trace to replay (default ${DEFAULT_SIZES.traceLimit}; --quick ${QUICK_SIZES.traceLimit}; 0 = all)
   --no-weights            skip the kvroute weight sweep
   --no-sensitivity        skip the event-lag / metrics-staleness sweeps
@@ -43,7 +46,7 @@ export const WEIGHT_GRID: readonly Weights[] = [
 ];
 
 function parseArgs(argv: readonly string[]): Map<string, string | true> {
-  const flags = new Set(['quick', 'help', 'no-weights', 'no-sensitivity', 'no-validate']);
+  const flags = new Set(['quick', 'small', 'help', 'no-weights', 'no-sensitivity', 'no-validate']);
   const out = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -57,7 +60,7 @@ function parseArgs(argv: readonly string[]): Map<string, string | true> {
     if (v === undefined) throw new Error(`--${k} needs a value\n\n${HELP}`);
     out.set(k, v);
   }
-  const known = new Set([...flags, 'seeds', 'workloads', 'policies', 'out', 'trace', 'trace-limit']);
+  const known = new Set([...flags, 'seeds', 'workloads', 'policies', 'out', 'trace', 'trace-synthetic', 'trace-limit']);
   for (const k of out.keys()) if (!known.has(k)) throw new Error(`unknown option --${k}\n\n${HELP}`);
   return out;
 }
@@ -79,21 +82,23 @@ async function main(): Promise<number> {
   const quick = args.has('quick');
   const base = process.env.INIT_CWD ?? process.cwd();
   const tracePath = typeof args.get('trace') === 'string' ? resolve(base, args.get('trace') as string) : undefined;
+  const syntheticTracePath = typeof args.get('trace-synthetic') === 'string' ? resolve(base, args.get('trace-synthetic') as string) : undefined;
   const seeds = (list(args.get('seeds'), 'seeds') ?? (quick ? ['1'] : ['1', '2'])).map((s) => {
     const n = Number(s);
     if (!Number.isInteger(n) || n < 0) throw new Error(`--seeds contains "${s}"; use integers ≥ 0, e.g. --seeds 1,2,3`);
     return n;
   });
-  const workloads = (list(args.get('workloads'), 'workloads') ?? ['w1', 'w2', 'w3', ...(tracePath ? ['mooncake'] : [])]).map((w) => {
+  const workloads = (list(args.get('workloads'), 'workloads') ?? ['w1', 'w2', 'w3', ...(tracePath ? ['mooncake'] : []), ...(syntheticTracePath ? ['mooncake-synthetic'] : [])]).map((w) => {
     if (!(REPORT_WORKLOADS as readonly string[]).includes(w)) throw new Error(`--workloads contains "${w}"; use any of ${REPORT_WORKLOADS.join(', ')}`);
     if (w === 'mooncake' && !tracePath) throw new Error('--workloads contains "mooncake"; pass --trace <path to mooncake-conversation.jsonl>');
+    if (w === 'mooncake-synthetic' && !syntheticTracePath) throw new Error('--workloads contains "mooncake-synthetic"; pass --trace-synthetic <path to mooncake-synthetic.jsonl>');
     return w as ReportWorkload;
   });
   const policies: PolicyName[] = (list(args.get('policies'), 'policies') ?? (quick ? ['random', 'least-loaded', 'precise', 'kvroute', 'oracle'] : [...POLICY_NAMES])).map(parsePolicyName);
   const tl = args.get('trace-limit');
   const traceLimit = tl === undefined ? undefined : Number(tl);
   if (traceLimit !== undefined && (!Number.isInteger(traceLimit) || traceLimit < 0)) throw new Error(`--trace-limit is ${String(tl)}; use an integer ≥ 0 (0 = the whole trace)`);
-  const sizes: Sizes = { ...(quick ? QUICK_SIZES : DEFAULT_SIZES), ...(traceLimit !== undefined ? { traceLimit } : {}) };
+  const sizes: Sizes = { ...(quick || args.has('small') ? QUICK_SIZES : DEFAULT_SIZES), ...(traceLimit !== undefined ? { traceLimit } : {}) };
   const out = resolve(typeof args.get('out') === 'string' ? resolve(base, args.get('out') as string) : resolve(REPO_ROOT, 'docs/benchmarks'));
 
   const weightWorkloads = args.has('no-weights') ? [] : workloads.filter((w) => w === 'w3' || w === 'mooncake' || (quick && w === 'w1'));
@@ -113,14 +118,15 @@ async function main(): Promise<number> {
   const results = await runJobs(jobs, {
     sizes,
     ...(tracePath ? { tracePath } : {}),
+    ...(syntheticTracePath ? { syntheticTracePath } : {}),
     onProgress: (i, job, done, total) => progress.update(i, `${job.workload} ${job.policy}${job.variant ? ` [${job.variant}]` : ''} seed ${job.seed}`, done, total),
   });
   progress.end();
 
   const descriptions = [];
-  for (const w of workloads) descriptions.push({ name: w, description: (await buildWorkload(w, seeds[0] ?? 1, sizes, tracePath)).description });
+  for (const w of workloads) descriptions.push({ name: w, description: (await buildWorkload(w, seeds[0] ?? 1, sizes, tracePath, syntheticTracePath)).description });
   const notes = [
-    `Sizes: W1 ${sizes.w1Sessions} sessions × ${sizes.w1PerSession}${sizes.w1Sessions === 398 && sizes.w1PerSession === 12 ? ' (§5.2 size)' : ' (§5.2: 398 × 12)'}; W2 output ${sizes.w2OutputTokens} tokens (llm-d's effective mean; §5.2 nominal 1000), ${sizes.w2StageScale === 1 ? '§5.2 stages' : `every stage's duration × ${sizes.w2StageScale} (same rates, fewer requests)`}; W3 ${sizes.w3SessionsPerStage} sessions per stage${sizes.w3SessionsPerStage === 480 ? ' (§5.2 size)' : ' (§5.2: 480)'}${workloads.includes('mooncake') ? `; Mooncake trace ${sizes.traceLimit > 0 ? `first ${sizes.traceLimit} requests` : 'whole'}` : ''}. H* and the targets are evaluated on these sizes.`,
+    `Sizes: W1 ${sizes.w1Sessions} sessions × ${sizes.w1PerSession}${sizes.w1Sessions === 398 && sizes.w1PerSession === 12 ? ' (§5.2 size)' : ' (§5.2: 398 × 12)'}; W2 output ${sizes.w2OutputTokens} tokens (llm-d's effective mean; §5.2 nominal 1000), ${sizes.w2StageScale === 1 ? '§5.2 stages' : `every stage's duration × ${sizes.w2StageScale} (same rates, fewer requests)`}; W3 ${sizes.w3SessionsPerStage} sessions per stage${sizes.w3SessionsPerStage === 480 ? ' (§5.2 size)' : ' (§5.2: 480)'}${workloads.some((w) => w.startsWith('mooncake')) ? `; Mooncake traces ${sizes.traceLimit > 0 ? `first ${sizes.traceLimit} requests` : 'whole'}` : ''}. H* and the targets are evaluated on these sizes.`,
     'Sensitivity and weight sweeps use the first seed only.',
     'Simulations are deterministic given the seeds: rerunning the command reproduces every number (only the generated line changes).',
   ];
@@ -138,6 +144,7 @@ async function main(): Promise<number> {
   const files = await writeReport(out, report);
   console.error(`wrote ${files.length} files to ${out} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   for (const t of report.data.targets) console.log(`${t.pass === undefined ? 'n/a ' : t.pass ? 'PASS' : 'FAIL'}  ${t.workload} ${t.target}: ${t.measured}`);
+  for (const t of report.data.peerTargets ?? []) console.log(`${t.pass === undefined ? 'n/a ' : t.pass ? 'PASS' : 'FAIL'}  ${t.workload} vs peers: ${t.target}: ${t.measured}`);
   for (const b of report.data.beats) console.log(`${b.workload} kvroute vs ${b.baseline}: ${b.beats === undefined ? 'n/a' : b.beats ? 'beats' : 'does NOT beat'}`);
   for (const b of report.data.bestWeights) console.log(`best weights on ${b.workload}: ${b.variant} (÷H* ${b.hitRateOverOracle.mean.toFixed(3)}, max/mean ${b.loadMaxOverMean.mean.toFixed(2)}, TTFT p90 ${b.ttftP90Ms.mean.toFixed(0)} ms)`);
   return 0;

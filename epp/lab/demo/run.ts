@@ -112,7 +112,8 @@ export function sumMetric(text: string, name: string): number {
   return sum;
 }
 
-const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
+/** The model the demo's pods serve. */
+export const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
 
 const WORDS = (
   'the service account owner must rotate keys every quarter and report incidents to security within one business day ' +
@@ -269,6 +270,96 @@ export function faultyTemplateDir(dir: string): string {
   return out;
 }
 
+/** Ports and addresses of a demo stack (EPP + simulated pods) on 127.0.0.1. */
+export interface DemoStack {
+  /** Pod addresses `127.0.0.1:port`. */
+  readonly pods: readonly string[];
+  readonly podPorts: readonly number[];
+  /** The EPP's ext_proc address `127.0.0.1:port`. */
+  readonly grpc: string;
+  readonly grpcPort: number;
+  readonly health: number;
+  /** The EPP's HTTP port (/metrics, /v1/diagnosis). */
+  readonly http: number;
+  readonly zmq: number;
+}
+
+/** Free ports for a stack of `n` pods. */
+export async function demoStackPorts(n: number): Promise<DemoStack> {
+  const [zmq, grpcPort, health, http] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const podPorts: number[] = [];
+  for (let i = 0; i < n; i++) podPorts.push(await freePort());
+  return { pods: podPorts.map((p) => `127.0.0.1:${p}`), podPorts, grpc: `127.0.0.1:${grpcPort}`, grpcPort, health, http, zmq };
+}
+
+/**
+ * Starts `kvroute-epp serve` and the simulated pods of `stack` in `group` (the caller stops the
+ * group) and waits until all are ready. Resolves to the pods' tokenizer directory (a temporary one
+ * for the chat-template fault, which the caller removes).
+ */
+export async function startDemoStack(
+  stack: DemoStack,
+  o: Pick<DemoOptions, 'fault' | 'tokenizerDir' | 'profile' | 'numBlocks' | 'speedup'>,
+  group: ProcessGroup,
+  log: (line: string) => void = () => undefined,
+): Promise<string> {
+  const { pods, podPorts, zmq, health, http } = stack;
+  const grpc = stack.grpcPort;
+  const n = podPorts.length;
+  const fault = o.fault ?? 'none';
+  const tokenizer = o.tokenizerDir ?? DEFAULT_TOKENIZER_DIR;
+  const podTokenizer = fault === 'chat-template' ? faultyTemplateDir(tokenizer) : tokenizer;
+  log(`starting kvroute-epp serve (ext_proc :${grpc}, ZMQ bind :${zmq}) and ${n} simulated pods (profile ${o.profile ?? 'B'}, fault ${fault})`);
+  const epp = group.start({
+    name: 'epp',
+    script: 'src/cli/run.ts',
+    cwd: EPP_DIR,
+    ready: /kvroute-epp started/,
+    // Five processes load the tokenizer at once; on a busy machine that takes a while.
+    readyTimeoutMs: 90_000,
+    args: [
+      'serve',
+      '--model', MODEL,
+      '--block-size', '16',
+      '--hash-seed', '42',
+      '--endpoints', pods.map((p, i) => `${p}=sim-pod-${i}`).join(','),
+      '--grpc-port', String(grpc),
+      '--health-port', String(health),
+      '--http-port', String(http),
+      '--host', '127.0.0.1',
+      '--zmq-bind', `tcp://127.0.0.1:${zmq}`,
+      '--tokenizer', tokenizer,
+    ],
+  });
+  // ZMQ connects retry until the EPP binds, so the pods start alongside the EPP.
+  await Promise.all([
+    epp,
+    ...podPorts.map((port, i) =>
+      group.start({
+        name: `pod-${i}`,
+        script: 'lab/sim/server/main.ts',
+        cwd: EPP_DIR,
+        ready: /"ready":true/,
+        readyTimeoutMs: 90_000,
+        args: [
+          '--port', String(port),
+          '--tokenizer', podTokenizer,
+          '--model', MODEL,
+          '--profile', o.profile ?? 'B',
+          '--num-blocks', String(o.numBlocks ?? 320),
+          ...(fault === 'events-off' && i === n - 1 ? [] : ['--zmq-endpoint', `tcp://127.0.0.1:${zmq}`]),
+          ...(fault === 'hash-seed' ? ['--hash-seed', '7'] : []),
+          '--topic-pod', `127.0.0.1:${port}`,
+          '--encoding', i % 2 === 0 ? 'map' : 'array',
+          '--speedup', String(o.speedup ?? 1),
+        ],
+      }),
+    ),
+  ]);
+  await new Promise((r) => setTimeout(r, 300)); // ZMQ connect + subscription
+  return podTokenizer;
+}
+
 /** Runs the demo; always stops every child before returning or throwing. */
 export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const log = o.log ?? (() => undefined);
@@ -277,66 +368,17 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const tokenizer = o.tokenizerDir ?? DEFAULT_TOKENIZER_DIR;
   const fault = o.fault ?? 'none';
   if (!DEMO_FAULTS.includes(fault)) throw new Error(`fault "${String(fault)}" must be one of ${DEMO_FAULTS.join(', ')}`);
-  const podTokenizer = fault === 'chat-template' ? faultyTemplateDir(tokenizer) : tokenizer;
   let diagnosis: DemoFinding[] = [];
   const t0 = Date.now();
-  const [zmq, grpc, health, http] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const podPorts: number[] = [];
-  for (let i = 0; i < n; i++) podPorts.push(await freePort());
-  const pods = podPorts.map((p) => `127.0.0.1:${p}`);
+  const stack = await demoStackPorts(n);
+  const { pods, grpc, http } = stack;
   const results: PolicyResult[] = [];
   let startupMs = 0;
   let failure: unknown;
   let eppCounters: DemoResult['epp'] = { applied: 0, dropped: 0, hashChecks: 0, hashMismatches: 0 };
+  let podTokenizer: string | undefined;
   try {
-    log(`starting kvroute-epp serve (ext_proc :${grpc}, ZMQ bind :${zmq}) and ${n} simulated pods (profile ${o.profile ?? 'B'}, fault ${fault})`);
-    const epp = group.start({
-      name: 'epp',
-      script: 'src/cli/run.ts',
-      cwd: EPP_DIR,
-      ready: /kvroute-epp started/,
-      // Five processes load the tokenizer at once; on a busy machine that takes a while.
-      readyTimeoutMs: 90_000,
-      args: [
-        'serve',
-        '--model', MODEL,
-        '--block-size', '16',
-        '--hash-seed', '42',
-        '--endpoints', pods.map((p, i) => `${p}=sim-pod-${i}`).join(','),
-        '--grpc-port', String(grpc),
-        '--health-port', String(health),
-        '--http-port', String(http),
-        '--host', '127.0.0.1',
-        '--zmq-bind', `tcp://127.0.0.1:${zmq}`,
-        '--tokenizer', tokenizer,
-      ],
-    });
-    // ZMQ connects retry until the EPP binds, so the pods start alongside the EPP.
-    await Promise.all([
-      epp,
-      ...podPorts.map((port, i) =>
-        group.start({
-          name: `pod-${i}`,
-          script: 'lab/sim/server/main.ts',
-          cwd: EPP_DIR,
-          ready: /"ready":true/,
-          readyTimeoutMs: 90_000,
-          args: [
-            '--port', String(port),
-            '--tokenizer', podTokenizer,
-            '--model', MODEL,
-            '--profile', o.profile ?? 'B',
-            '--num-blocks', String(o.numBlocks ?? 320),
-            ...(fault === 'events-off' && i === n - 1 ? [] : ['--zmq-endpoint', `tcp://127.0.0.1:${zmq}`]),
-            ...(fault === 'hash-seed' ? ['--hash-seed', '7'] : []),
-            '--topic-pod', `127.0.0.1:${port}`,
-            '--encoding', i % 2 === 0 ? 'map' : 'array',
-            '--speedup', String(o.speedup ?? 1),
-          ],
-        }),
-      ),
-    ]);
-    await new Promise((r) => setTimeout(r, 300)); // ZMQ connect + subscription
+    podTokenizer = await startDemoStack(stack, { ...o, fault, tokenizerDir: tokenizer }, group, log);
     startupMs = Date.now() - t0;
     log(`all up in ${startupMs} ms`);
     const work = buildWorkload({
@@ -348,7 +390,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     });
     for (const policy of o.policies ?? (['round-robin', 'kvroute'] as const)) {
       log(`running ${work.length} requests with ${policy} ...`);
-      results.push(await runPolicy(policy, pods, `127.0.0.1:${grpc}`, work, o.concurrency ?? 4));
+      results.push(await runPolicy(policy, pods, grpc, work, o.concurrency ?? 4));
     }
     const text = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
     eppCounters = {
@@ -364,7 +406,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   }
   log('stopping');
   const exits = await group.stopAll();
-  if (podTokenizer !== tokenizer) rmSync(podTokenizer, { recursive: true, force: true });
+  if (podTokenizer !== undefined && podTokenizer !== tokenizer) rmSync(podTokenizer, { recursive: true, force: true });
   if (failure !== undefined) throw failure;
   return { fault, model: MODEL, pods, results, exits, epp: eppCounters, diagnosis, eppHttpPort: http, startupMs, totalMs: Date.now() - t0 };
 }

@@ -44,10 +44,14 @@ export interface ReportRun {
 export interface StagePoint {
   readonly rate: number;
   readonly unit: string;
+  readonly ttftP50Ms: Stat;
   readonly ttftP90Ms: Stat;
+  readonly ttftP99Ms: Stat;
   readonly ttftMeanMs: Stat;
   readonly tokenHitRate: Stat;
   readonly outputTokensPerSec: Stat;
+  /** Busiest pod's request share in the stage ÷ the mean. */
+  readonly loadMaxOverMean: Stat;
 }
 
 export interface Cell {
@@ -99,10 +103,13 @@ function aggregateStages(runs: readonly RunSummary[]): StagePoint[] {
     .map(([rate, e]) => ({
       rate,
       unit: e.unit,
+      ttftP50Ms: stat(e.s.map((s) => s.ttftMs.p50)),
       ttftP90Ms: stat(e.s.map((s) => s.ttftMs.p90)),
+      ttftP99Ms: stat(e.s.map((s) => s.ttftMs.p99)),
       ttftMeanMs: stat(e.s.map((s) => s.ttftMs.mean)),
       tokenHitRate: stat(e.s.map((s) => s.tokenHitRate)),
       outputTokensPerSec: stat(e.s.map((s) => s.outputTokensPerSec)),
+      loadMaxOverMean: stat(e.s.map((s) => s.loadMaxOverMean)),
     }));
 }
 

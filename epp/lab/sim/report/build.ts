@@ -8,7 +8,8 @@ import { aggregateRuns, findCell, type Cell } from './aggregate.js';
 import { hitRateSpec, podShareSpec, renderSvg, ttftVsLoadSpec, type ChartSpec } from './charts.js';
 import { renderMarkdown, type ChartRef, type ReportData } from './markdown.js';
 import type { JobResult } from './suite.js';
-import { bestWeights, compareDefaultWeights, evaluateTargets, weightsLabel, DEFAULT_WEIGHTS } from './targets.js';
+import { W2_ORDER, renderPeerSection, w2OrderCheck } from './peers.js';
+import { bestWeights, compareDefaultWeights, evaluatePeerTargets, evaluateTargets, weightsLabel, DEFAULT_WEIGHTS, PEERS } from './targets.js';
 import type { ValidationCheck } from './validate.js';
 
 export const POLICY_DESCRIPTIONS: Readonly<Record<string, string>> = {
@@ -21,6 +22,13 @@ export const POLICY_DESCRIPTIONS: Readonly<Record<string, string>> = {
   precise: 'prefix only: the EPP index fed by KV events, argmax prefix score, no load term',
   kvroute: "the EPP's scheduler, default weights prefix 3 / queue 2 / kv-util 2 / in-flight 1",
   oracle: 'true cache and queue state, zero lag, argmin predicted TTFT',
+  'llmd-precise': 'peer: llm-d precise-prefix-cache guide (precise prefix int(sum)/total 2, kv-util 1, queue 1; EPP index fed by KV events)',
+  'llmd-precise-2025': 'peer: llm-d precise guide with the 2025 min-max prefix normalisation',
+  'llmd-estimate': 'peer: llm-d optimized baseline (approximate prefix over 64-token blocks, affinity filter 0.80 + 18 s gate, token-load scorer)',
+  'gie-default': 'peer: GIE/llm-d EPP with no config (queue 2, kv-util 2, approximate prefix 3, LRU per pod = num_gpu_blocks)',
+  dynamo: 'peer: NVIDIA Dynamo KV router (argmin prefill blocks − overlap credit + decode blocks; KV events; router-side load)',
+  sglang: 'peer: SGLang cache_aware (shared radix tree from routing, threshold 0.3, balance 64 / 1.5, in-flight counts)',
+  aibrix: 'peer: AIBrix prefix-cache (4-byte blocks, LRU 200,000, imbalance 8, mean + 1σ gate, least-request fallback)',
 };
 
 export interface BuildInput {
@@ -54,6 +62,7 @@ export function buildReport(inp: BuildInput): BuiltReport {
   }
   const charts = new Map<string, ChartSpec>();
   const refs: ChartRef[] = [];
+  const peerCharts = new Map<string, string>();
   for (const w of inp.workloads) {
     const cells = main.filter((c) => c.workload === w.name);
     if (cells.length === 0) continue;
@@ -62,6 +71,11 @@ export function buildReport(inp: BuildInput): BuiltReport {
     if (cells.some((c) => c.stages.length > 0)) {
       charts.set(`${w.name}-ttft-p90-vs-load.svg`, ttftVsLoadSpec(w.name, cells));
       refs.push({ title: `${w.name} TTFT p90 vs offered load`, file: `${w.name}-ttft-p90-vs-load.svg` });
+    }
+    const peerCells = cells.filter((c) => c.policy === 'kvroute' || c.policy === 'kvroute-llmd' || c.policy === 'oracle' || (PEERS as readonly string[]).includes(c.policy));
+    if (peerCells.some((c) => (PEERS as readonly string[]).includes(c.policy)) && peerCells.some((c) => c.stages.length > 0)) {
+      charts.set(`${w.name}-peers-ttft-p90-vs-load.svg`, ttftVsLoadSpec(`${w.name} kvroute vs peers`, peerCells));
+      peerCharts.set(w.name, `${w.name}-peers-ttft-p90-vs-load.svg`);
     }
     if (w.name === 'w1') {
       charts.set('w1-pod-share.svg', podShareSpec('w1', cells));
@@ -79,7 +93,9 @@ export function buildReport(inp: BuildInput): BuiltReport {
     cells: main,
     targets: evaluateTargets(main),
     beats: compareDefaultWeights(main, inp.workloads.map((w) => w.name)),
-    validation: inp.validation,
+    validation: main.some((c) => c.workload === 'w2' && (W2_ORDER as readonly string[]).includes(c.policy)) ? [...inp.validation, w2OrderCheck(main)] : inp.validation,
+    peerSection: renderPeerSection({ cells: main, workloads: inp.workloads.map((w) => w.name), charts: peerCharts }),
+    peerTargets: evaluatePeerTargets(inp.results.filter((r) => r.job.section === 'main')),
     sensitivity,
     weightSweep,
     bestWeights: best,
@@ -101,18 +117,21 @@ export async function writeReport(dir: string, report: BuiltReport): Promise<str
   return written;
 }
 
-/** The command line as shown in the report: no --out, the trace path as <trace>. */
+/** The command line as shown in the report: no --out, trace paths as <file name>. */
 export function displayCommand(argv: readonly string[]): string {
+  const traces: Readonly<Record<string, string>> = { '--trace': '<mooncake-conversation.jsonl>', '--trace-synthetic': '<mooncake-synthetic.jsonl>' };
   const shown: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
-    if (a === '--out' || a === '--trace') {
+    if (a === '--out' || a in traces) {
       i++;
-      if (a === '--trace') shown.push('--trace <mooncake-conversation.jsonl>');
+      if (a in traces) shown.push(`${a} ${traces[a] as string}`);
       continue;
     }
     if (a.startsWith('--out=')) continue;
-    shown.push(a.startsWith('--trace=') ? '--trace <mooncake-conversation.jsonl>' : a);
+    const eq = a.indexOf('=');
+    const flag = eq < 0 ? a : a.slice(0, eq);
+    shown.push(eq >= 0 && flag in traces ? `${flag} ${traces[flag] as string}` : a);
   }
   return `npm run bench:report -- ${shown.join(' ')}`.trim();
 }

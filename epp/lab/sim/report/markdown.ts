@@ -33,6 +33,10 @@ export interface ReportData {
   /** Best weight cell per workload (see bestWeights). */
   readonly bestWeights: readonly Cell[];
   readonly charts: readonly ChartRef[];
+  /** Lines of the "kvroute vs peers" section (report/peers.ts). @default none */
+  readonly peerSection?: readonly string[];
+  /** Targets of the kvroute default against the best peer (targets.ts evaluatePeerTargets). @default none */
+  readonly peerTargets?: readonly TargetResult[];
 }
 
 const isNum = (x: number): boolean => Number.isFinite(x);
@@ -133,6 +137,18 @@ export function renderMarkdown(d: ReportData): string {
   L.push('## Targets (routing-anchors.md §5.4, kvroute default weights)');
   L.push('');
   L.push(...table(['workload', 'target', 'measured', 'result'], d.targets.map((t) => [t.workload, t.target, t.measured, verdict(t.pass)])));
+  if (d.peerSection && d.peerSection.length > 0) {
+    L.push('');
+    L.push(...d.peerSection);
+  }
+  if (d.peerTargets && d.peerTargets.length > 0) {
+    L.push('');
+    L.push('## Targets vs peers (issue 10, kvroute default, every workload and seed)');
+    L.push('');
+    L.push('Best peer = per metric and per seed, the best of the peer policies that ran. A target passes only when it passes on every seed; the measured column shows the worst (or a failing) seed.');
+    L.push('');
+    L.push(...table(['workload', 'target', 'measured', 'result'], d.peerTargets.map((t) => [t.workload, t.target, t.measured, verdict(t.pass)])));
+  }
   L.push('');
   L.push('## Default weights vs prefix only (`precise`) and load only (`least-loaded`)');
   L.push('');

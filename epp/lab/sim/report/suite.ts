@@ -30,11 +30,11 @@ export interface Sizes {
 export const DEFAULT_SIZES: Sizes = { w1Sessions: 398, w1PerSession: 12, w2StageScale: 1, w2OutputTokens: 245, w3SessionsPerStage: 480, traceLimit: 3000 };
 export const QUICK_SIZES: Sizes = { w1Sessions: 398, w1PerSession: 3, w2StageScale: 0.15, w2OutputTokens: 245, w3SessionsPerStage: 60, traceLimit: 600 };
 
-export const REPORT_WORKLOADS = ['w1', 'w2', 'w3', 'mooncake'] as const;
+export const REPORT_WORKLOADS = ['w1', 'w2', 'w3', 'mooncake', 'mooncake-synthetic'] as const;
 export type ReportWorkload = (typeof REPORT_WORKLOADS)[number];
 
-/** Builds a report workload; `mooncake` needs `tracePath`. */
-export async function buildWorkload(name: ReportWorkload, seed: number, sizes: Sizes, tracePath?: string): Promise<Workload> {
+/** Builds a report workload; `mooncake` needs `tracePath`, `mooncake-synthetic` needs `syntheticTracePath`. */
+export async function buildWorkload(name: ReportWorkload, seed: number, sizes: Sizes, tracePath?: string, syntheticTracePath?: string): Promise<Workload> {
   switch (name) {
     case 'w1':
       return { ...generateW1(seed, { sessions: sizes.w1Sessions, perSession: sizes.w1PerSession }), name: 'w1' };
@@ -54,6 +54,18 @@ export async function buildWorkload(name: ReportWorkload, seed: number, sizes: S
       return {
         name: 'mooncake',
         description: `Mooncake conversation trace (${requests.length} requests${sizes.traceLimit > 0 ? `, first ${sizes.traceLimit}` : ''}), 8 pods profile B`,
+        profile: PROFILE_B,
+        pods: 8,
+        stages: [{ index: 0, rate: 0, unit: 'trace', startMs: 0, endMs: 0, warmup: false }],
+        requests,
+      };
+    }
+    case 'mooncake-synthetic': {
+      if (syntheticTracePath === undefined) throw new Error('workload "mooncake-synthetic" needs --trace-synthetic <path to mooncake-synthetic.jsonl>');
+      const requests = await readWorkloadFile(syntheticTracePath, { hashBlockSize: 512, ...(sizes.traceLimit > 0 ? { limit: sizes.traceLimit } : {}) });
+      return {
+        name: 'mooncake-synthetic',
+        description: `Mooncake synthetic trace (${requests.length} requests${sizes.traceLimit > 0 ? `, first ${sizes.traceLimit}` : ''}), 8 pods profile B`,
         profile: PROFILE_B,
         pods: 8,
         stages: [{ index: 0, rate: 0, unit: 'trace', startMs: 0, endMs: 0, warmup: false }],
@@ -120,6 +132,8 @@ export interface JobResult extends ReportRun {
 export interface SuiteOptions {
   readonly sizes: Sizes;
   readonly tracePath?: string;
+  /** Mooncake synthetic trace (workload `mooncake-synthetic`). @default none */
+  readonly syntheticTracePath?: string;
   /** Called before each job and during it (requests done / total). @default none */
   readonly onProgress?: (jobIndex: number, job: Job, done: number, total: number) => void;
 }
@@ -133,7 +147,7 @@ export async function runJobs(jobs: readonly Job[], opts: SuiteOptions): Promise
     const key = `${job.workload}:${job.seed}`;
     let w = cache.get(key);
     if (!w) {
-      w = await buildWorkload(job.workload, job.seed, opts.sizes, opts.tracePath);
+      w = await buildWorkload(job.workload, job.seed, opts.sizes, opts.tracePath, opts.syntheticTracePath);
       cache.clear(); // one workload in memory at a time (jobs are grouped by workload)
       cache.set(key, w);
     }

@@ -152,3 +152,151 @@ export function bestWeights(cells: readonly Cell[], reference: Cell | undefined,
   ok.sort((a, b) => b.hitRateOverOracle.mean - a.hitRateOverOracle.mean || a.ttftP90Ms.mean - b.ttftP90Ms.mean);
   return ok[0];
 }
+
+/** The peer routers' policy names (lab/sim/peers/), in report order. */
+export const PEERS = ['llmd-precise', 'llmd-precise-2025', 'llmd-estimate', 'gie-default', 'dynamo', 'sglang', 'aibrix'] as const;
+
+/** Run metrics the peer targets read (one run = one workload × policy × seed). */
+interface PeerRun {
+  readonly workload: string;
+  readonly policy: string;
+  readonly variant: string;
+  readonly seed: number;
+  readonly summary: {
+    readonly tokenHitRate: number;
+    readonly loadMaxOverMean: number;
+    readonly ttftMs: { readonly p90: number };
+    readonly outputTokensPerSec: number;
+    readonly stages: readonly { readonly rate: number; readonly warmup: boolean; readonly ttftMs: { readonly p90: number } }[];
+  };
+}
+
+/** TTFT p90 of the highest-rate measured stage; NaN when the run has no rated stage (traces). */
+export function topStageP90(s: PeerRun['summary']): number {
+  const rated = s.stages.filter((st) => !st.warmup && st.rate > 0);
+  if (rated.length === 0) return NaN;
+  return rated.reduce((a, b) => (b.rate > a.rate ? b : a)).ttftMs.p90;
+}
+
+/** One peer target on one workload: every seed's verdict and the worst seed shown. */
+export interface PeerTargetResult extends TargetResult {
+  /** Seeds evaluated (those where kvroute and at least one peer ran). */
+  readonly seeds: readonly number[];
+  /** Seeds that failed. */
+  readonly failedSeeds: readonly number[];
+}
+
+export interface PeerTargetOptions {
+  /** @default 'kvroute' */
+  readonly policy?: string;
+  /** @default PEERS */
+  readonly peers?: readonly string[];
+  /** @default 'oracle' */
+  readonly oracle?: string;
+  /** Workload name of the Mooncake conversation trace (TTFT p90 ≤ the oracle's). @default 'mooncake' */
+  readonly conversationWorkload?: string;
+}
+
+/**
+ * Issue-10 targets of the kvroute default against the best peer, on every workload and seed:
+ * - TTFT p90 of the whole run and of the top load stage ≤ 0.9 × the best (lowest) peer's, or,
+ *   where that peer is already within 5 % of the oracle, ≤ 1.05 × the oracle's;
+ * - token hit ≥ the best peer's − 1 pp; output tok/s ≥ the best peer's − 1 %;
+ * - load max/mean ≤ 1.15;
+ * - on the Mooncake conversation trace, TTFT p90 ≤ the oracle's.
+ * "Best peer" is taken per metric and per seed. A target passes when it passes on every seed;
+ * the measured column shows the worst seed. Targets whose inputs were not run are n/a.
+ */
+export function evaluatePeerTargets(runs: readonly PeerRun[], opts: PeerTargetOptions = {}): PeerTargetResult[] {
+  const policy = opts.policy ?? 'kvroute';
+  const peers = opts.peers ?? PEERS;
+  const oracle = opts.oracle ?? 'oracle';
+  const conv = opts.conversationWorkload ?? 'mooncake';
+  const main = runs.filter((r) => r.variant === '');
+  const out: PeerTargetResult[] = [];
+  for (const w of [...new Set(main.map((r) => r.workload))]) {
+    const of = (p: string, seed: number) => main.find((r) => r.workload === w && r.policy === p && r.seed === seed)?.summary;
+    const seeds = [...new Set(main.filter((r) => r.workload === w && r.policy === policy).map((r) => r.seed))].sort((a, b) => a - b);
+    interface Eval {
+      readonly seed: number;
+      readonly value: number;
+      readonly pass: boolean;
+      readonly text: string;
+    }
+    const rows: { target: string; evals: Eval[]; worst: (a: Eval, b: Eval) => Eval }[] = [];
+    const add = (target: string, worst: (a: Eval, b: Eval) => Eval): Eval[] => {
+      const evals: Eval[] = [];
+      rows.push({ target, evals, worst });
+      return evals;
+    };
+    const maxBy = (a: Eval, b: Eval): Eval => (b.value > a.value ? b : a);
+    const minBy = (a: Eval, b: Eval): Eval => (b.value < a.value ? b : a);
+    const ttftWhole = add('TTFT p90 (run) ≤ 0.9 × best peer (or ≤ 1.05 × oracle where the best peer is within 5 % of it)', maxBy);
+    const ttftTop = add('TTFT p90 (top stage) ≤ 0.9 × best peer (or ≤ 1.05 × oracle where the best peer is within 5 % of it)', maxBy);
+    const hit = add('token hit ≥ best peer − 1 pp', minBy);
+    const tput = add('output tok/s ≥ best peer − 1 %', minBy);
+    const load = add('load max/mean ≤ 1.15', maxBy);
+    const vsOracle = w === conv ? add('TTFT p90 ≤ oracle', maxBy) : undefined;
+    for (const seed of seeds) {
+      const k = of(policy, seed);
+      if (!k) continue;
+      const ps = peers.flatMap((p) => {
+        const s = of(p, seed);
+        return s ? [{ name: p, s }] : [];
+      });
+      const o = of(oracle, seed);
+      const ttftTarget = (get: (s: PeerRun['summary']) => number, evals: Eval[]): void => {
+        const cands = ps.filter((p) => Number.isFinite(get(p.s)));
+        const mine = get(k);
+        if (cands.length === 0 || !Number.isFinite(mine)) return;
+        const best = cands.reduce((a, b) => (get(b.s) < get(a.s) ? b : a));
+        const bv = get(best.s);
+        const ov = o ? get(o) : NaN;
+        const nearOracle = Number.isFinite(ov) && bv <= 1.05 * ov;
+        const limit = nearOracle ? 1.05 * ov : 0.9 * bv;
+        const rel = mine / (nearOracle ? ov : bv);
+        evals.push({
+          seed,
+          value: mine / limit,
+          pass: mine <= limit,
+          text: nearOracle
+            ? `seed ${seed}: ${msS(mine)} = ${fx(rel, 2)}× oracle ${msS(ov)} (best peer ${best.name} ${msS(bv)} is within 5 % of the oracle)`
+            : `seed ${seed}: ${msS(mine)} = ${fx(rel, 2)}× best peer ${best.name} ${msS(bv)}`,
+        });
+      };
+      ttftTarget((s) => s.ttftMs.p90, ttftWhole);
+      ttftTarget(topStageP90, ttftTop);
+      if (ps.length > 0) {
+        const bh = ps.reduce((a, b) => (b.s.tokenHitRate > a.s.tokenHitRate ? b : a));
+        const d = k.tokenHitRate - bh.s.tokenHitRate;
+        hit.push({ seed, value: d, pass: d >= -0.01, text: `seed ${seed}: ${pct(k.tokenHitRate)} vs ${bh.name} ${pct(bh.s.tokenHitRate)} (${d >= 0 ? '+' : ''}${(100 * d).toFixed(1)} pp)` });
+        const bt = ps.reduce((a, b) => (b.s.outputTokensPerSec > a.s.outputTokensPerSec ? b : a));
+        const r = ratio(k.outputTokensPerSec, bt.s.outputTokensPerSec);
+        tput.push({ seed, value: r, pass: r >= 0.99, text: `seed ${seed}: ${fx(k.outputTokensPerSec, 0)} = ${fx(r, 3)}× ${bt.name} ${fx(bt.s.outputTokensPerSec, 0)}` });
+      }
+      load.push({ seed, value: k.loadMaxOverMean, pass: k.loadMaxOverMean <= 1.15, text: `seed ${seed}: ${fx(k.loadMaxOverMean, 2)}` });
+      if (vsOracle && o) {
+        vsOracle.push({ seed, value: ratio(k.ttftMs.p90, o.ttftMs.p90), pass: k.ttftMs.p90 <= o.ttftMs.p90, text: `seed ${seed}: ${msS(k.ttftMs.p90)} vs oracle ${msS(o.ttftMs.p90)}` });
+      }
+    }
+    for (const r of rows) {
+      if (r.evals.length === 0) {
+        out.push({ workload: w, target: r.target, measured: 'n/a (not run)', value: NaN, pass: undefined, seeds: [], failedSeeds: [] });
+        continue;
+      }
+      const failed = r.evals.filter((e) => !e.pass);
+      // show the worst failing seed if any failed, else the worst seed
+      const shown = (failed.length > 0 ? failed : r.evals).reduce(r.worst);
+      out.push({
+        workload: w,
+        target: r.target,
+        measured: `${shown.text}${r.evals.length > 1 ? ` (worst of ${r.evals.length} seeds${failed.length > 0 ? `; failed seeds ${failed.map((e) => e.seed).join(', ')}` : ''})` : ''}`,
+        value: shown.value,
+        pass: failed.length === 0,
+        seeds: r.evals.map((e) => e.seed),
+        failedSeeds: failed.map((e) => e.seed),
+      });
+    }
+  }
+  return out;
+}
