@@ -15,13 +15,14 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../lab/demo/procs.js';
+import { ensureCommand } from './system-packages.js';
 
 export interface RedisServerOptions {
   /** `requirepass` for the server. @default undefined (no password) */
   readonly password?: string;
   /** Port to listen on. @default a free port chosen by the OS */
   readonly port?: number;
-  /** Path of the redis-server binary. @default '/usr/bin/redis-server' */
+  /** Path of the redis-server binary. @default redis-server from PATH or the system directories (ensureCommand: installed when root, else an error naming the install command) */
   readonly binary?: string;
   /** How long to wait for the port to accept connections. @default 10000 */
   readonly startTimeoutMs?: number;
@@ -65,7 +66,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Start a real redis-server on 127.0.0.1. */
 export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServer> {
   const host = '127.0.0.1';
-  const binary = opts.binary ?? '/usr/bin/redis-server';
+  const binary = opts.binary ?? ensureCommand('redis-server', 'redis-server');
   const startTimeoutMs = opts.startTimeoutMs ?? 10_000;
   const port = opts.port ?? (await freePort());
   const dir = await mkdtemp(join(tmpdir(), 'kvroute-redis-'));
