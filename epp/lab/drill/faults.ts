@@ -36,6 +36,8 @@ export interface Fault {
   readonly description: string;
   /** Index backend the EPP must run before this fault. */
   readonly index: 'memory' | 'redis';
+  /** Observation after the fault, ms. @default the run's (30 s full, 5 s quick) */
+  readonly observeMs?: { readonly full: number; readonly quick: number };
   run(ctx: FaultContext): Promise<FaultOutcome>;
 }
 
@@ -52,11 +54,11 @@ async function metric(ctx: FaultContext, name: string, label?: string): Promise<
 }
 
 /** Sends requests of `kind` at `rate`/s for `ms` through `port`; resolves when all are answered. */
-async function sendFor(ctx: FaultContext, o: { port: number; kind: string; rate: number; ms: number; headers?: Record<string, string>; abortAfterFirstChunk?: boolean }): Promise<void> {
+async function sendFor(ctx: FaultContext, o: { port: number; kind: string; rate: number; ms: number; headers?: Record<string, string>; abortAfterFirstChunk?: boolean; maxTokens?: number }): Promise<void> {
   const sends: Promise<void>[] = [];
   const t0 = Date.now();
   for (let i = 0; Date.now() - t0 < o.ms; i++) {
-    sends.push(ctx.requests.send({ port: o.port, kind: o.kind, timeoutMs: ctx.timeoutMs, ...(o.headers ? { headers: o.headers } : {}), ...(o.abortAfterFirstChunk ? { abortAfterFirstChunk: true } : {}) }));
+    sends.push(ctx.requests.send({ port: o.port, kind: o.kind, timeoutMs: ctx.timeoutMs, ...(o.headers ? { headers: o.headers } : {}), ...(o.abortAfterFirstChunk ? { abortAfterFirstChunk: true } : {}), ...(o.maxTokens !== undefined ? { maxTokens: o.maxTokens } : {}) }));
     await sleep(Math.max(0, t0 + ((i + 1) * 1000) / o.rate - Date.now()));
   }
   await Promise.all(sends);
@@ -72,9 +74,21 @@ function countKind(ctx: FaultContext, kind: string): Record<string, number> {
   return out;
 }
 
+/** The metric's value once it stopped changing for a second (the EPP works through a backlog), at most `maxMs`. */
+async function settled(ctx: FaultContext, name: string, maxMs = 20_000): Promise<number> {
+  const deadline = Date.now() + maxMs;
+  let last = await metric(ctx, name);
+  for (;;) {
+    await sleep(1000);
+    const v = await metric(ctx, name);
+    if (v === last || Date.now() > deadline) return v;
+    last = v;
+  }
+}
+
 /** A ZMQ PUB connected to the EPP's SUB socket, given time to subscribe. */
 async function publisher(ctx: FaultContext): Promise<Publisher> {
-  const pub = new Publisher({ linger: 0, sendHighWaterMark: 1_000_000 });
+  const pub = new Publisher({ linger: 2000, sendHighWaterMark: 1_000_000 });
   pub.connect(`tcp://127.0.0.1:${ctx.stack.zmqPort}`);
   await sleep(300);
   return pub;
@@ -161,9 +175,9 @@ export const FAULTS: readonly Fault[] = [
         else if (k === 1) await pub.send([topic, randomBytes(5), randomBytes(40)]);
         else await pub.send([topic, seqFrame(BigInt(i)), randomBytes(16 + (i % 200))]);
       }
+      await sleep(1000); // let the queue reach the wire before closing
       pub.close();
-      await sleep(500);
-      const dropped = (await metric(ctx, 'kvroute_kv_events_dropped_total')) - dropped0;
+      const dropped = (await settled(ctx, 'kvroute_kv_events_dropped_total')) - dropped0;
       return { extra: { messagesSent: n, sendSeconds: (Date.now() - t0) / 1000, droppedCounted: dropped } };
     },
   },
@@ -185,10 +199,10 @@ export const FAULTS: readonly Fault[] = [
         );
         await pub.send([Buffer.from(`kv@${pod}@${DRILL_MODEL}`), seqFrame(BigInt(Math.floor(i / 2000))), payload]);
       }
-      pub.close();
       await sleep(1000);
-      const received = (await metric(ctx, 'kvroute_kv_events_received_total')) - received0;
-      return { extra: { batchesSent: n, sendSeconds: (Date.now() - t0) / 1000, receivedCounted: received } };
+      pub.close();
+      const received = (await settled(ctx, 'kvroute_kv_events_received_total')) - received0;
+      return { extra: { batchesSent: n, sendSeconds: (Date.now() - t0) / 1000, eppReceivedDelta: received } };
     },
   },
   {
@@ -196,6 +210,7 @@ export const FAULTS: readonly Fault[] = [
     description: '1,000 ext_proc streams send request headers and half a body, then stop (held open, then cancelled)',
     index: 'memory',
     async run(ctx) {
+      const ended0 = await metric(ctx, 'kvroute_extproc_streams_total');
       const def = loadProtos().extProcService.Process;
       if (!def) throw new Error('ext_proc proto has no Process method');
       const client = new grpc.Client(`127.0.0.1:${ctx.stack.grpcPort}`, grpc.credentials.createInsecure());
@@ -219,10 +234,10 @@ export const FAULTS: readonly Fault[] = [
       await sleep(dur(ctx, 8000, 3000));
       const endedByServer = statuses;
       for (const c of calls) c.cancel();
-      await sleep(300);
       client.close();
-      const ended = await metric(ctx, 'kvroute_extproc_streams_total').catch(() => NaN);
-      return { extra: { streams: 1000, endedByServerWhileHeld: endedByServer, eppStreamsEndedTotal: ended } };
+      // every abandoned stream must be accounted for by the EPP (the steady load's streams count too)
+      const ended = (await settled(ctx, 'kvroute_extproc_streams_total')) - ended0;
+      return { extra: { streams: 1000, endedByServerWhileHeld: endedByServer, eppStreamsEndedDelta: ended } };
     },
   },
   {
@@ -245,18 +260,34 @@ export const FAULTS: readonly Fault[] = [
   },
   {
     name: 'burst-10x',
-    description: 'a burst at 10x the steady rate, half sheddable (objective priority -1), half critical (priority 1)',
+    description: 'a burst at 10x the steady rate of long answers (max_tokens 256), half sheddable (objective priority -1), half critical (priority 1)',
     index: 'memory',
     async run(ctx) {
-      const ms = dur(ctx, 4000, 2000);
+      const ms = dur(ctx, 5000, 3000);
       const rate = (ctx.rate * 10) / 2;
       const shed0 = await metric(ctx, 'kvroute_admission_shed_total');
+      // how saturated the pods get (the EPP sheds sheddable requests only while every pod is)
+      let maxWaiting = 0;
+      let maxKv = 0;
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          for (const a of ctx.stack.addresses) {
+            const text = await (await fetch(`http://${a}/metrics`, { signal: AbortSignal.timeout(1000) })).text().catch(() => '');
+            maxWaiting = Math.max(maxWaiting, sumMetric(text, 'vllm:num_requests_waiting'));
+            maxKv = Math.max(maxKv, sumMetric(text, 'vllm:kv_cache_usage_perc'));
+          }
+          await sleep(200);
+        }
+      })();
       await Promise.all([
-        sendFor(ctx, { port: ctx.stack.openPort, kind: 'burst-sheddable', rate, ms, headers: { [Headers.inferenceObjective]: 'drill-batch' } }),
-        sendFor(ctx, { port: ctx.stack.openPort, kind: 'burst-critical', rate, ms, headers: { [Headers.inferenceObjective]: 'drill-chat' } }),
+        sendFor(ctx, { port: ctx.stack.openPort, kind: 'burst-sheddable', rate, ms, maxTokens: 256, headers: { [Headers.inferenceObjective]: 'drill-batch' } }),
+        sendFor(ctx, { port: ctx.stack.openPort, kind: 'burst-critical', rate, ms, maxTokens: 256, headers: { [Headers.inferenceObjective]: 'drill-chat' } }),
       ]);
+      sampling = false;
+      await sampler;
       const shed = (await metric(ctx, 'kvroute_admission_shed_total')) - shed0;
-      return { extra: { sheddable: countKind(ctx, 'burst-sheddable'), critical: countKind(ctx, 'burst-critical'), shedCounted: shed } };
+      return { extra: { sheddable: countKind(ctx, 'burst-sheddable'), critical: countKind(ctx, 'burst-critical'), shedCounted: shed, maxPodWaiting: maxWaiting, maxPodKvUsage: Number(maxKv.toFixed(2)) } };
     },
   },
   {
@@ -280,8 +311,21 @@ export const FAULTS: readonly Fault[] = [
     name: 'epp-restart-memory',
     description: 'graceful restart of the only EPP replica, memory index (snapshot written on SIGTERM, loaded at start; gaps replayed from the pods)',
     index: 'memory',
+    observeMs: { full: 60_000, quick: 5000 },
     async run(ctx) {
       return { extra: await restartEpp(ctx) };
+    },
+  },
+  {
+    name: 'epp-restart-memory-cold',
+    description: 'the same restart without index.snapshot and without the pods\' replay port (how an EPP restart behaved before: an empty index that only new KV events refill)',
+    index: 'memory',
+    observeMs: { full: 90_000, quick: 8000 },
+    async run(ctx) {
+      ctx.stack.writeConfig(ctx.stack.config('memory', false));
+      const extra = await restartEpp(ctx);
+      ctx.stack.writeConfig(ctx.stack.config('memory'));
+      return { extra };
     },
   },
   {
@@ -301,6 +345,7 @@ export const FAULTS: readonly Fault[] = [
     name: 'epp-restart-redis',
     description: 'graceful restart of the only EPP replica, Redis index (the index outlives the EPP)',
     index: 'redis',
+    observeMs: { full: 60_000, quick: 5000 },
     async run(ctx) {
       return { extra: await restartEpp(ctx) };
     },

@@ -32,6 +32,8 @@ export interface SendOptions {
   readonly headers?: Record<string, string>;
   /** Disconnect after the first body chunk. */
   readonly abortAfterFirstChunk?: boolean;
+  /** `max_tokens` instead of the workload's (longer answers hold KV blocks longer). */
+  readonly maxTokens?: number;
   readonly timeoutMs: number;
 }
 
@@ -52,7 +54,8 @@ export class RequestLog {
 
   /** Sends the next workload request; resolves when its outcome is known. */
   send(o: SendOptions): Promise<void> {
-    const body = (this.work[this.next++ % this.work.length] as DemoRequest).body;
+    let body = (this.work[this.next++ % this.work.length] as DemoRequest).body;
+    if (o.maxTokens !== undefined) body = body.replace(/"max_tokens":\d+/, `"max_tokens":${o.maxTokens}`);
     const rec: RequestRecord = { sent: Date.now(), done: 0, outcome: 'pending', promptTokens: 0, cachedTokens: 0, kind: o.kind };
     this.records.push(rec);
     const p = this.run(o, body, rec).finally(() => this.inflight.delete(p));

@@ -166,8 +166,8 @@ How to read it: *sent* counts every request sent from the fault's start until th
 plus the fault's own traffic); *answered* = 200 and the whole stream; *429/503* = explicit refusals; *lost* = no answer,
 a transport error, another status or a cut stream, with those sent while the only EPP replica was restarting (±1 s) in
 brackets. Hit rate = cached prompt tokens / prompt tokens of the answered steady requests, from their usage chunks: in
-the ${r.quick ? 4 : 10} s before the fault, while it lasts, and in the observation after. *Recovery* = seconds from the
-end of the fault until a ${r.quick ? 3 : 6} s window's hit rate is again ≥ 95 % of the level before (0 = it never dropped).
+the ${r.quick ? 3 : 10} s before the fault, while it lasts, and in the observation after. *Recovery* = seconds from the
+end of the fault until a ${r.quick ? 2 : 6} s window's hit rate is again ≥ 95 % of the level before (0 = it never dropped).
 RSS is the EPP process's resident set (a restart starts a new process).
 
 First EPP process: ${r.rss.firstEppAfterWarmupMiB} MiB after the warm-up, ${r.rss.firstEppBeforeRestartMiB} MiB just before the drill restarted it.

@@ -7,7 +7,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DEFAULT_TOKENIZER_DIR } from '../demo/run.js';
+
+/** The quick form's small tokenizer (fast process starts on a busy CI box). */
+export const QUICK_TOKENIZER_DIR = fileURLToPath(new URL('../../test/data/tokenizers/tiny-llama3', import.meta.url));
 import { FAULTS, type Fault, type FaultContext } from './faults.js';
 import { hitRate, RequestLog, SteadyLoad, type RequestRecord } from './load.js';
 import { DrillStack } from './stack.js';
@@ -91,20 +95,20 @@ export async function runDrill(o: DrillOptions = {}): Promise<DrillResult> {
   const t00 = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'kvroute-drill-'));
   const T = quick
-    ? { warmup: 12_000, before: 4000, observe: 8000, window: 3000, settle: 1000 }
+    ? { warmup: 8000, before: 3000, observe: 5000, window: 2000, settle: 500 }
     : { warmup: 30_000, before: 10_000, observe: 30_000, window: 6000, settle: 3000 };
   const timeoutMs = 60_000;
   log(`starting ${o.pods ?? 3} pods, the EPP and the gateways in ${dir}`);
   const stack = await DrillStack.start({
     pods: o.pods ?? 3,
-    tokenizerDir: DEFAULT_TOKENIZER_DIR,
+    tokenizerDir: quick ? QUICK_TOKENIZER_DIR : DEFAULT_TOKENIZER_DIR,
     numBlocks: 320,
     speedup: 2,
     dir,
     objectives: { 'drill-batch': -1, 'drill-chat': 1 },
     log,
   });
-  const requests = new RequestLog({ systemPrompts: 6, systemWords: 700, maxTokens: 8, seed: 7, distinct: 3000 });
+  const requests = new RequestLog({ systemPrompts: 6, systemWords: quick ? 400 : 700, maxTokens: 8, seed: 7, distinct: quick ? 1000 : 3000 });
   const load = new SteadyLoad(requests, { port: () => stack.openPort, rate, timeoutMs });
   const restartWindows: { from: number; to: number }[] = [];
   const results: FaultResult[] = [];
@@ -145,7 +149,7 @@ export async function runDrill(o: DrillOptions = {}): Promise<DrillResult> {
       log(`fault ${fault.name}: ${fault.description}`);
       const outcome = await fault.run(ctx);
       const t1 = Date.now();
-      await sleep(T.observe);
+      await sleep(fault.observeMs ? (quick ? fault.observeMs.quick : fault.observeMs.full) : T.observe);
       const end = Date.now();
       // answers of requests sent up to `end` that are still open are waited for (bounded by their timeout)
       const segment = requests.records.slice(nrec0);

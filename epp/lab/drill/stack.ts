@@ -103,20 +103,23 @@ export class DrillStack {
     return `http://127.0.0.1:${this.httpPort}/metrics`;
   }
 
-  /** The EPP config for an index backend (objectives, snapshot and replay included). */
-  config(index: IndexKind): Record<string, unknown> {
+  /**
+   * The EPP config for an index backend (objectives, snapshot and replay included; `warm: false`
+   * leaves out the snapshot and the pods' replay port: an EPP restart then starts cold).
+   */
+  config(index: IndexKind, warm = true): Record<string, unknown> {
     return {
       model: DRILL_MODEL,
       logLevel: 'info',
       server: { grpcPort: this.grpcPort, healthPort: 0, httpPort: this.httpPort, host: '127.0.0.1' },
-      events: { mode: 'bind', zmqBind: `tcp://127.0.0.1:${this.zmqPort}`, podReplayPort: this.replayPort },
+      events: { mode: 'bind', zmqBind: `tcp://127.0.0.1:${this.zmqPort}`, ...(warm ? { podReplayPort: this.replayPort } : {}) },
       discovery: { mode: 'static', endpoints: this.addressesFor().map((address, i) => ({ address, name: `pod-${i}` })) },
       tokenizer: { path: this.o.tokenizerDir, workers: 1 },
       index:
         index === 'memory'
-          ? { backend: 'memory', memoryBudgetBytes: 64 * 1024 * 1024, snapshot: { path: this.snapshotFile, intervalMs: 5000 } }
+          ? { backend: 'memory', memoryBudgetBytes: 64 * 1024 * 1024, ...(warm ? { snapshot: { path: this.snapshotFile, intervalMs: 5000 } } : {}) }
           : { backend: 'redis', url: this.redis?.url ?? 'redis://127.0.0.1:1', commandTimeoutMs: 50 },
-      admission: { objectives: { ...this.o.objectives }, queueDepthThreshold: 4, kvCacheUtilThreshold: 0.95, watchObjectives: false },
+      admission: { objectives: { ...this.o.objectives }, queueDepthThreshold: 4, kvCacheUtilThreshold: 0.8, watchObjectives: false },
     };
   }
 
