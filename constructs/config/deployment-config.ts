@@ -194,6 +194,15 @@ const EppSchema = z.object({
    * @default { objectives: {}, queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8 }
    */
   admission: AdmissionSchema.default({}),
+  /**
+   * An llm-d `EndpointPickerConfig` (YAML text, or the parsed object) whose plugins and scheduling
+   * profiles replace the EPP's default scheduling: an llm-d Router config carried over as is. It is
+   * read at synth by the EPP's own loader (unknown plugin types and bad fields fail synth); its
+   * block size and hash seed must equal `kvCache`'s, and the KV events, index and tokenizer stay
+   * this deployment's.
+   * @default undefined (the EPP's default scheduling)
+   */
+  endpointPickerConfig: z.union([z.string().min(1), z.record(z.string(), z.unknown())]).optional(),
 });
 
 const RedisSchema = z.object({
