@@ -5,19 +5,21 @@
  * - the batch `[ts (float64), events, data_parallel_rank]` with events as tagged arrays
  *   (≤ v0.23, every field present), maps with a `type` key (≥ v0.24, defaulted fields omitted when
  *   nil), or the original v0.9.0 layout (`[ts, events]`, 5-field BlockStored);
- * - msgpack written the way msgspec writes it (ints in their smallest form, floats always float64,
- *   bytes as bin), by a small encoder below, so payloads are byte-identical to vLLM's;
+ * - msgpack written with @msgpack/msgpack the way msgspec writes it (ints in their smallest form,
+ *   non-integral floats as float64, bytes as bin), so payloads are byte-identical to vLLM's
+ *   (integral floats excepted, see packMsgspec);
  * - an optional ROUTER replay socket: a request `[id, "", start_seq8]` is answered with every
  *   buffered batch `seq >= start` then the end marker, in the current (`[topic, seq, payload]`)
  *   or the pre-#45177 (`[seq, payload]`) reply format.
  * The PUB side is an XPUB socket (the same wire protocol for subscribers) so a test can wait until
  * a subscriber's subscription has arrived instead of sleeping.
  */
+import { Encoder } from '@msgpack/msgpack';
 import { Router, XPublisher } from 'zeromq';
 
-// ---- msgspec-compatible msgpack encoder ------------------------------------------------------
+// ---- msgpack, written the way msgspec writes it -----------------------------------------------
 
-/** A float that must be written as float64 even when integral (Python `float`). */
+/** A Python `float` (written as float64 when not integral; see packMsgspec). */
 export class F64 {
   constructor(readonly value: number) {}
 }
@@ -27,109 +29,42 @@ export class MsgMap {
 }
 export type MsgValue = null | boolean | number | bigint | string | Uint8Array | F64 | MsgMap | readonly MsgValue[];
 
-class Writer {
-  private buf = Buffer.alloc(256);
-  private pos = 0;
-  private ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const nb = Buffer.alloc(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(nb, 0, 0, this.pos);
-    this.buf = nb;
-  }
-  u8(v: number): void {
-    this.ensure(1);
-    this.buf[this.pos++] = v;
-  }
-  u16(v: number): void {
-    this.ensure(2);
-    this.buf.writeUInt16BE(v, this.pos);
-    this.pos += 2;
-  }
-  u32(v: number): void {
-    this.ensure(4);
-    this.buf.writeUInt32BE(v, this.pos);
-    this.pos += 4;
-  }
-  bytes(b: Uint8Array): void {
-    this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
-  }
-  result(): Buffer {
-    return Buffer.from(this.buf.subarray(0, this.pos));
-  }
-}
+const encoder = new Encoder({ useBigInt64: true });
 
-function writeInt(w: Writer, v: bigint): void {
-  if (v >= 0n) {
-    if (v < 128n) w.u8(Number(v));
-    else if (v < 256n) { w.u8(0xcc); w.u8(Number(v)); }
-    else if (v < 65536n) { w.u8(0xcd); w.u16(Number(v)); }
-    else if (v < 4294967296n) { w.u8(0xce); w.u32(Number(v)); }
-    else if (v < 1n << 64n) {
-      const b = Buffer.alloc(9);
-      b[0] = 0xcf;
-      b.writeBigUInt64BE(v, 1);
-      w.bytes(b);
-    } else throw new RangeError(`int ${v} does not fit msgpack (msgspec raises OverflowError)`);
-  } else {
-    if (v >= -32n) w.u8(Number(v) & 0xff);
-    else if (v >= -128n) { w.u8(0xd0); w.u8(Number(v) & 0xff); }
-    else if (v >= -32768n) { w.u8(0xd1); w.u16(Number(v) & 0xffff); }
-    else if (v >= -2147483648n) { w.u8(0xd2); w.u32(Number(v) >>> 0); }
-    else if (v >= -(1n << 63n)) {
-      const b = Buffer.alloc(9);
-      b[0] = 0xd3;
-      b.writeBigInt64BE(v, 1);
-      w.bytes(b);
-    } else throw new RangeError(`int ${v} does not fit msgpack (msgspec raises OverflowError)`);
+const I32_MIN = -(2 ** 31);
+const U32_END = 2 ** 32;
+
+/**
+ * The JS value @msgpack/msgpack encodes like msgspec. With `useBigInt64` the library writes a
+ * number outside [-2^31, 2^32) as float64 and every bigint as 8 bytes, so ints inside that range
+ * go in as numbers (smallest form) and ints outside as bigints (`cf` / `d3`).
+ */
+function plain(v: MsgValue): unknown {
+  if (typeof v === 'bigint') return v >= I32_MIN_N && v < U32_END_N ? Number(v) : v;
+  if (typeof v === 'number') return Number.isInteger(v) && (v < I32_MIN || v >= U32_END) ? BigInt(v) : v;
+  if (v instanceof F64) return v.value;
+  if (v instanceof MsgMap) {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of v.entries) o[k] = plain(x);
+    return o;
   }
+  if (Array.isArray(v)) return v.map(plain);
+  return v;
 }
+const I32_MIN_N = BigInt(I32_MIN);
+const U32_END_N = BigInt(U32_END);
 
-function writeLen(w: Writer, n: number, fix: number, fixMax: number, c8: number | undefined, c16: number, c32: number): void {
-  if (n <= fixMax) w.u8(fix + n);
-  else if (c8 !== undefined && n < 256) { w.u8(c8); w.u8(n); }
-  else if (n < 65536) { w.u8(c16); w.u16(n); }
-  else { w.u8(c32); w.u32(n); }
-}
-
-function write(w: Writer, v: MsgValue): void {
-  if (v === null) w.u8(0xc0);
-  else if (v === false) w.u8(0xc2);
-  else if (v === true) w.u8(0xc3);
-  else if (typeof v === 'bigint') writeInt(w, v);
-  else if (typeof v === 'number') {
-    if (Number.isInteger(v)) writeInt(w, BigInt(v));
-    else write(w, new F64(v));
-  } else if (v instanceof F64) {
-    const b = Buffer.alloc(9);
-    b[0] = 0xcb;
-    b.writeDoubleBE(v.value, 1);
-    w.bytes(b);
-  } else if (typeof v === 'string') {
-    const b = Buffer.from(v, 'utf8');
-    writeLen(w, b.length, 0xa0, 31, 0xd9, 0xda, 0xdb);
-    w.bytes(b);
-  } else if (v instanceof Uint8Array) {
-    writeLen(w, v.length, 0, -1, 0xc4, 0xc5, 0xc6);
-    w.bytes(v);
-  } else if (v instanceof MsgMap) {
-    writeLen(w, v.entries.length, 0x80, 15, undefined, 0xde, 0xdf);
-    for (const [k, x] of v.entries) {
-      write(w, k);
-      write(w, x);
-    }
-  } else {
-    writeLen(w, v.length, 0x90, 15, undefined, 0xdc, 0xdd);
-    for (const x of v) write(w, x);
-  }
-}
-
-/** Encode a value the way msgspec does. */
+/**
+ * Encode a value with @msgpack/msgpack the way msgspec does: ints in their smallest form (u64 above
+ * 2^53 as `cf`, from bigints), non-integral floats as float64, str/bin/array/map headers of the
+ * smallest width. One difference: an integral `F64` (a Python float such as `1.0`) is written as
+ * an int, where msgspec writes float64; the EPP reads both, and vLLM's `ts` (time.time()) is not
+ * integral in practice. A `MsgMap` goes through a JS object: a repeated key keeps its last value
+ * only, and keys that look like array indices ("0", "1") come first; vLLM's keys are names.
+ */
 export function packMsgspec(v: MsgValue): Buffer {
-  const w = new Writer();
-  write(w, v);
-  return w.result();
+  const out = encoder.encode(plain(v));
+  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }
 
 // ---- vLLM event model -----------------------------------------------------------------------

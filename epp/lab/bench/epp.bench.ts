@@ -26,7 +26,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
-import { Unpackr } from 'msgpackr';
+import { Decoder } from '@msgpack/msgpack';
 import { Registry } from 'prom-client';
 import { InstrumentedIndex } from '../../src/kvindex/backends/instrumented-index.js';
 import { decodeRawBatch } from '../../src/kvevents/raw-decoder.js';
@@ -304,7 +304,7 @@ async function benchIngest(): Promise<void> {
   const entries = BATCHES * EVENTS * EV_BLOCKS;
   const mb = msgs.reduce((a, m) => a + m.payload.length, 0) / 1e6;
   log(`(b) ${BATCHES} batches × ${EVENTS} BlockStored × ${EV_BLOCKS} blocks = ${entries.toLocaleString('en-US')} entries, ${mb.toFixed(1)} MB msgpack`);
-  const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
+  const unpackr = new Decoder({ useBigInt64: true }); // the general decoder's settings
   for (const m of msgs) if (!decodeKvEventBatch(m.payload).ok || decodeRawBatch(m.payload) === undefined) throw new Error('bench payload did not decode');
   const unpackRates: number[] = [];
   const decodeRates: number[] = [];
@@ -319,7 +319,7 @@ async function benchIngest(): Promise<void> {
   for (let round = 0; round <= ROUNDS; round++) {
     const keep = round > 0;
     let t = performance.now();
-    for (const m of msgs) unpackr.unpack(m.payload);
+    for (const m of msgs) unpackr.decode(m.payload);
     if (keep) unpackRates.push(entries / ((performance.now() - t) / 1000));
     t = performance.now();
     for (const m of msgs) decodeKvEventBatch(m.payload);

@@ -11,12 +11,13 @@
  *   or raw digest bytes (`VLLM_KV_EVENTS_USE_INT_BLOCK_HASHES=0`). All are normalised to an
  *   unsigned 64-bit `bigint`: ints through `BigInt.asUintN(64, …)`, bytes as their last 8 bytes
  *   read big-endian (left-padded with zeros when shorter), which is exactly vLLM's int form.
- *   msgpackr is configured with `int64AsType: 'bigint'`, so an int beyond 2^53 is never rounded.
+ *   @msgpack/msgpack runs with `useBigInt64: true` (every int64/uint64 is a bigint), so an int
+ *   beyond 2^53 is never rounded.
  * - Unknown event types and unknown fields are skipped. A malformed event is dropped and reported
  *   in `problems` while the batch's other events are kept. Only an undecodable payload or a bad
  *   envelope fails the whole batch. The decoder never throws.
  */
-import { Unpackr } from 'msgpackr';
+import { Decoder } from '@msgpack/msgpack';
 import type { BlockKey } from '../kvindex/types.js';
 import type { AllBlocksClearedEvent, BlockRemovedEvent, BlockStoredEvent, KvEvent, KvEventBatch } from './types.js';
 
@@ -54,7 +55,13 @@ export const BLOCK_STORED_FIELDS = [
 ] as const;
 export const BLOCK_REMOVED_FIELDS = ['block_hashes', 'medium', 'group_idx', 'locality'] as const;
 
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint' });
+/**
+ * One decoder for every payload (it keeps its buffers and key cache between calls). Maps become
+ * plain objects; a map whose key is neither a string nor a number fails the payload, as does a
+ * `__proto__` key. Extension types come back as `ExtData` (timestamp ext −1 as a `Date`); the
+ * validators below refuse them where a field needs another type.
+ */
+const msgpack = new Decoder({ useBigInt64: true });
 
 const U64_MASK = (1n << 64n) - 1n;
 
@@ -270,14 +277,14 @@ export function decodeBatchValue(value: unknown): DecodeResult {
 /** Decode a msgpack `KVEventBatch` payload. Never throws. */
 export function decodeKvEventBatch(payload: Uint8Array): DecodeResult {
   let value: unknown;
-  // Garbage makes msgpackr throw; a stack trace per bad payload is most of the cost of a flood.
+  // Garbage makes the msgpack decoder throw; a stack trace per bad payload is most of the cost of a flood.
   const stackLimit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
-    value = unpackr.unpack(payload);
+    value = msgpack.decode(payload);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    // msgpackr may quote the whole decoded value in its message; keep log lines short.
+    // Keep log lines short whatever the library puts in its message.
     const short = msg.length > 200 ? `${msg.slice(0, 197)}...` : msg;
     return { ok: false, reason: 'msgpack', detail: `payload (${payload.length} bytes) is not valid msgpack: ${short}` };
   } finally {

@@ -1,6 +1,6 @@
 /**
  * The ingest fast path's decoder: reads a msgpack `KVEventBatch` straight into typed arrays
- * (engine hashes as [hi, lo] u32 pairs, token ids as u32), without msgpackr's intermediate JS
+ * (engine hashes as [hi, lo] u32 pairs, token ids as u32), without the msgpack library's intermediate JS
  * arrays and one bigint per hash. It accepts the common, well-formed subset of what
  * {@link decodeKvEventBatch} accepts and returns `undefined` for everything else, so the caller
  * falls back to the general decoder, which owns every error message and every rare case:
@@ -50,6 +50,8 @@ export interface RawBatch {
 
 /** Thrown inside the decoder to give up (never escapes `decodeRawBatch`). */
 const GIVE_UP = Symbol('give up');
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+const PROTO = Buffer.from('__proto__');
 
 const MAX_DEPTH = 32;
 /** Scratch arrays larger than this (u32s) are dropped after use. */
@@ -218,7 +220,13 @@ class Reader {
       for (let i = start; i < start + len; i++) s += String.fromCharCode(this.buf[i] as number);
       return s;
     }
-    return Buffer.from(this.buf.buffer, this.buf.byteOffset + start, len).toString('utf8');
+    // Invalid UTF-8 (never sent by vLLM) is decoded differently by @msgpack/msgpack's own UTF-8
+    // decoder (short strings) and by a replacing TextDecoder: the general path decides.
+    try {
+      return STRICT_UTF8.decode(this.buf.subarray(start, start + len));
+    } catch {
+      throw GIVE_UP;
+    }
   }
 
   /** A safe integer from a msgpack int of width ≤ 32 bits; gives up on floats, 64-bit ints and the rest. */
@@ -428,7 +436,7 @@ class Reader {
       case 0xdf:
         return this.skipMap(this.u32(), depth);
       default:
-        // ext types (msgpackr may turn them into records, dates, ...): the general path decides.
+        // ext types (the library turns them into ExtData or Date): the general path decides.
         throw GIVE_UP;
     }
   }
@@ -439,8 +447,10 @@ class Reader {
   }
 
   /**
-   * Skip a map of `n` pairs. msgpackr (objects for maps) rejects a whole payload whose map has an
-   * array, map, bytes or ext key; so does this decoder, to stay equal to the general one.
+   * Skip a map of `n` pairs. The general decoder (@msgpack/msgpack, objects for maps) rejects a
+   * whole payload whose map has a key other than a string or a number that fits a JS number (an
+   * array, map, bytes, ext, nil, bool or 64-bit int key), or a `__proto__` key; this decoder hands
+   * such maps to it, to stay equal to the general one.
    */
   private skipMap(n: number, depth: number): void {
     this.count(2 * n);
@@ -448,6 +458,8 @@ class Reader {
       const k = this.buf[this.pos];
       if (k === undefined) throw GIVE_UP;
       if ((k >= 0x80 && k <= 0x9f) || k === 0xdc || k === 0xdd || k === 0xde || k === 0xdf || (k >= 0xc4 && k <= 0xc9) || (k >= 0xd4 && k <= 0xd8)) throw GIVE_UP;
+      if (k === 0xc0 || k === 0xc2 || k === 0xc3 || k === 0xcf || k === 0xd3) throw GIVE_UP;
+      if (k === 0xa9 && this.buf[this.pos + 1] === 0x5f && this.buf[this.pos + 2] === 0x5f && PROTO.equals(this.buf.subarray(this.pos + 1, this.pos + 10))) throw GIVE_UP;
       this.skip(depth + 1);
       this.skip(depth + 1);
     }
@@ -479,7 +491,7 @@ function readField(r: Reader, field: number, d: Draft): void {
     r.skip();
     return;
   }
-  // A map may repeat a key (msgpackr keeps the last one): leave such oddities to the general path.
+  // A map may repeat a key (the general decoder keeps the last one): leave such oddities to the general path.
   const bit = 1 << field;
   if ((d.seen & bit) !== 0) throw GIVE_UP;
   d.seen |= bit;
@@ -565,7 +577,8 @@ function readEvent(r: Reader): RawEvent {
     const tag = r.str();
     if (tag === 'AllBlocksCleared') {
       for (let i = 1; i < m; i++) {
-        if (r.str() === 'type') throw GIVE_UP;
+        const k = r.str();
+        if (k === 'type' || k === '__proto__') throw GIVE_UP;
         r.skip();
       }
       return cleared();
@@ -575,7 +588,8 @@ function readEvent(r: Reader): RawEvent {
     const keys = tag === 'BlockStored' ? STORED_KEYS : REMOVED_KEYS;
     for (let i = 1; i < m; i++) {
       const k = r.str();
-      if (k === 'type') throw GIVE_UP;
+      // '__proto__' fails the whole payload in the general decoder (the library refuses that key)
+      if (k === 'type' || k === '__proto__') throw GIVE_UP;
       const f = keys.get(k);
       if (f === undefined) r.skip();
       else readField(r, f, d);

@@ -194,7 +194,8 @@ describe('decodeKvEventBatch value handling', () => {
 
   it.each([
     ['truncated array header', Buffer.from([0xdd, 0, 0]), 'msgpack'],
-    ['a bare scalar', Buffer.from([0xc1]), 'bad_batch'],
+    ['a bare scalar', Buffer.from([0x01]), 'bad_batch'],
+    ['the never-used type byte 0xc1', Buffer.from([0xc1]), 'msgpack'],
     ['truncated', payload('map_events__').subarray(0, 40), 'msgpack'],
     ['empty', Buffer.alloc(0), 'msgpack'],
     ['not an array', packMsgspec(new MsgMap([['ts', 1]])), 'bad_batch'],
@@ -213,7 +214,8 @@ describe('decodeKvEventBatch value handling', () => {
     const big = encodeBatch([{ type: 'BlockStored', blockHashes: [1n], parentBlockHash: null, tokenIds: range(0, 4096), blockSize: 4096 }], 'map', 1);
     const r = decodeKvEventBatch(Buffer.concat([big, Buffer.from([1])]));
     expect(r).toMatchObject({ ok: false, reason: 'msgpack' });
-    expect(r.ok ? '' : r.detail).toContain('end of buffer not reached');
+    // the library's wording: "Extra 1 of <n> byte(s) found at buffer[<n-1>]"
+    expect(r.ok ? '' : r.detail).toContain(`is not valid msgpack: Extra 1 of ${big.length + 1} byte(s)`);
     expect((r.ok ? '' : r.detail).length).toBeLessThan(300);
   });
 

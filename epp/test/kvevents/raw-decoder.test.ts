@@ -103,6 +103,13 @@ describe('decodeRawBatch: the fast subset decodes exactly like decodeKvEventBatc
   });
 });
 
+/** A BlockRemoved map with `block_hashes` twice (a JS object cannot hold that: spliced in as bytes). */
+function repeatedKey(): Buffer {
+  const p = packMsgspec([new F64(1), [new MsgMap([['type', 'BlockRemoved'], ['block_hashes', [1]], ['XXXXXXXXXXXX', [2]]])], 0]);
+  const at = p.indexOf(Buffer.from('XXXXXXXXXXXX'));
+  return Buffer.concat([p.subarray(0, at), Buffer.from('block_hashes'), p.subarray(at + 12)]);
+}
+
 describe('decodeRawBatch: leaves the rest to the general decoder', () => {
   const cases: [string, Buffer][] = [
     ['a LoRA name', encodeBatch([stored({ loraName: 'sql-lora' })], 'map')],
@@ -111,10 +118,10 @@ describe('decodeRawBatch: leaves the rest to the general decoder', () => {
     ['a kv-cache kind', encodeBatch([stored({ kvCacheSpecKind: 'full_attention' })], 'map')],
     ['a token-less BlockStored (tier update)', encodeBatch([stored({ tokenIds: [], blockSize: 0 })], 'array')],
     ['an unknown event type', packMsgspec([new F64(1), [['Mystery', 1]], 0])],
-    ['a float token id', packMsgspec([new F64(1), [['BlockStored', [1], null, [new F64(3)], 1, null, 'GPU']], 0])],
+    ['a float token id', packMsgspec([new F64(1), [['BlockStored', [1], null, [new F64(3.5)], 1, null, 'GPU']], 0])],
     ['a token id ≥ 2^32', packMsgspec([new F64(1), [['BlockStored', [1], null, [2 ** 32], 1, null, 'GPU']], 0])],
     ['a map whose type is not the first key', packMsgspec([new F64(1), [new MsgMap([['block_hashes', [1]], ['type', 'BlockRemoved']])], 0])],
-    ['a repeated map key', packMsgspec([new F64(1), [new MsgMap([['type', 'BlockRemoved'], ['block_hashes', [1]], ['block_hashes', [2]]])], 0])],
+    ['a repeated map key', repeatedKey()],
     ['trailing bytes', Buffer.concat([encodeBatch([stored()], 'array'), Buffer.from([0])])],
     ['a truncated payload', encodeBatch([stored()], 'array').subarray(0, 40)],
     ['a bad dp rank', packMsgspec([new F64(1), [], 70_000])],
@@ -200,7 +207,7 @@ describe('RawBatchDecoder (the pool’s per-shard decoder)', () => {
   });
 });
 
-describe('decodeRawBatch: forged lengths and keys msgpackr rejects', () => {
+describe('decodeRawBatch: forged lengths and keys the general decoder rejects', () => {
   it('a count larger than the bytes left is refused before anything is allocated', () => {
     const before = process.memoryUsage().arrayBuffers;
     // 3e7 events claimed in 7 bytes; 2^28 and 2^32-1 token ids claimed in a tiny BlockStored.
@@ -225,6 +232,12 @@ describe('decodeRawBatch: forged lengths and keys msgpackr rejects', () => {
     expect(decodeKvEventBatch(bad)).toMatchObject({ ok: false, reason: 'msgpack' });
     expect(decodeRawBatch(bad)).toBeUndefined();
     // the same with a string key is fine on both paths
+    // nil, bool and 64-bit int keys, and '__proto__', fail the payload in @msgpack/msgpack too
+    for (const key of ['c0', 'c3', 'cf0000000000000001', 'a95f5f70726f746f5f5f']) {
+      const odd = Buffer.concat([placeholder.subarray(0, at), Buffer.from(`81${key}02`, 'hex'), placeholder.subarray(at + 3)]);
+      expect(decodeKvEventBatch(odd)).toMatchObject({ ok: false, reason: 'msgpack' });
+      expect(decodeRawBatch(odd)).toBeUndefined();
+    }
     const good = Buffer.concat([placeholder.subarray(0, at), Buffer.from('81a16b02', 'hex'), placeholder.subarray(at + 3)]); // {k: 2}
     expect(fast(good)).toEqual(general(good));
     expect(fast(good)).toBeDefined();

@@ -1,80 +1,14 @@
 /**
  * Runtime KV-event publisher of the simulated pod, in vLLM's wire format (vllm-kv-spec.md §2):
  * PUB frames `[topic, seq (8-byte big-endian, from 0), msgpack KVEventBatch]`, the batch written
- * the way msgspec writes it (`[ts float64, events, data_parallel_rank]`; ints in their smallest
- * form, floats as float64), events as tagged arrays (vLLM ≤ v0.23) or maps with a `type` key
+ * with @msgpack/msgpack the way msgspec writes it (`[ts float64, events, data_parallel_rank]`;
+ * ints in their smallest form; testkit's packMsgspec), events as tagged arrays (vLLM ≤ v0.23) or maps with a `type` key
  * (≥ v0.24, nil optional fields omitted). An optional ROUTER replay socket answers
  * `[id, "", start_seq8]` with every buffered batch `seq >= start`, then the end marker.
  */
 import { Publisher, Router } from 'zeromq';
+import { F64, MsgMap, packMsgspec, type MsgValue } from '../../../testkit/vllm-publisher.js';
 import type { KvEvent, KvEventBatch } from '../../../src/kvevents/types.js';
-
-/** Python float: always written as float64. */
-class F64 {
-  constructor(readonly value: number) {}
-}
-/** Ordered msgpack map with string keys. */
-class MsgMap {
-  constructor(readonly entries: readonly (readonly [string, MsgValue])[]) {}
-}
-type MsgValue = null | boolean | number | bigint | string | F64 | MsgMap | readonly MsgValue[];
-
-function pushInt(out: number[], v: bigint): void {
-  const big = (tag: number, signed: boolean): void => {
-    const b = Buffer.alloc(8);
-    if (signed) b.writeBigInt64BE(v);
-    else b.writeBigUInt64BE(v);
-    out.push(tag, ...b);
-  };
-  if (v >= 0n) {
-    if (v < 128n) out.push(Number(v));
-    else if (v < 256n) out.push(0xcc, Number(v));
-    else if (v < 65536n) out.push(0xcd, Number(v) >> 8, Number(v) & 0xff);
-    else if (v < 4294967296n) {
-      const n = Number(v);
-      out.push(0xce, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
-    } else if (v < 1n << 64n) big(0xcf, false);
-    else throw new RangeError(`int ${v} does not fit msgpack uint64`);
-  } else if (v >= -32n) out.push(Number(v) & 0xff);
-  else if (v >= -128n) out.push(0xd0, Number(v) & 0xff);
-  else if (v >= -(1n << 63n)) big(0xd3, true);
-  else throw new RangeError(`int ${v} does not fit msgpack int64`);
-}
-
-function pushLen(out: number[], n: number, fix: number, fixMax: number, c8: number | undefined, c16: number, c32: number): void {
-  if (n <= fixMax) out.push(fix + n);
-  else if (c8 !== undefined && n < 256) out.push(c8, n);
-  else if (n < 65536) out.push(c16, n >> 8, n & 0xff);
-  else out.push(c32, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
-}
-
-function pack(out: number[], v: MsgValue): void {
-  if (v === null) out.push(0xc0);
-  else if (v === false) out.push(0xc2);
-  else if (v === true) out.push(0xc3);
-  else if (typeof v === 'bigint') pushInt(out, v);
-  else if (typeof v === 'number') {
-    if (Number.isInteger(v)) pushInt(out, BigInt(v));
-    else pack(out, new F64(v));
-  } else if (v instanceof F64) {
-    const b = Buffer.alloc(8);
-    b.writeDoubleBE(v.value);
-    out.push(0xcb, ...b);
-  } else if (typeof v === 'string') {
-    const b = Buffer.from(v, 'utf8');
-    pushLen(out, b.length, 0xa0, 31, 0xd9, 0xda, 0xdb);
-    for (const x of b) out.push(x);
-  } else if (v instanceof MsgMap) {
-    pushLen(out, v.entries.length, 0x80, 15, undefined, 0xde, 0xdf);
-    for (const [k, x] of v.entries) {
-      pack(out, k);
-      pack(out, x);
-    }
-  } else {
-    pushLen(out, v.length, 0x90, 15, undefined, 0xdc, 0xdd);
-    for (const x of v) pack(out, x);
-  }
-}
 
 /** `array`: vLLM ≤ v0.23 tagged arrays; `map`: vLLM ≥ v0.24 maps with `type`. */
 export type WireEncoding = 'array' | 'map';
@@ -112,11 +46,9 @@ function encodeEvent(e: KvEvent, enc: WireEncoding): MsgValue {
   return ['BlockStored', hashes, parent, tokens, e.blockSize, null, medium(e.medium), null, null, null, null, null];
 }
 
-/** msgspec-identical payload of one `KVEventBatch`. */
+/** The payload of one `KVEventBatch`, as msgspec writes it (an integral ts excepted: see packMsgspec). */
 export function encodeKvBatch(batch: KvEventBatch, enc: WireEncoding, dpRank = 0): Buffer {
-  const out: number[] = [];
-  pack(out, [new F64(batch.ts), batch.events.map((e) => encodeEvent(e, enc)), dpRank]);
-  return Buffer.from(out);
+  return packMsgspec([new F64(batch.ts), batch.events.map((e) => encodeEvent(e, enc)), dpRank]);
 }
 
 export function seqFrame(seq: bigint): Buffer {

@@ -57,9 +57,11 @@ describe('encodeKvBatch', () => {
     expect(mine.equals(ref)).toBe(true);
   });
 
-  it('writes an integral ts as float64 and the seq frame as 8-byte big-endian', () => {
+  it('writes a ts as float64 (an integral one as an int, read back the same) and the seq frame as 8-byte big-endian', () => {
+    expect([...encodeKvBatch({ ts: 5.5, events: [] }, 'array').subarray(0, 2)]).toEqual([0x93, 0xcb]);
     const p = encodeKvBatch({ ts: 5, events: [] }, 'array');
-    expect([...p.subarray(0, 2)]).toEqual([0x93, 0xcb]);
+    expect([...p.subarray(0, 2)]).toEqual([0x93, 0x05]);
+    expect(decodeKvEventBatch(p)).toMatchObject({ ok: true, batch: { ts: 5, events: [] } });
     expect(seqFrame(258n).toString('hex')).toBe('0000000000000102');
   });
 });
@@ -76,7 +78,7 @@ describe('KvPublisher over real ZMQ', () => {
       let got: Buffer[] | undefined;
       const receiving = sub.receive().then((f) => (got = f));
       while (!got) {
-        await pub.publish({ ts: 1, events: [{ type: 'AllBlocksCleared' }] });
+        await pub.publish({ ts: 1.5, events: [{ type: 'AllBlocksCleared' }] });
         await Promise.race([receiving, new Promise((r) => setTimeout(r, 20))]);
       }
       const payload = (got as Buffer[])[2] as Buffer;
