@@ -10,10 +10,14 @@
  * `precise` (B6): argmax of the prefix score, ties broken with the seeded RNG; no load term.
  *
  * `kvroute` (B7a): the EPP's own scheduler (`buildScheduler` in scheduling/build.ts with the EPP
- * config's defaults: precise prefix 3, queue 2, kv-cache utilization 2, in-flight 1, max-score
- * picker), fed with the same index and with `EndpointState`s built from the router's view of the
- * fleet: scraped metrics older than the config's `metricsStalenessMs` count as unknown, exactly as
- * the EPP's endpoint store reports them. Tie-breaks use the run's seeded RNG.
+ * config's defaults: today the predicted-TTFT scorer), fed with the same index and with
+ * `EndpointState`s built from the router's view of the fleet: scraped metrics older than the
+ * config's `metricsStalenessMs` count as unknown, exactly as the EPP's endpoint store reports them.
+ * What the scheduler books per request is released at the request's first token (the EPP's first
+ * response chunk) and at completion. Tie-breaks use the run's seeded RNG.
+ *
+ * `kvroute-llmd`: the same with `scheduling.preset: llmd-suite` (the previous default: precise
+ * prefix 3, queue 2, kv-cache utilization 2, in-flight 1).
  *
  * The simulated pods publish the simulator's own 64-bit engine keys (not vLLM's SHA-256 chain), so
  * the applier's hash-mismatch check is turned off here; request keys are the EPP's `fast` keys
@@ -30,6 +34,7 @@ import { noopMetrics } from '../../src/kvevents/observe.js';
 import type { KvEventBatch } from '../../src/kvevents/types.js';
 import { buildScheduler } from '../../src/scheduling/build.js';
 import type { Scheduler } from '../../src/scheduling/scheduler.js';
+import type { Reservation } from '../../src/scheduling/types.js';
 import { argmaxRandomTie, type FleetView, type PolicyContext, type RoutingPolicy } from './policy.js';
 import { promptTokens, type SimRequest } from './request.js';
 
@@ -124,22 +129,37 @@ export interface KvrouteOptions extends PreciseOptions {
 }
 
 export class KvroutePolicy implements RoutingPolicy {
-  readonly name = 'kvroute';
+  readonly name: string;
   readonly epp: EppIndexView;
   readonly config: EppConfig;
   readonly scheduler: Scheduler;
+  /** What the scheduler booked per routed request, released at the first token and at completion. */
+  private readonly reservations = new Map<SimRequest, Reservation>();
+  private nowMs = 0;
 
   constructor(
     private readonly ctx: PolicyContext,
     opts: KvrouteOptions = {},
+    name = 'kvroute',
   ) {
+    this.name = name;
     this.epp = new EppIndexView(ctx, opts);
     this.config = parseEppConfig({ model: ctx.model, blockSize: ctx.blockSize, ...opts.config }, 'kvroute policy config');
-    this.scheduler = buildScheduler({ config: this.config, indexer: this.epp.indexer, random: () => ctx.rng.next() }).scheduler;
+    this.scheduler = buildScheduler({ config: this.config, indexer: this.epp.indexer, random: () => ctx.rng.next(), now: () => this.nowMs }).scheduler;
   }
 
   onKvEvents(podIndex: number, batch: KvEventBatch): Promise<void> {
     return this.epp.apply(podIndex, batch);
+  }
+
+  /** The first response chunk: as the EPP's director reports it to the scheduler. */
+  onFirstToken(req: SimRequest): void {
+    this.reservations.get(req)?.started();
+  }
+
+  onComplete(req: SimRequest): void {
+    this.reservations.get(req)?.finished();
+    this.reservations.delete(req);
   }
 
   /** The fleet as the EPP's endpoint store would report it (stale metrics → undefined). */
@@ -150,13 +170,23 @@ export class KvroutePolicy implements RoutingPolicy {
       metrics:
         p.metricsAgeMs > staleMs
           ? undefined
-          : { waiting: p.waiting, running: p.running, kvCacheUsage: p.kvUsage, blockSize: this.ctx.blockSize, scrapedAt: fleet.nowMs - p.metricsAgeMs },
+          : {
+              waiting: p.waiting,
+              running: p.running,
+              kvCacheUsage: p.kvUsage,
+              blockSize: this.ctx.blockSize,
+              // the pod's vllm:cache_config_info num_gpu_blocks label (a static engine setting it exports)
+              numGpuBlocks: this.ctx.pods[p.index]?.profile.numBlocks,
+              scrapedAt: fleet.nowMs - p.metricsAgeMs,
+            },
       inFlight: p.inFlight,
     }));
   }
 
   async pick(req: SimRequest, fleet: FleetView): Promise<number> {
+    this.nowMs = fleet.nowMs;
     const res = await this.scheduler.schedule({ model: this.ctx.model, tokens: promptTokens(req), sessionId: req.sessionId }, this.candidates(fleet));
+    if (res.reservation) this.reservations.set(req, res.reservation);
     const addr = res.primary.picked[0]?.state.endpoint.address;
     const i = addr === undefined ? -1 : this.ctx.podIds.indexOf(addr);
     if (i < 0) throw new Error(`kvroute: the scheduler picked ${String(addr)}, which is not a simulated pod`);

@@ -423,6 +423,7 @@ export class EppRuntime {
         model: c.model,
         tokenizer: this.tokenization ? this.tokenizerView() : undefined,
         endpoints: () => this.store.list(),
+        explain: (model, tokens) => this.director.explain(model, tokens),
       }),
     });
     this.httpPort = await this.http.listen(c.server.httpPort, c.server.host);

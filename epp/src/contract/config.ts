@@ -168,6 +168,75 @@ export const ScorerWeightsSchema = z.object({
   sessionAffinity: z.number().min(0).default(0),
 });
 
+/**
+ * The predicted-TTFT scorer (scheduling/predicted-ttft.ts), the default `scheduling.preset`. Costs
+ * are in prefill-token equivalents: what one engine step spends on something, expressed as the
+ * number of prompt tokens it could have prefilled in that time. The defaults are physical ratios
+ * that hold across GPUs and dense models, not fitted values.
+ */
+export const PredictedTtftSchema = z
+  .object({
+    /**
+     * Prefill throughput of one pod, tokens/s. Only turns costs into the milliseconds logs and
+     * `/v1/score` show; the ranking does not depend on it. 40,000 ≈ an 8B dense model on one H100
+     * (≈ 2·8·10⁹ FLOP per token at ≈ 60 % of 990 TFLOP/s).
+     * @default 40000
+     */
+    prefillTokensPerSecond: z.number().positive().default(40_000),
+    /**
+     * The pods' `--max-num-batched-tokens`: prompt tokens one engine step prefills (chunked
+     * prefill). vLLM's V1 default for the OpenAI server on large GPUs.
+     * @default 8192
+     */
+    chunkTokens: z.number().int().positive().default(8192),
+    /**
+     * Fixed cost of one engine step, in tokens: a step reads every weight once, which takes as long
+     * as computing as many tokens as the GPU's roofline ridge point (peak FLOP/s ÷ memory bytes/s;
+     * BF16 weights are 2 bytes and cost 2 FLOP per token): H100 989 T ÷ 3.35 TB/s ≈ 295, A100
+     * 312 T ÷ 1.55 TB/s ≈ 200.
+     * @default 300
+     */
+    stepOverheadTokens: z.number().min(0).default(300),
+    /**
+     * Cost of one decoding sequence in a step, in tokens: its new token takes one token's compute
+     * and one slot of the step's token budget.
+     * @default 1
+     */
+    decodeSequenceTokens: z.number().min(0).default(1),
+    /**
+     * Cost of reading one context token's KV cache in a decode step, in tokens: KV bytes per token
+     * × ridge point ÷ (2 FLOP × parameters); Llama-3.1-8B on H100: 128 KiB × 295 ÷ 16·10⁹ ≈ 0.0024.
+     * @default 0.0025
+     */
+    contextTokenFactor: z.number().min(0).default(0.0025),
+    /**
+     * Extra cost per uncached prompt token. 0 ranks by this request's TTFT alone; 1 also charges
+     * the same delay to the requests that will queue behind that work on the pod.
+     * @default 0
+     */
+    missPenalty: z.number().min(0).default(0),
+    /**
+     * Record each routed prompt's blocks as speculative index entries for the chosen pod.
+     * @default true
+     */
+    speculative: z.boolean().default(true),
+    /**
+     * How long a speculative entry outlives its request's first response chunk, ms: the time for
+     * the pod's KV events to reach the index (one engine step, ZMQ, the event pool), with margin.
+     * @default 2000
+     */
+    speculativeGraceMs: z.number().int().min(0).default(2000),
+    /**
+     * Divide each pod's cost by 1 − its projected KV occupancy (scraped usage plus the tokens
+     * about to be allocated, over `num_gpu_blocks` from `vllm:cache_config_info`): a pod short
+     * of KV blocks makes new requests wait for running ones to finish, or preempts them, and that
+     * delay grows as 1 ÷ (1 − occupancy) as for any resource near saturation.
+     * @default true
+     */
+    memoryPressure: z.boolean().default(true),
+  })
+  .strict();
+
 export const PluginSpecSchema = z
   .object({
     /** Plugin type, llm-d's names (see PLUGIN_TYPES in contract/scheduling-plugins.ts). */
@@ -187,7 +256,19 @@ export const ProfileSpecSchema = z
 
 export const SchedulingSchema = z
   .object({
-  /** Scorer weights (a weight of 0 leaves the scorer out); ignored when `plugins`/`profiles` are set. */
+  /**
+   * The default composition when no `plugins`/`profiles` are given: `predicted-ttft` (one scorer:
+   * lowest predicted time to first token, see `predictedTtft`; `weights.sessionAffinity` still
+   * applies) or `llmd-suite` (llm-d's weighted scorers, see `weights`).
+   * @default "predicted-ttft"
+   */
+  preset: z.enum(['predicted-ttft', 'llmd-suite']).default('predicted-ttft'),
+  /** Options of the predicted-TTFT scorer (preset `predicted-ttft`, plugin `predicted-ttft-scorer`). */
+  predictedTtft: PredictedTtftSchema.default({}),
+  /**
+   * Scorer weights of the `llmd-suite` preset (a weight of 0 leaves the scorer out); only
+   * `sessionAffinity` applies to `predicted-ttft`; ignored when `plugins`/`profiles` are set.
+   */
   weights: ScorerWeightsSchema.default({}),
   /**
    * llm-d style plugin list (EndpointPickerConfig `plugins`); with `profiles`, replaces `weights`.

@@ -65,6 +65,8 @@ export const PLUGIN_TYPES: Readonly<Record<string, PluginTypeInfo>> = Object.fre
     },
   },
   'queue-scorer': { kind: 'scorer', parameters: {} },
+  /** kvroute's own: lowest predicted TTFT; its options are `scheduling.predictedTtft`. */
+  'predicted-ttft-scorer': { kind: 'scorer', parameters: {} },
   'kv-cache-utilization-scorer': { kind: 'scorer', parameters: {} },
   'load-aware-scorer': { kind: 'scorer', parameters: { threshold: 'positive integer' } },
   'active-request-scorer': { kind: 'scorer', parameters: { idleThreshold: 'non-negative integer', maxBusyScore: 'number from 0 to 1' } },

@@ -28,6 +28,8 @@ export interface PodMetrics {
   readonly kvCacheUsage: number | undefined;
   /** `block_size` label of `vllm:cache_config_info`, if exported. */
   readonly blockSize: number | undefined;
+  /** `num_gpu_blocks` label of `vllm:cache_config_info`, if exported. @default undefined */
+  readonly numGpuBlocks?: number;
   /** `Date.now()`-style ms when scraped. */
   readonly scrapedAt: number;
 }

@@ -121,6 +121,13 @@ export interface RequestDirector {
    */
   onResponse?(req: InferenceRequest, info: ResponseInfo): void;
   /**
+   * Called once at the first non-empty response body chunk: the model server has produced the
+   * first token (its prefill is done). Needs the gateway to send the response body (streamed or
+   * buffered; with a buffered body it comes at the end). Errors thrown here are logged and ignored.
+   * @default not called
+   */
+  onFirstChunk?(req: InferenceRequest): void;
+  /**
    * Called exactly once for every request whose `pick` resolved, when its ext_proc stream ends
    * for whatever reason (completed, client cancelled, error). Use it to release in-flight counts.
    * Errors thrown here are logged and ignored.

@@ -187,6 +187,7 @@ export class ExtProcStream {
   private respStreaming: StreamingRewriter | 'plain' | undefined;
   private responded = false;
   private responseHeadersSeen = false;
+  private firstChunkSeen = false;
   private servedEndpoint: string | undefined;
 
   private observabilityModeSeen = false;
@@ -491,9 +492,17 @@ export class ExtProcStream {
   }
 
   private onResponseBody(b: HttpBody): void {
-    this.requireRouted('response_body');
+    const req = this.requireRouted('response_body');
     this.served();
     const chunk = b.body && b.body.length > 0 ? Buffer.from(b.body.buffer, b.body.byteOffset, b.body.length) : Buffer.alloc(0);
+    if (!this.firstChunkSeen && chunk.length > 0) {
+      this.firstChunkSeen = true;
+      try {
+        this.opts.director.onFirstChunk?.(req);
+      } catch (err) {
+        this.opts.logger.error({ err, requestId: req.requestId }, 'director.onFirstChunk threw');
+      }
+    }
     const eos = b.end_of_stream === true;
     this.respBytes += chunk.length;
     if (this.sseUsage) this.sseUsage.push(chunk);

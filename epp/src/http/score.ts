@@ -1,9 +1,12 @@
 /**
  * `POST /v1/score`: "where is this prompt cached?". Body `{model, prompt}`, `{model, messages}` or
  * `{model, token_ids}`; answer `{model, blockKeys, pods: [{endpoint, name, consecutiveBlocks, score}]}`
- * where blockKeys are the 64-bit values vLLM publishes for these blocks (decimal strings).
+ * where blockKeys are the 64-bit values vLLM publishes for these blocks (decimal strings). With the
+ * scheduler's dry run (`explain`), also `pick` (where the request would go now) and, per pod, the
+ * predicted-TTFT terms behind that choice (`predicted`); nothing is booked.
  */
 import type { Indexer } from '../kvindex/indexer.js';
+import type { TtftTerms } from '../scheduling/predicted-ttft.js';
 import { ApiError } from '../contract/errors.js';
 
 /**
@@ -42,7 +45,17 @@ export interface ScoreResponse {
   blockKeys: string[];
   /** The index's own request keys of the same blocks (decimal strings). */
   requestKeys: string[];
-  pods: { endpoint: string; name: string; consecutiveBlocks: number; score: number }[];
+  pods: { endpoint: string; name: string; consecutiveBlocks: number; score: number; predicted?: TtftTerms }[];
+  /** Where the scheduler would send the request now (dry run), when `explain` is configured. */
+  pick?: string;
+}
+
+/** The scheduler's dry run for a prompt. */
+export interface ScheduleExplanation {
+  /** The pod it would pick. */
+  readonly pick: string;
+  /** Predicted-TTFT terms per candidate (absent with the llmd-suite preset). */
+  readonly ttft?: ReadonlyMap<string, TtftTerms>;
 }
 
 export interface ScoreServiceOptions {
@@ -57,6 +70,11 @@ export interface ScoreServiceOptions {
   readonly tokenizer?: PromptTokenizer;
   /** Current endpoints; pods seen only in events are reported under their address. */
   readonly endpoints: () => readonly EndpointInfo[];
+  /**
+   * The scheduler's dry run (no booking), for `pick` and the per-pod `predicted` terms.
+   * @default undefined (prefix scores only)
+   */
+  readonly explain?: (model: string, tokens: ArrayLike<number>) => Promise<ScheduleExplanation | undefined>;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -120,12 +138,20 @@ export class ScoreService {
       if (!names.has(s.pod)) pods.push({ endpoint: s.pod, name: s.pod, consecutiveBlocks: s.consecutiveBlocks, score: s.score });
     }
     pods.sort((a, b) => b.score - a.score || (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+    const explained = await this.opts.explain?.(req.model, req.tokens);
+    if (explained?.ttft) {
+      for (const p of pods) {
+        const t = explained.ttft.get(p.endpoint);
+        if (t) p.predicted = t;
+      }
+    }
     return {
       model: req.model,
       tokens: req.tokens.length,
       blockKeys: engineKeys.map(String),
       requestKeys: result.requestKeys.map(String),
       pods,
+      ...(explained ? { pick: explained.pick } : {}),
     };
   }
 }

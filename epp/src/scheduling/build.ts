@@ -1,12 +1,14 @@
 /**
- * Builds the scheduler from the EPP config's `scheduling` section. Default weights (prefix 3,
- * queue 2, kv-cache utilization 2, in-flight 1, session 0) follow llm-d's precise-routing guide
- * (prefix 3 / kv 2 / queue 2) plus the EPP's own in-flight counts, which react between scrapes.
+ * Builds the scheduler from the EPP config's `scheduling` section. Without `plugins`/`profiles`
+ * the `preset` decides: `predicted-ttft` (the default: one scorer, lowest predicted time to first
+ * token, see predicted-ttft.ts) or `llmd-suite` (weights prefix 3, queue 2, kv-cache utilization
+ * 2, in-flight 1, session 0: llm-d's precise-routing guide plus the EPP's own in-flight counts).
  */
 import type { EppConfig } from '../contract/config.js';
 import type { Indexer } from '../kvindex/indexer.js';
 import { DecodeFilter, PrefillFilter } from './filters.js';
 import { MaxScorePicker, type Random } from './picker.js';
+import { PredictedTtftScorer } from './predicted-ttft.js';
 import { Scheduler, type Profile } from './scheduler.js';
 import { ActiveRequestScorer, KvCacheUtilizationScorer, PrecisePrefixScorer, QueueScorer, SessionAffinityScorer } from './scorers.js';
 import type { Filter, Picker, Scorer, WeightedScorer } from './types.js';
@@ -26,7 +28,17 @@ export interface BuildSchedulerOptions {
    * @default Math.random
    */
   readonly random?: Random;
+  /**
+   * Clock in ms (expiry of the predicted-TTFT scorer's speculative entries).
+   * @default Date.now
+   */
+  readonly now?: () => number;
 }
+
+function predictedTtft(opts: BuildSchedulerOptions): PredictedTtftScorer {
+  return new PredictedTtftScorer(opts.indexer, opts.config.blockSize, opts.config.scheduling.predictedTtft, opts.now);
+}
+
 
 export function buildScheduler(opts: BuildSchedulerOptions): BuiltScheduler {
   const { plugins, profiles } = opts.config.scheduling;
@@ -34,18 +46,21 @@ export function buildScheduler(opts: BuildSchedulerOptions): BuiltScheduler {
   return buildFromWeights(opts);
 }
 
-/** The scheduler from `scheduling.weights` (the default composition). */
+/** The scheduler from `scheduling.preset` (+ `weights`): the default composition. */
 function buildFromWeights(opts: BuildSchedulerOptions): BuiltScheduler {
-  const { weights, pd } = opts.config.scheduling;
-  const prefix = new PrecisePrefixScorer(opts.indexer);
+  const { weights, pd, preset } = opts.config.scheduling;
   const sessions = weights.sessionAffinity > 0 ? new SessionAffinityScorer() : undefined;
-  const all: WeightedScorer[] = [
-    { scorer: prefix, weight: weights.prefix },
-    { scorer: new QueueScorer(), weight: weights.queue },
-    { scorer: new KvCacheUtilizationScorer(), weight: weights.kvCacheUtilization },
-    { scorer: new ActiveRequestScorer(), weight: weights.activeRequests },
-    ...(sessions ? [{ scorer: sessions, weight: weights.sessionAffinity }] : []),
-  ];
+  const sessionScorer = sessions ? [{ scorer: sessions, weight: weights.sessionAffinity }] : [];
+  const all: WeightedScorer[] =
+    preset === 'predicted-ttft'
+      ? [{ scorer: predictedTtft(opts), weight: 1 }, ...sessionScorer]
+      : [
+          { scorer: new PrecisePrefixScorer(opts.indexer), weight: weights.prefix },
+          { scorer: new QueueScorer(), weight: weights.queue },
+          { scorer: new KvCacheUtilizationScorer(), weight: weights.kvCacheUtilization },
+          { scorer: new ActiveRequestScorer(), weight: weights.activeRequests },
+          ...sessionScorer,
+        ];
   const scorers = all.filter((s) => s.weight > 0);
   const picker = new MaxScorePicker(1, opts.random);
   const decode: Profile = { name: 'decode', filters: [new DecodeFilter()], scorers, picker };
@@ -88,6 +103,9 @@ function buildFromPlugins(opts: BuildSchedulerOptions, plugins: readonly PluginS
       case 'precise-prefix-cache-scorer':
       case 'prefix-cache-scorer':
         instances.set(name, new PrecisePrefixScorer(opts.indexer));
+        break;
+      case 'predicted-ttft-scorer':
+        instances.set(name, predictedTtft(opts));
         break;
       case 'queue-scorer':
         instances.set(name, new QueueScorer());

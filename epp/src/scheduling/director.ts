@@ -4,7 +4,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { ApiError } from '../contract/errors.js';
-import type { PromptTokenizer } from '../http/score.js';
+import type { PromptTokenizer, ScheduleExplanation } from '../http/score.js';
 import { Headers } from '../contract/names.js';
 import type { EndpointState, EndpointStore } from '../datalayer/endpoint-store.js';
 import type { InferenceRequest, PickResult, RequestDirector, ResponseInfo } from '../extproc/director.js';
@@ -14,6 +14,7 @@ import type { CacheAccuracy, CachePrediction } from '../accuracy/cache-accuracy.
 import { poolSaturation, type UtilizationThresholds } from './saturation.js';
 import type { Scheduler } from './scheduler.js';
 import type { SessionAffinityScorer } from './scorers.js';
+import type { Reservation } from './types.js';
 
 export interface SchedulingDirectorOptions {
   readonly scheduler: Scheduler;
@@ -68,6 +69,8 @@ const DEFAULT_ADMISSION: AdmissionOptions = { objectives: {}, queueDepthThreshol
 
 export class SchedulingDirector implements RequestDirector {
   private readonly releases = new Map<InferenceRequest, () => void>();
+  /** What the scheduler booked per request (predicted-TTFT load), released at the first chunk and at the end. */
+  private readonly reservations = new Map<InferenceRequest, Reservation>();
   private readonly predictions = new Map<InferenceRequest, CachePrediction>();
   private readonly metrics?: {
     e2e: Histogram;
@@ -209,6 +212,7 @@ export class SchedulingDirector implements RequestDirector {
       const headers: Record<string, string> = {};
       if (result.prefill) headers[Headers.prefillerHostPort] = result.prefill.picked[0].state.endpoint.address;
       this.releases.set(req, this.opts.store.acquire(endpoints[0]));
+      if (result.reservation) this.reservations.set(req, result.reservation);
       if (req.sessionId !== undefined) this.opts.sessions?.record(req.sessionId, endpoints[0]);
       if (this.opts.accuracy && tokens && tokens.length > 0) this.predictions.set(req, { pod: endpoints[0], promptTokens: tokens.length, heldKeys: result.heldKeys });
       if (this.metrics) {
@@ -220,7 +224,8 @@ export class SchedulingDirector implements RequestDirector {
         }
       }
       this.opts.logger.debug(
-        { requestId: req.requestId, model, endpoint: endpoints[0], prefill: headers[Headers.prefillerHostPort], blocks: result.totalBlocks, scores: result.primary.picked[0].parts },
+        { requestId: req.requestId, model, endpoint: endpoints[0], prefill: headers[Headers.prefillerHostPort], blocks: result.totalBlocks, scores: result.primary.picked[0].parts,
+          ...(result.ttft ? { predicted: Object.fromEntries(result.ttft) } : {}) },
         'scheduled',
       );
       return Object.keys(headers).length > 0 ? { endpoints, headers } : { endpoints };
@@ -258,7 +263,33 @@ export class SchedulingDirector implements RequestDirector {
     this.opts.accuracy.observe(prediction, info.usage, info.status).catch((err: unknown) => this.opts.logger.warn({ err, requestId: req.requestId }, 'cache-accuracy check failed'));
   }
 
+  /**
+   * Dry run for `/v1/score`: where the scheduler would send these tokens now and the per-pod
+   * predicted-TTFT terms; nothing is booked. Undefined when no endpoint can take it.
+   */
+  async explain(model: string, tokens: ArrayLike<number>): Promise<ScheduleExplanation | undefined> {
+    const candidates = this.opts.store.snapshot();
+    if (candidates.length === 0) return undefined;
+    try {
+      const r = await this.opts.scheduler.schedule({ model, tokens }, candidates, { dryRun: true });
+      return { pick: r.primary.picked[0].state.endpoint.address, ...(r.ttft ? { ttft: r.ttft } : {}) };
+    } catch (err) {
+      if (err instanceof ApiError) return undefined;
+      throw err;
+    }
+  }
+
+  /** The pod produced the first token: its prefill no longer queues there. */
+  onFirstChunk(req: InferenceRequest): void {
+    this.reservations.get(req)?.started();
+  }
+
   onDone(req: InferenceRequest): void {
+    const booked = this.reservations.get(req);
+    if (booked) {
+      booked.finished();
+      this.reservations.delete(req);
+    }
     this.predictions.delete(req);
     const release = this.releases.get(req);
     if (release) {

@@ -5,7 +5,8 @@
 import { ApiError } from '../contract/errors.js';
 import type { EndpointState } from '../datalayer/endpoint-store.js';
 import type { BlockKey } from '../kvindex/types.js';
-import { CycleState, type Filter, type Picker, type ProfileResult, type ScoredEndpoint, type SchedulingRequest, type WeightedScorer } from './types.js';
+import type { TtftTerms } from './predicted-ttft.js';
+import { CycleState, type Filter, type Picker, type ProfileResult, type Reservation, type ScoredEndpoint, type SchedulingRequest, type WeightedScorer } from './types.js';
 
 export interface Profile {
   readonly name: string;
@@ -44,6 +45,27 @@ export interface SchedulingResult {
    * prefix; empty when none or unknown). What the cache-accuracy check compares with the response.
    */
   readonly heldKeys: readonly BlockKey[];
+  /** Predicted-TTFT terms per candidate of the primary profile, when that scorer ran. */
+  readonly ttft?: ReadonlyMap<string, TtftTerms>;
+  /**
+   * What stateful scorers booked for the request on the primary pick (absent on a dry run or when
+   * no scorer books): call `started` at the first response chunk and `finished` at the end.
+   */
+  readonly reservation?: Reservation;
+}
+
+export interface ScheduleOptions {
+  /**
+   * Score and pick without booking anything (for `/v1/score`).
+   * @default false
+   */
+  readonly dryRun?: boolean;
+}
+
+/** One reservation releasing several. */
+function allOf(rs: readonly Reservation[]): Reservation | undefined {
+  if (rs.length <= 1) return rs[0];
+  return { started: () => rs.forEach((r) => r.started()), finished: () => rs.forEach((r) => r.finished()) };
 }
 
 export async function runProfile(
@@ -91,7 +113,7 @@ export class Scheduler {
   }
 
   /** Schedules one request over the candidates; throws ApiError('no_endpoint') when none fits. */
-  async schedule(req: SchedulingRequest, candidates: readonly EndpointState[]): Promise<SchedulingResult> {
+  async schedule(req: SchedulingRequest, candidates: readonly EndpointState[], opts: ScheduleOptions = {}): Promise<SchedulingResult> {
     if (candidates.length === 0) throw new ApiError('no_endpoint', 'no ready endpoint: the pool has no pods (or the subset hint matched none)');
     const state = new CycleState();
     const primary = await runProfile(this.opts.decode, req, candidates, state);
@@ -103,7 +125,17 @@ export class Scheduler {
     const cachedTokens = heldBlocks * this.opts.blockSize;
     const totalBlocks = state.totalBlocks;
     const heldKeys = state.requestKeys?.slice(0, heldBlocks) ?? [];
+    const booked: Reservation[] = [];
+    if (!opts.dryRun) {
+      for (const ws of this.opts.decode.scorers) {
+        const r = ws.scorer.reserve?.(req, best, state);
+        if (r) booked.push(r);
+      }
+    }
+    const reservation = allOf(booked);
+    const extra = { ...(state.ttft ? { ttft: state.ttft } : {}), ...(reservation ? { reservation } : {}) };
     const pre = this.opts.prefill;
+
     if (pre && req.tokens) {
       const promptTokens = req.tokens.length;
       const uncached = promptTokens - cachedTokens;
@@ -111,9 +143,9 @@ export class Scheduler {
       if (promptTokens >= t && uncached >= t) {
         const prefillCands = candidates.filter((c) => c.endpoint.address !== best);
         const prefill = await runProfile(pre.profile, req, prefillCands, new CycleState());
-        if (prefill.picked.length > 0) return { primary, prefill, cachedTokens, totalBlocks, heldKeys };
+        if (prefill.picked.length > 0) return { primary, prefill, cachedTokens, totalBlocks, heldKeys, ...extra };
       }
     }
-    return { primary, cachedTokens, totalBlocks, heldKeys };
+    return { primary, cachedTokens, totalBlocks, heldKeys, ...extra };
   }
 }

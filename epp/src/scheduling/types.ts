@@ -6,6 +6,7 @@
 import type { EndpointState } from '../datalayer/endpoint-store.js';
 import type { PodPrefixScore } from '../kvindex/scorer.js';
 import type { BlockKey } from '../kvindex/types.js';
+import type { TtftTerms } from './predicted-ttft.js';
 
 /** What scheduling knows about a request. */
 export interface SchedulingRequest {
@@ -25,7 +26,20 @@ export class CycleState {
   totalBlocks = 0;
   /** Request keys of the prompt's full blocks, once the prefix scorer ran. */
   requestKeys: readonly BlockKey[] | undefined;
+  /** Predicted-TTFT terms by pod, once the predicted-TTFT scorer ran. */
+  ttft: Map<string, TtftTerms> | undefined;
 }
+
+/**
+ * What a stateful scorer books for one routed request, released as the response arrives: the
+ * director calls `started` at the first response chunk and `finished` when the request ends
+ * (both idempotent; `finished` alone releases everything).
+ */
+export interface Reservation {
+  started(): void;
+  finished(): void;
+}
+
 
 export interface Filter {
   readonly name: string;
@@ -36,6 +50,8 @@ export interface Scorer {
   readonly name: string;
   /** Score in [0, 1] per candidate address (missing = 0). */
   score(req: SchedulingRequest, candidates: readonly EndpointState[], state: CycleState): Promise<Map<string, number>> | Map<string, number>;
+  /** Books the request on the picked pod (scorers that track their own load). @default none */
+  reserve?(req: SchedulingRequest, pod: string, state: CycleState): Reservation;
 }
 
 export interface ScoredEndpoint {

@@ -24,7 +24,8 @@ const engine = createTokenProcessor({ algo: 'sha256_cbor', blockSize: 16, hashSe
 interface ScoreBody {
   model: string;
   blockKeys: string[];
-  pods: { endpoint: string; name: string; consecutiveBlocks: number; score: number }[];
+  pods: { endpoint: string; name: string; consecutiveBlocks: number; score: number; predicted?: Record<string, number> }[];
+  pick?: string;
 }
 
 async function post(port: number, body: unknown, raw?: string): Promise<{ status: number; json: Record<string, unknown> }> {
@@ -103,10 +104,15 @@ describe('kvroute-epp serve (in process)', () => {
     expect(body.model).toBe(MODEL);
     expect(body.blockKeys).toEqual(engine.blockKeys(query).map(String));
     expect(body.blockKeys.slice(0, 4)).toEqual(hashes.map(String));
-    expect(body.pods).toEqual([
+    expect(body.pods).toMatchObject([
       { endpoint: POD_A, name: 'decode-a', consecutiveBlocks: 4, score: 0.8 },
       { endpoint: POD_B, name: 'decode-b', consecutiveBlocks: 0, score: 0 },
     ]);
+    // the scheduler's dry run: where it would go and why (predicted-TTFT terms per pod)
+    expect(body.pick).toBe(POD_A);
+    expect(body.pods[0]?.predicted).toMatchObject({ cachedTokens: 64, uncachedTokens: 16, queuedPrefillTokens: 0 });
+    expect(body.pods[1]?.predicted).toMatchObject({ cachedTokens: 0, uncachedTokens: 80 });
+    expect(body.pods[0]?.predicted?.predictedTtftMs).toBeLessThan(body.pods[1]?.predicted?.predictedTtftMs ?? 0);
   });
 
   it('follows BlockRemoved and AllBlocksCleared', async () => {

@@ -71,8 +71,8 @@ describe('MaxScorePicker', () => {
   });
 });
 
-describe('scheduler over the real index', () => {
-  const config = parseEppConfig({ model: MODEL, blockSize: 16 });
+describe('scheduler over the real index (llmd-suite preset)', () => {
+  const config = parseEppConfig({ model: MODEL, blockSize: 16, scheduling: { preset: 'llmd-suite' } });
   let index: MemoryIndex;
   let indexer: Indexer;
   beforeEach(() => {

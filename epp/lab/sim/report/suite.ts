@@ -152,7 +152,7 @@ export async function runJobs(jobs: readonly Job[], opts: SuiteOptions): Promise
       cache.set(key, w);
     }
     opts.onProgress?.(i, job, 0, w.requests.length);
-    const precise: KvrouteOptions | undefined = job.weights ? { config: { scheduling: { weights: { ...job.weights } } } } : undefined;
+    const precise: KvrouteOptions | undefined = job.weights ? { config: { scheduling: { preset: 'llmd-suite', weights: { ...job.weights } } } } : undefined;
     const { summary } = await runBenchmark({
       workload: w,
       policy: job.policy,

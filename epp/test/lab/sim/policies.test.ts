@@ -137,9 +137,40 @@ describe('EPP-index policies', () => {
     expect(half[3]).toBeCloseTo(0.5, 9);
   });
 
-  it('kvroute: the EPP scheduler with default weights; prefix wins at equal load, load wins against a partial hit', async () => {
+  it('kvroute: the EPP scheduler with its defaults (predicted TTFT); first tokens and completions release what it booked', async () => {
     const pods = podIds.map((id) => new SimPod({ id, profile: PROFILE_A }));
-    const p = new KvroutePolicy(ctx(pods));
+    const p = createPolicy('kvroute', ctx(pods)) as KvroutePolicy;
+    expect(p.name).toBe('kvroute');
+    expect(p.config.scheduling.preset).toBe('predicted-ttft');
+    const events: KvEventBatch[] = [];
+    serve(pods[1] as SimPod, req(blocks(1, 40), 'a', 640), events);
+    for (const b of events) await p.onKvEvents(1, b);
+    // the prefix holder wins at equal load
+    const first = req(blocks(1, 40), 'b', 640);
+    expect(await p.pick(first, fleet())).toBe(1);
+    // a distinct prompt avoids pod 1, whose queue now holds the first request's uncached tokens
+    const other = req(blocks(500, 40), 'c', 640);
+    expect(await p.pick(other, fleet())).not.toBe(1);
+    // until its first token: then pods tie again and every pod is picked at random
+    p.onFirstToken(first);
+    p.onComplete(first);
+    p.onComplete(other);
+    const picks = new Set<number>();
+    for (let i = 0; i < 40; i++) {
+      const r = req(blocks(2000 + i * 50, 40), `d${i}`, 640);
+      picks.add(await p.pick(r, fleet()));
+      p.onComplete(r);
+    }
+    expect(picks.size).toBe(N);
+    // the pods' num_gpu_blocks (vllm:cache_config_info) reach the scheduler with fresh metrics only
+    expect(p.candidates(fleet())[0]?.metrics?.numGpuBlocks).toBe(PROFILE_A.numBlocks);
+    expect(p.candidates(fleet([{ metricsAgeMs: 501 }]))[0]?.metrics).toBeUndefined();
+  });
+
+  it('kvroute-llmd: the previous default (llmd-suite weights); prefix wins at equal load, load wins against a partial hit', async () => {
+    const pods = podIds.map((id) => new SimPod({ id, profile: PROFILE_A }));
+    const p = createPolicy('kvroute-llmd', ctx(pods)) as KvroutePolicy;
+    expect(p.config.scheduling.preset).toBe('llmd-suite');
     expect(p.config.scheduling.weights).toMatchObject({ prefix: 3, queue: 2, kvCacheUtilization: 2, activeRequests: 1, sessionAffinity: 0 });
     const events: KvEventBatch[] = [];
     serve(pods[1] as SimPod, req(blocks(1, 40), 'a', 640), events);

@@ -56,8 +56,8 @@ describe('report on a tiny real simulation', () => {
       expect(r.summary.tokenHitRate).toBeGreaterThan(0);
       expect(r.summary.tokenHitRate).toBeLessThanOrEqual(r.summary.oracleTokenHitRate + 1e-9);
     }
-    // the default-weights sweep cell is the same simulation as the main kvroute seed-1 run
-    expect(results[4]?.summary.tokenHitRate).toBe(results[2]?.summary.tokenHitRate);
+    // the weight sweep runs the llmd-suite preset (weights mean nothing to the predicted-TTFT default)
+    expect(results[4]?.job.weights).toBeDefined();
     expect(report.data.weightSweep.map((c) => c.variant)).toEqual(['prefix 3 / queue 2 / kv 2 / active 1', 'prefix 8 / queue 2 / kv 2 / active 1']);
   });
 
