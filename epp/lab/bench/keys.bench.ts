@@ -3,15 +3,16 @@
  *
  * Side by side in one run, for a 2,000-token prompt (125 full blocks of 16):
  *  1. the CBOR encoders: our CborWriter vs cbor-x (options that make it canonical for these types),
- *     encoding the 125 `sha256_cbor` preimages (byte equality is checked first);
+ *     encoding the 125 `sha256_cbor` preimages (byte equality is checked first). cbor-x is not a
+ *     dependency (the EPP does not use it, see src/kvindex/keys/cbor.ts): this comparison runs
+ *     only when it is installed, e.g. `npm install --no-save cbor-x`, and is skipped otherwise;
  *  2. the fast-mode hash candidates, FNV-1a-64 vs XXH64 (32-bit limbs), over the same 125 blocks;
  *  3. SHA-256 through createHash vs the one-shot crypto.hash;
- *  4. the whole block-key path per mode, plus sha256_cbor built on cbor-x.
+ *  4. the whole block-key path per mode, plus sha256_cbor built on cbor-x (when installed).
  * Prints a table with the median time per prompt and ratios. Results feed the decisions recorded
- * at the top of src/kvblock/cbor.ts and src/kvblock/token-processor.ts.
+ * at the top of src/kvindex/keys/cbor.ts and src/kvindex/keys/token-processor.ts.
  */
 import { createHash, hash } from 'node:crypto';
-import { Encoder } from 'cbor-x';
 import { CborWriter, encodeCanonical } from '../../src/kvindex/keys/cbor.js';
 import { fnv1a64, u64Out, xxh64 } from '../../src/kvindex/keys/hash-fast.js';
 import { createTokenProcessor } from '../../src/kvindex/keys/token-processor.js';
@@ -28,7 +29,22 @@ const tokens: number[] = Array.from({ length: N_TOKENS }, () => {
 });
 const nBlocks = Math.floor(N_TOKENS / BS);
 
-const cborx = new Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: true, variableMapSize: true });
+/** The part of cbor-x's Encoder used here. */
+interface CborXEncoder {
+  encode(v: unknown): Buffer;
+}
+/** cbor-x's Encoder when the package is installed (optional: not a dependency), else undefined. */
+async function optionalCborX(): Promise<CborXEncoder | undefined> {
+  const name = 'cbor-x'; // a variable: type-checking must not need the package
+  try {
+    const mod = (await import(name)) as { Encoder: new (opts: object) => CborXEncoder };
+    return new mod.Encoder({ useRecords: false, tagUint8Array: false, mapsAsObjects: true, variableMapSize: true });
+  } catch {
+    console.log('cbor-x is not installed: the CBOR encoder comparison is skipped (npm install --no-save cbor-x to run it)');
+    return undefined;
+  }
+}
+const cborx = await optionalCborX();
 const root = new Uint8Array(createHash('sha256').update(encodeCanonical(SEED)).digest());
 
 // Realistic parents: the actual sha256_cbor chain of the prompt.
@@ -44,7 +60,7 @@ const parents: Uint8Array[] = [];
 }
 
 // 0. Does cbor-x reproduce our preimages byte for byte?
-{
+if (cborx) {
   const w = new CborWriter();
   let same = 0;
   for (let b = 0; b < nBlocks; b++) {
@@ -106,9 +122,11 @@ row('cbor: own CborWriter, 125 preimages', () => {
     sink += w.length;
   }
 });
-row('cbor: cbor-x Encoder, 125 preimages', () => {
-  for (let b = 0; b < nBlocks; b++) sink += cborx.encode([parents[b], tokens.slice(b * BS, (b + 1) * BS), null]).length;
-});
+if (cborx) {
+  row('cbor: cbor-x Encoder, 125 preimages', () => {
+    for (let b = 0; b < nBlocks; b++) sink += cborx.encode([parents[b], tokens.slice(b * BS, (b + 1) * BS), null]).length;
+  });
+}
 
 // 2. Fast-mode hash candidates over the fast-mode block layout (8-byte parent + 16 × u32).
 const blockBuf = new Uint8Array(8 + 4 * BS);
@@ -159,16 +177,18 @@ for (const [name, tp] of Object.entries(procs)) {
     sink += tp.blockKeys(tokens).length;
   });
 }
-row('keys: sha256_cbor on cbor-x (2,000 tokens)', () => {
-  let prev: Uint8Array = root;
-  const keys: bigint[] = [];
-  for (let b = 0; b < nBlocks; b++) {
-    const d = createHash('sha256').update(cborx.encode([prev, tokens.slice(b * BS, (b + 1) * BS), null])).digest();
-    keys.push(d.readBigUInt64BE(24));
-    prev = d;
-  }
-  sink += keys.length;
-});
+if (cborx) {
+  row('keys: sha256_cbor on cbor-x (2,000 tokens)', () => {
+    let prev: Uint8Array = root;
+    const keys: bigint[] = [];
+    for (let b = 0; b < nBlocks; b++) {
+      const d = createHash('sha256').update(cborx.encode([prev, tokens.slice(b * BS, (b + 1) * BS), null])).digest();
+      keys.push(d.readBigUInt64BE(24));
+      prev = d;
+    }
+    sink += keys.length;
+  });
+}
 {
   const withExtra = { loraName: 'sql-lora', cacheSalt: 'tenant-a', mmInputs: [{ identifier: 'f00dfeed', offset: 100, length: 300 }] };
   row('keys: sha256_cbor + LoRA/salt/mm (2,000 tokens)', () => {
@@ -186,9 +206,9 @@ console.log(`\nnode ${process.version}, ${N_TOKENS} tokens, block ${BS}, ${nBloc
 console.log(`${pad('case', 50)} ${'µs'.padStart(9)} ${'µs/block'.padStart(9)}`);
 for (const [name, us] of results) console.log(`${pad(name, 50)} ${us.toFixed(1).padStart(9)} ${(us / nBlocks).toFixed(3).padStart(9)}`);
 console.log('\nratios');
-console.log(`  cbor-x / own encoder               ${(get('cbor: cbor-x') / get('cbor: own')).toFixed(2)}×`);
+if (cborx) console.log(`  cbor-x / own encoder               ${(get('cbor: cbor-x') / get('cbor: own')).toFixed(2)}×`);
 console.log(`  FNV-1a-64 / XXH64                  ${(get('fast fn: FNV') / get('fast fn: XXH64')).toFixed(2)}×`);
-console.log(`  sha256_cbor on cbor-x / on own     ${(get('keys: sha256_cbor on cbor-x') / get('keys: sha256_cbor (')).toFixed(2)}×`);
+if (cborx) console.log(`  sha256_cbor on cbor-x / on own     ${(get('keys: sha256_cbor on cbor-x') / get('keys: sha256_cbor (')).toFixed(2)}×`);
 console.log(`  sha256_cbor / fast                 ${(get('keys: sha256_cbor (') / get('keys: fast (')).toFixed(2)}×`);
 console.log(`  sha256_cbor_64bit / sha256_cbor    ${(get('keys: sha256_cbor_64bit') / get('keys: sha256_cbor (')).toFixed(2)}×`);
 console.log(`  createHash / crypto.hash           ${(get('sha256: createHash') / get('sha256: crypto.hash')).toFixed(2)}×`);

@@ -7,7 +7,9 @@
  * no tags, no indefinite lengths, no floats. That is all vLLM's `[parent, tokens, extra_keys]`
  * preimage needs (docs/facts/vllm-kv-events.md, "Block hashes").
  *
- * DECISION: this minimal encoder, not cbor-x. `npx tsx bench/keys.bench.ts` (node 20.20; 2 cores
+ * DECISION: this minimal encoder, not cbor-x (which is therefore not a dependency; the keys bench
+ * compares the two when cbor-x is installed with `npm install --no-save cbor-x`).
+ * `npx tsx lab/bench/keys.bench.ts` (node 20.20; 2 cores
  * shared with other jobs, load ~16; 2,000-token prompt = 125 preimages of block 16; cases
  * interleaved, medians), last 3 runs:
  * - speed: own CborWriter 9.9–17.5 µs per prompt, cbor-x `Encoder` 74–85 µs: cbor-x is 4.7× to
