@@ -12,6 +12,11 @@ import { PredictedTtftScorer } from './predicted-ttft.js';
 import { Scheduler, type Profile } from './scheduler.js';
 import { ActiveRequestScorer, KvCacheUtilizationScorer, PrecisePrefixScorer, QueueScorer, SessionAffinityScorer } from './scorers.js';
 import type { Filter, Picker, Scorer, WeightedScorer } from './types.js';
+import { LoadAwareScorer } from './load-aware-scorer.js';
+import { NoHitLruScorer } from './no-hit-lru-scorer.js';
+import { PrefixCacheScorer } from './prefix-cache-scorer.js';
+import { RandomPicker } from './random-picker.js';
+import { WeightedRandomPicker } from './weighted-random-picker.js';
 import { pluginIssues, pluginType, type PluginKind, type PluginSpec, type ProfileSpec } from '../contract/scheduling-plugins.js';
 
 export interface BuiltScheduler {
@@ -38,7 +43,6 @@ export interface BuildSchedulerOptions {
 function predictedTtft(opts: BuildSchedulerOptions): PredictedTtftScorer {
   return new PredictedTtftScorer(opts.indexer, opts.config.blockSize, opts.config.scheduling.predictedTtft, opts.now);
 }
-
 
 export function buildScheduler(opts: BuildSchedulerOptions): BuiltScheduler {
   const { plugins, profiles } = opts.config.scheduling;
@@ -101,8 +105,35 @@ function buildFromPlugins(opts: BuildSchedulerOptions, plugins: readonly PluginS
     kinds.set(name, pluginType(p.type)?.kind);
     switch (p.type) {
       case 'precise-prefix-cache-scorer':
-      case 'prefix-cache-scorer':
         instances.set(name, new PrecisePrefixScorer(opts.indexer));
+        break;
+      case 'prefix-cache-scorer': {
+        const blockSizeTokens = param('blockSizeTokens');
+        const maxTokens = param('maxPrefixTokensToMatch');
+        const maxBlocks = param('maxPrefixBlocksToMatch') ?? (maxTokens === undefined ? undefined : Math.max(1, Math.floor(maxTokens / (blockSizeTokens ?? 16))));
+        instances.set(
+          name,
+          new PrefixCacheScorer({
+            blockSizeTokens,
+            blockSizeChars: param('blockSize'),
+            autoTune: p.parameters?.autoTune as boolean | undefined,
+            maxPrefixBlocksToMatch: maxBlocks,
+            lruCapacityPerServer: param('lruCapacityPerServer'),
+          }),
+        );
+        break;
+      }
+      case 'load-aware-scorer':
+        instances.set(name, new LoadAwareScorer(param('threshold')));
+        break;
+      case 'no-hit-lru-scorer':
+        instances.set(name, new NoHitLruScorer(param('lruSize')));
+        break;
+      case 'random-picker':
+        instances.set(name, new RandomPicker(param('maxNumOfEndpoints'), opts.random));
+        break;
+      case 'weighted-random-picker':
+        instances.set(name, new WeightedRandomPicker(param('maxNumOfEndpoints'), opts.random));
         break;
       case 'predicted-ttft-scorer':
         instances.set(name, predictedTtft(opts));
@@ -114,7 +145,7 @@ function buildFromPlugins(opts: BuildSchedulerOptions, plugins: readonly PluginS
         instances.set(name, new KvCacheUtilizationScorer());
         break;
       case 'active-request-scorer':
-        instances.set(name, new ActiveRequestScorer(param('idleThreshold')));
+        instances.set(name, new ActiveRequestScorer(param('idleThreshold'), param('maxBusyScore')));
         break;
       case 'session-affinity-scorer':
         sessions = new SessionAffinityScorer(param('capacity'));

@@ -8,13 +8,13 @@ import type { PromptTokenizer, ScheduleExplanation } from '../http/score.js';
 import { Headers } from '../contract/names.js';
 import type { EndpointState, EndpointStore } from '../datalayer/endpoint-store.js';
 import type { InferenceRequest, PickResult, RequestDirector, ResponseInfo } from '../extproc/director.js';
-import { canonicalHost } from '../util/host-port.js';
 import type { Logger } from '../util/logger.js';
 import type { CacheAccuracy, CachePrediction } from '../accuracy/cache-accuracy.js';
 import { poolSaturation, type UtilizationThresholds } from './saturation.js';
 import type { Scheduler } from './scheduler.js';
 import type { SessionAffinityScorer } from './scorers.js';
 import type { Reservation } from './types.js';
+import { canonicalHost } from '../util/host-port.js';
 
 export interface SchedulingDirectorOptions {
   readonly scheduler: Scheduler;
@@ -66,6 +66,14 @@ export interface AdmissionOptions extends UtilizationThresholds {
 
 const DEFAULT_ADMISSION: AdmissionOptions = { objectives: {}, queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8 };
 
+
+/** The prompt as text: a completion's prompt, or the JSON of a chat's messages. */
+export function promptText(req: Pick<InferenceRequest, 'prompt' | 'messages'>): string | undefined {
+  if (req.messages) return JSON.stringify(req.messages);
+  if (typeof req.prompt === 'string') return req.prompt;
+  if (Array.isArray(req.prompt) && typeof req.prompt[0] === 'string') return req.prompt[0];
+  return undefined;
+}
 
 export class SchedulingDirector implements RequestDirector {
   private readonly releases = new Map<InferenceRequest, () => void>();
@@ -207,7 +215,18 @@ export class SchedulingDirector implements RequestDirector {
       }
       this.admit(req, candidates);
       const tokens = req.apiKind === 'none' ? undefined : await this.tokens(req, model);
-      const result = await this.opts.scheduler.schedule({ model, tokens, sessionId: req.sessionId }, candidates);
+      const result = await this.opts.scheduler.schedule(
+        {
+          model,
+          tokens,
+          sessionId: req.sessionId,
+          // computed only when a scorer reads it (the approximate prefix-cache scorer)
+          get prompt(): string | undefined {
+            return promptText(req);
+          },
+        },
+        candidates,
+      );
       const endpoints = result.primary.picked.map((p) => p.state.endpoint.address);
       const headers: Record<string, string> = {};
       if (result.prefill) headers[Headers.prefillerHostPort] = result.prefill.picked[0].state.endpoint.address;

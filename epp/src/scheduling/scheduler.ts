@@ -85,9 +85,17 @@ export async function runProfile(
     totals.set(c.endpoint.address, 0);
     parts.set(c.endpoint.address, {});
   }
-  const results = await Promise.all(profile.scorers.map((ws) => ws.scorer.score(req, cands, state)));
+  // scorers reading the cycle state (no-hit-lru reads the prefix scorers' results) run after the others
+  const late = profile.scorers.some((ws) => ws.scorer.readsCycleState);
+  const results = await Promise.all(profile.scorers.map((ws) => (late && ws.scorer.readsCycleState ? undefined : ws.scorer.score(req, cands, state))));
+  if (late) {
+    for (let i = 0; i < results.length; i++) {
+      const sc = profile.scorers[i].scorer;
+      if (sc.readsCycleState) results[i] = await sc.score(req, cands, state);
+    }
+  }
   profile.scorers.forEach((ws, i) => {
-    const scores = results[i];
+    const scores = results[i] as Map<string, number>;
     for (const c of cands) {
       const a = c.endpoint.address;
       const raw = scores.get(a) ?? 0;
@@ -135,7 +143,6 @@ export class Scheduler {
     const reservation = allOf(booked);
     const extra = { ...(state.ttft ? { ttft: state.ttft } : {}), ...(reservation ? { reservation } : {}) };
     const pre = this.opts.prefill;
-
     if (pre && req.tokens) {
       const promptTokens = req.tokens.length;
       const uncached = promptTokens - cachedTokens;

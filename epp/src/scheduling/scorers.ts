@@ -75,14 +75,21 @@ export class KvCacheUtilizationScorer implements Scorer {
  */
 export class ActiveRequestScorer implements Scorer {
   readonly name = 'active-request-scorer';
-  constructor(private readonly idleThreshold = 0) {}
+  /**
+   * @param idleThreshold in-flight requests a pod may have and still count as idle. @default 0
+   * @param maxBusyScore scale of a busy pod's score (llm-d's `maxBusyScore`). @default 1
+   */
+  constructor(
+    private readonly idleThreshold = 0,
+    private readonly maxBusyScore = 1,
+  ) {}
   score(_req: SchedulingRequest, candidates: readonly EndpointState[]): Map<string, number> {
     const out = new Map<string, number>();
     let max = 0;
     for (const c of candidates) max = Math.max(max, c.inFlight);
     for (const c of candidates) {
       const n = c.inFlight;
-      out.set(c.endpoint.address, n <= this.idleThreshold || max === 0 ? 1 : (max - n) / max);
+      out.set(c.endpoint.address, n <= this.idleThreshold || max === 0 ? 1 : ((max - n) / max) * this.maxBusyScore);
     }
     return out;
   }

@@ -16,6 +16,8 @@ export interface SchedulingRequest {
   readonly tokens?: ArrayLike<number>;
   /** Session affinity key (`x-session-id`). */
   readonly sessionId?: string;
+  /** Prompt text (chat: the JSON of the messages), for scorers that hash characters. */
+  readonly prompt?: string;
 }
 
 /** Per-cycle scratch space plugins share (e.g. the prefix scorer's result for the P/D decider). */
@@ -24,6 +26,8 @@ export class CycleState {
   prefix: Map<string, PodPrefixScore> | undefined;
   /** Number of full blocks of the prompt (0 when not tokenized). */
   totalBlocks = 0;
+  /** Blocks of the prompt each pod holds by the approximate prefix-cache scorer, once it ran. */
+  approximatePrefix: Map<string, number> | undefined;
   /** Request keys of the prompt's full blocks, once the prefix scorer ran. */
   requestKeys: readonly BlockKey[] | undefined;
   /** Predicted-TTFT terms by pod, once the predicted-TTFT scorer ran. */
@@ -40,7 +44,6 @@ export interface Reservation {
   finished(): void;
 }
 
-
 export interface Filter {
   readonly name: string;
   filter(req: SchedulingRequest, candidates: readonly EndpointState[], state: CycleState): EndpointState[];
@@ -50,6 +53,8 @@ export interface Scorer {
   readonly name: string;
   /** Score in [0, 1] per candidate address (missing = 0). */
   score(req: SchedulingRequest, candidates: readonly EndpointState[], state: CycleState): Promise<Map<string, number>> | Map<string, number>;
+  /** Reads what the profile's other scorers left in the cycle state, so it runs after them. @default false */
+  readonly readsCycleState?: boolean;
   /** Books the request on the picked pod (scorers that track their own load). @default none */
   reserve?(req: SchedulingRequest, pod: string, state: CycleState): Reservation;
 }
