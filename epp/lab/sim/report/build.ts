@@ -93,7 +93,9 @@ export function buildReport(inp: BuildInput): BuiltReport {
     cells: main,
     targets: evaluateTargets(main),
     beats: compareDefaultWeights(main, inp.workloads.map((w) => w.name)),
-    validation: main.some((c) => c.workload === 'w2' && (W2_ORDER as readonly string[]).includes(c.policy)) ? [...inp.validation, w2OrderCheck(main)] : inp.validation,
+    validation: main.some((c) => c.workload === 'w2' && (W2_ORDER as readonly string[]).includes(c.policy))
+      ? [...inp.validation, { ...w2OrderCheck(main), name: `${w2OrderCheck(main).name}, report W2 (seeds ${inp.seeds.join(', ')})` }]
+      : inp.validation,
     peerSection: renderPeerSection({ cells: main, workloads: inp.workloads.map((w) => w.name), charts: peerCharts }),
     peerTargets: evaluatePeerTargets(inp.results.filter((r) => r.job.section === 'main')),
     sensitivity,

@@ -6,6 +6,9 @@ import { blockReuse, infiniteCacheHitRate } from '../bounds.js';
 import { runBenchmark } from '../run.js';
 import { readWorkloadFile } from '../workload-file.js';
 import { generateW0, generateW2, generateWorkload, type Workload } from '../workloads.js';
+import type { PolicyName } from '../policy-factory.js';
+import { aggregateRuns } from './aggregate.js';
+import { W2_ORDER, w2OrderCheck } from './peers.js';
 
 export interface ValidationCheck {
   readonly name: string;
@@ -18,6 +21,11 @@ export interface ValidationCheck {
 export interface ValidateOptions {
   /** Run the W2 (output 245) random-knee check (~20–40 s). @default true */
   readonly w2Knee?: boolean;
+  /**
+   * Run the W2 published-order check (llmd-precise-2025 ≫ gie-default ≫ least-loaded ≈ random) on
+   * the same full W2 as the knee (seed 1; three more runs). @default the value of `w2Knee`
+   */
+  readonly w2Order?: boolean;
   /** Mooncake conversation trace for the block-reuse check. @default none (SKIP) */
   readonly tracePath?: string;
   /** @default none */
@@ -28,7 +36,7 @@ const pct = (x: number): string => `${(100 * x).toFixed(1)} %`;
 
 export async function runValidation(opts: ValidateOptions = {}): Promise<ValidationCheck[]> {
   const checks: ValidationCheck[] = [];
-  const run = async (w: Workload, policy: 'session' | 'kvroute' | 'precise' | 'round-robin' | 'random') => (await runBenchmark({ workload: w, policy, seed: 1 })).summary;
+  const run = async (w: Workload, policy: PolicyName) => (await runBenchmark({ workload: w, policy, seed: 1 })).summary;
   opts.onStep?.('W0');
   const w0 = generateW0(1);
   const ceiling = 176 / 191;
@@ -51,13 +59,23 @@ export async function runValidation(opts: ValidateOptions = {}): Promise<Validat
 
   if (opts.w2Knee ?? true) {
     opts.onStep?.('W2 random knee');
-    const s = await run(generateW2(1, { outputTokens: 245 }), 'random');
+    const w2 = generateW2(1, { outputTokens: 245 });
+    const s = await run(w2, 'random');
     checks.push({
       name: 'W2 (output 245, full stages) random knee, TTFT p90 ≤ 2 s',
       measured: s.kneeLoad === null ? 'n/a' : `${s.kneeLoad} QPS`,
       expected: '15 ≤ knee < 20 QPS',
       pass: s.kneeLoad !== null && s.kneeLoad >= 15 && s.kneeLoad < 20,
     });
+    if (opts.w2Order ?? true) {
+      const runs = [{ workload: 'w2', policy: 'random', variant: '', seed: 1, summary: s }];
+      for (const p of W2_ORDER.filter((x) => x !== 'random')) {
+        opts.onStep?.(`W2 order: ${p}`);
+        runs.push({ workload: 'w2', policy: p, variant: '', seed: 1, summary: await run(w2, p) });
+      }
+      const c = w2OrderCheck(aggregateRuns(runs));
+      checks.push({ ...c, name: `${c.name}, full W2 (output 245), seed 1` });
+    }
   } else {
     checks.push({ name: 'W2 (output 245) random knee', measured: 'not run (--quick or --skip-w2)', expected: '15 ≤ knee < 20 QPS', pass: undefined });
   }
