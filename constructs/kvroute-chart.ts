@@ -13,6 +13,7 @@ import { DeploymentNames } from './config/names.js';
 import { EndpointPicker } from './epp/endpoint-picker.js';
 import { buildEppConfig } from './epp/epp-config.js';
 import { ArgoApplication } from './gitops/argo-application.js';
+import { VerifyJob } from './gitops/verify-job.js';
 import { GrafanaDashboard } from './monitoring/grafana-dashboard.js';
 import { EppServiceMonitor, ModelServerPodMonitor } from './monitoring/monitors.js';
 import { KvroutePrometheusRule } from './monitoring/prometheus-rule.js';
@@ -271,6 +272,19 @@ export class KvrouteChart extends Chart {
         argocdNamespace: config.argocd.namespace,
         project: config.argocd.project,
         automated: config.argocd.automated,
+      });
+    }
+    if (config.verify.enabled) {
+      new VerifyJob(this, 'VerifyJob', {
+        name: `${config.name}-verify`,
+        image: image(config.images.epp),
+        imagePullSecrets,
+        gatewayUrl: config.verify.gatewayUrl ?? `http://${names.gateway}-istio.${config.namespace}.svc:${config.gateway.listenerPort}`,
+        prometheusUrl: config.verify.prometheusUrl ?? `http://prometheus-operated.${config.monitoring.prometheusNamespace}.svc:9090`,
+        model: config.model.name,
+        sessions: config.verify.sessions,
+        turns: config.verify.turns,
+        activeDeadlineSeconds: config.verify.activeDeadlineSeconds,
       });
     }
   }

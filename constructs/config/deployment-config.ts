@@ -244,6 +244,43 @@ const ArgoCdSchema = z.object({
   automated: z.boolean().default(true),
 });
 
+const httpUrl = z.string().regex(/^https?:\/\/[^\s/]+/, 'must be an http(s) URL such as "http://host.namespace.svc:9090"');
+
+const VerifySchema = z.object({
+  /**
+   * Emit `kvroute-epp verify` as an Argo CD PostSync hook Job (`<name>-verify`): every sync sends a
+   * shared-prefix workload through the gateway and fails the hook when prefix-cache routing misses
+   * its thresholds (constructs/gitops/verify-job.ts).
+   * @default false
+   */
+  enabled: z.boolean().default(false),
+  /**
+   * Gateway base URL the Job sends the workload to.
+   * @default `http://<gateway name>-istio.<namespace>.svc:<gateway.listenerPort>` (Istio's Service of an automatically deployed Gateway)
+   */
+  gatewayUrl: httpUrl.optional(),
+  /**
+   * Prometheus HTTP API the Job reads vLLM's and the EPP's counters from.
+   * @default `http://prometheus-operated.<monitoring.prometheusNamespace>.svc:9090` (the prometheus-operator's Service)
+   */
+  prometheusUrl: httpUrl.optional(),
+  /**
+   * Chat sessions of the workload.
+   * @default 24
+   */
+  sessions: z.number().int().min(1).default(24),
+  /**
+   * Turns per session.
+   * @default 3
+   */
+  turns: z.number().int().min(1).default(3),
+  /**
+   * Seconds the Job may run.
+   * @default 900
+   */
+  activeDeadlineSeconds: z.number().int().min(60).default(900),
+});
+
 export const DeploymentConfigSchema = z
   .object({
     /** Base of every object name (`<name>-epp`, `<name>-decode`, ...); Service names must stay ≤ 63 chars and start with a letter. */
@@ -276,6 +313,7 @@ export const DeploymentConfigSchema = z
     redis: RedisSchema.default({}),
     monitoring: MonitoringSchema.default({}),
     argocd: ArgoCdSchema.default({}),
+    verify: VerifySchema.default({}),
   })
   .strict();
 

@@ -100,6 +100,8 @@ export function vllmServer(p: VllmServerProps): VllmServerParts {
     `--served-model-name=${p.model}`,
     `--port=${vllmPort}`,
     '--enable-prefix-caching',
+    // usage.prompt_tokens_details.cached_tokens in every response: the EPP compares it with its prediction.
+    '--enable-prompt-tokens-details',
     `--block-size=${p.blockSize}`,
     `--prefix-caching-hash-algo=${p.hashAlgo}`,
     `--gpu-memory-utilization=${p.gpuMemoryUtilization}`,

@@ -90,6 +90,8 @@ describe('parseDeploymentConfig defaults (reproduce the seed)', () => {
       project: 'default',
       automated: true,
     }));
+  it('verify Job off; 24 sessions × 3 turns, 900 s; gateway and Prometheus URLs derived at synth', () =>
+    expect(c.verify).toEqual({ enabled: false, sessions: 24, turns: 3, activeDeadlineSeconds: 900 }));
 });
 
 describe('epp image version', () => {
@@ -130,6 +132,8 @@ describe('parseDeploymentConfig errors name field, value and fix', () => {
     ['request timeout without a unit', { gateway: { requestTimeout: '600' } }, [/gateway\.requestTimeout/, /"600s" or "10m"/, /got "600"/]],
     ['bad Secret name', { model: { hfTokenSecret: { name: 'HF Token', key: 'HF_TOKEN' } } }, [/model\.hfTokenSecret\.name/, /Secret name/, /got "HF Token"/]],
     ['Argo CD repo URL not a git URL', { argocd: { repoURL: 'github.com/x/y' } }, [/argocd\.repoURL/, /git URL/, /got "github\.com\/x\/y"/]],
+    ['verify gateway URL without a scheme', { verify: { gatewayUrl: 'gw:80' } }, [/verify\.gatewayUrl/, /http\(s\) URL/, /got "gw:80"/]],
+    ['verify with no turns', { verify: { turns: 0 } }, [/verify\.turns/, /got 0/]],
   ];
   it.each(cases)('%s', (_name, input, patterns) => {
     const msg = errorOf(input);

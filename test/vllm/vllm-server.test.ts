@@ -61,6 +61,7 @@ describe('decode and prefill Deployments (seed defaults)', () => {
     const args = vllm(decode).args;
     expect(args?.[0]).toBe('meta-llama/Llama-3.2-1B');
     expect(args).toContain('--enable-prefix-caching');
+    expect(args).toContain('--enable-prompt-tokens-details');
     expect(flag(args, 'block-size')).toBe('16');
     expect(flag(args, 'prefix-caching-hash-algo')).toBe('sha256_cbor');
     expect(flag(args, 'gpu-memory-utilization')).toBe('0.9');
