@@ -56,7 +56,7 @@ describe('epp.endpointPickerConfig', () => {
   });
 
   it.each([
-    ['an unknown plugin type', ESTIMATE.replace('load-aware-scorer\n-', 'magic-scorer\n-'), /invalid epp\.endpointPickerConfig:\n  - plugins\.3\.type: plugin type "magic-scorer" is not known; use one of .*load-aware-scorer/],
+    ['an unknown plugin type', ESTIMATE.replace('load-aware-scorer\n-', 'magic-scorer\n-'), /invalid epp\.endpointPickerConfig:\n {2}- plugins\.3\.type: plugin type "magic-scorer" is not known; use one of .*load-aware-scorer/],
     ['a block size other than vLLM\'s', 'apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: precise-prefix-cache-scorer\n  parameters: { tokenProcessorConfig: { blockSize: 64 } }\n', /epp\.endpointPickerConfig: tokenProcessorConfig\.blockSize 64 differs from kvCache\.blockSize 16/],
     ['text that is not YAML', 'plugins: [', /epp\.endpointPickerConfig: not valid YAML/],
   ])('fails synth for %s, naming the field', (_name, text, message) => {
