@@ -19,7 +19,11 @@ import { ExtProcTestClient, HealthTestClient, routeRequest } from '../../testkit
 const EPP_DIR = fileURLToPath(new URL('../..', import.meta.url));
 
 /** A model-server stand-in: a real HTTP server whose /metrics exports SGLang's gauges. */
-async function sglangPod(queue: number, running: number, tokenUsage: number): Promise<{ server: Server; address: string; scrapes: () => number }> {
+async function sglangPod(
+  queue: number,
+  running: number,
+  tokenUsage: number,
+): Promise<{ server: Server; address: string; scrapes: () => number; set: (queue: number, tokenUsage: number) => void }> {
   let scrapes = 0;
   const server = createServer((req, res) => {
     if (req.url !== '/metrics') {
@@ -46,7 +50,11 @@ async function sglangPod(queue: number, running: number, tokenUsage: number): Pr
     );
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, address: `127.0.0.1:${(server.address() as AddressInfo).port}`, scrapes: () => scrapes };
+  const set = (q: number, u: number): void => {
+    queue = q;
+    tokenUsage = u;
+  };
+  return { server, address: `127.0.0.1:${(server.address() as AddressInfo).port}`, scrapes: () => scrapes, set };
 }
 
 interface Started {
@@ -151,7 +159,7 @@ describe("kvroute-epp with the llm-d chart's command line (process)", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('starts, serves ext_proc over TLS and routes by the SGLang metrics it scrapes', async () => {
+  it('starts, serves ext_proc over TLS, routes by the SGLang metrics it scrapes and by the prefixes it sent', async () => {
     // what the chart's template renders for modelServerType: sglang, with two inferenceExtension.flags
     const chartArgs = [
       '--pool-name', 'qwen-pool',
@@ -195,6 +203,21 @@ describe("kvroute-epp with the llm-d chart's command line (process)", () => {
       const out = await routeRequest(client.open(), { headers: { ':method': 'POST', ':path': '/v1/completions', 'content-type': 'application/json' }, body }, 20_000);
       expect(out).toMatchObject({ kind: 'routed', destination: podB.address, metadataDestination: podB.address });
       expect(out.body.toString()).toBe(body);
+
+      // the approximate prefix-cache scorer remembers b for that prompt: with b now busier
+      // (queue 10, kv 0.5) the same prompt still goes to b, another one goes to a
+      podB.set(10, 0.5);
+      await until(
+        async () => (await fetch(`http://127.0.0.1:${epp!.httpPort}/metrics`)).text(),
+        (t) => gauge(t, 'inference_pool_average_queue_size') === 8, // (6 + 10) / 2
+      );
+      // same prompt: a = 2·1 + 2·0.75 = 3.5; b = 2·0 + 2·0.5 + 3·1 = 4 → b
+      const again = await routeRequest(client.open(), { headers: { ':method': 'POST', ':path': '/v1/completions', 'content-type': 'application/json' }, body }, 20_000);
+      expect(again).toMatchObject({ kind: 'routed', destination: podB.address });
+      // another prompt: a = 3.5; b = 1 → a
+      const other = JSON.stringify({ model: 'qwen', prompt: 'List three prime numbers greater than one hundred.', max_tokens: 8 });
+      const fresh = await routeRequest(client.open(), { headers: { ':method': 'POST', ':path': '/v1/completions', 'content-type': 'application/json' }, body: other }, 20_000);
+      expect(fresh).toMatchObject({ kind: 'routed', destination: podA.address });
     } finally {
       client.close();
       health.close();
