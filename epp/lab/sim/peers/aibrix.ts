@@ -73,11 +73,89 @@ export function loadGate(xs: readonly number[], k: number): number {
 }
 
 /**
+ * hash → slot map for the block store: open addressing with linear probing and backward-shift
+ * deletion over typed arrays (the store does tens of millions of lookups per run; a `Map` keyed
+ * by 53-bit numbers allocates a heap number per key). Keys are safe integers ≥ 0.
+ */
+export class SlotMap {
+  private readonly keys: Float64Array;
+  private readonly vals: Int32Array;
+  private readonly mask: number;
+  private count = 0;
+
+  constructor(maxEntries: number) {
+    let cap = 16;
+    while (cap < maxEntries * 2) cap *= 2;
+    this.keys = new Float64Array(cap);
+    this.vals = new Int32Array(cap).fill(-1);
+    this.mask = cap - 1;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  private home(key: number): number {
+    const lo = key >>> 0;
+    const hi = Math.floor(key / 4294967296) >>> 0;
+    return (Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b) ^ (lo >>> 15)) & this.mask;
+  }
+
+  /** Slot of `key`, or −1. */
+  get(key: number): number {
+    for (let i = this.home(key); ; i = (i + 1) & this.mask) {
+      const v = this.vals[i] as number;
+      if (v < 0) return -1;
+      if (this.keys[i] === key) return v;
+    }
+  }
+
+  set(key: number, val: number): void {
+    for (let i = this.home(key); ; i = (i + 1) & this.mask) {
+      const v = this.vals[i] as number;
+      if (v < 0) {
+        if (this.count * 2 >= this.keys.length) throw new RangeError('SlotMap is full (bug: more entries than its capacity)');
+        this.keys[i] = key;
+        this.vals[i] = val;
+        this.count++;
+        return;
+      }
+      if (this.keys[i] === key) {
+        this.vals[i] = val;
+        return;
+      }
+    }
+  }
+
+  delete(key: number): void {
+    let i = this.home(key);
+    for (; ; i = (i + 1) & this.mask) {
+      if ((this.vals[i] as number) < 0) return;
+      if (this.keys[i] === key) break;
+    }
+    this.count--;
+    // backward-shift: move later entries of the probe run into the hole when their home allows it
+    let hole = i;
+    for (let j = (i + 1) & this.mask; (this.vals[j] as number) >= 0; j = (j + 1) & this.mask) {
+      const h = this.home(this.keys[j] as number);
+      // entry at j may move to hole iff hole lies cyclically in [h, j)
+      const movable = hole <= j ? h <= hole || h > j : h <= hole && h > j;
+      if (movable) {
+        this.keys[hole] = this.keys[j] as number;
+        this.vals[hole] = this.vals[j] as number;
+        hole = j;
+      }
+    }
+    this.vals[hole] = -1;
+  }
+}
+
+/**
  * The block store: an LRU of at most `capacity` block hashes, each with the last-use time of every
  * pod holding it (NaN = not held). Slots in fixed arrays, linked in use order (head = oldest).
  */
 export class AibrixBlockStore {
-  private readonly slotOf = new Map<number, number>();
+  private readonly slotOf: SlotMap;
   private readonly hashOf: Float64Array;
   private readonly times: Float64Array;
   private readonly prev: Int32Array;
@@ -92,6 +170,7 @@ export class AibrixBlockStore {
   ) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`aibrix maxBlocks is ${capacity}; use an integer ≥ 1`);
     if (pods > 31) throw new RangeError(`aibrix simulation supports ≤ 31 pods, got ${pods}`);
+    this.slotOf = new SlotMap(capacity);
     this.hashOf = new Float64Array(capacity);
     this.times = new Float64Array(capacity * pods).fill(NaN);
     this.prev = new Int32Array(capacity).fill(-1);
@@ -104,7 +183,7 @@ export class AibrixBlockStore {
 
   /** Slot of `hash` (for `timeAt`), −1 when absent. */
   slot(hash: number): number {
-    return this.slotOf.get(hash) ?? -1;
+    return this.slotOf.get(hash);
   }
 
   /** Last use recorded in slot `s` by `pod`, NaN when not held. */
@@ -115,7 +194,7 @@ export class AibrixBlockStore {
   /** Last use of `hash` by `pod`, NaN when not held. */
   lastUse(hash: number, pod: number): number {
     const s = this.slotOf.get(hash);
-    return s === undefined ? NaN : (this.times[s * this.pods + pod] as number);
+    return s < 0 ? NaN : (this.times[s * this.pods + pod] as number);
   }
 
   private unlink(s: number): void {
@@ -149,7 +228,7 @@ export class AibrixBlockStore {
   /** `pod` used `hash` at `now` (most recently used; evicts the oldest hash when full). */
   touch(hash: number, pod: number, now: number): void {
     let s = this.slotOf.get(hash);
-    if (s !== undefined) this.unlink(s);
+    if (s >= 0) this.unlink(s);
     else {
       s = this.free.pop() ?? (this.used < this.capacity ? this.used++ : this.dropHead());
       this.hashOf[s] = hash;

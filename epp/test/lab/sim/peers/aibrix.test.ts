@@ -1,4 +1,4 @@
-import { AIBRIX_DEFAULTS, AibrixBlockStore, AibrixPolicy, aibrixBlockHashes, loadGate } from '../../../../lab/sim/peers/aibrix.js';
+import { AIBRIX_DEFAULTS, AibrixBlockStore, AibrixPolicy, SlotMap, aibrixBlockHashes, loadGate } from '../../../../lab/sim/peers/aibrix.js';
 import { createPolicy } from '../../../../lab/sim/policy-factory.js';
 import { ctx } from './helpers.js';
 
@@ -60,5 +60,29 @@ describe('aibrix prefix-cache', () => {
     s.touch(9, 0, 1_200_010); // reuses the freed slot without evicting
     expect(s.size).toBe(3);
     expect(s.lastUse(1, 1)).toBe(5);
+  });
+
+  it('slot map agrees with a Map under random inserts, updates and deletes (probe runs and wrap-around)', () => {
+    const m = new SlotMap(300);
+    const ref = new Map<number, number>();
+    let x = 12345;
+    const rnd = (): number => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return x;
+    };
+    // a small key universe with 53-bit keys forces collisions and long runs
+    const universe = Array.from({ length: 400 }, (_, i) => (i % 7) * 2 ** 40 + rnd());
+    for (let step = 0; step < 20_000; step++) {
+      const k = universe[rnd() % universe.length] as number;
+      if (rnd() % 3 === 0) {
+        m.delete(k);
+        ref.delete(k);
+      } else if (ref.size < 300 || ref.has(k)) {
+        m.set(k, step);
+        ref.set(k, step);
+      }
+      if (step % 97 === 0) for (const u of universe) expect(m.get(u)).toBe(ref.get(u) ?? -1);
+    }
+    expect(m.size).toBe(ref.size);
   });
 });
