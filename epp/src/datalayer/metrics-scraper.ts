@@ -1,7 +1,9 @@
 /**
- * Scrapes every endpoint's vLLM `/metrics` on a fixed interval (default 50 ms) with a timeout and
- * stores the load signals in the EndpointStore with their scrape time. A scrape that fails leaves
- * the previous sample to age out: after the staleness limit the store reports the load as unknown.
+ * Scrapes every endpoint's model-server metrics (vLLM's `/metrics` by default) on a fixed interval
+ * (default 50 ms) with a timeout and stores the load signals in the EndpointStore with their scrape
+ * time. A scrape that fails leaves the previous sample to age out: after the staleness limit the
+ * store reports the load as unknown. The metric names, path, port and scheme are configurable
+ * (llm-d's metric flags: SGLang's `sglang:num_queue_reqs`, TensorRT-LLM's labelled gauges, ...).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../util/logger.js';
