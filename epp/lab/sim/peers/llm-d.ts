@@ -34,7 +34,10 @@
  *   15,928 tok/s, every pod stays, otherwise only the sticky ones); then the token-load scorer
  *   (1 − min(1, (in-flight tokens + this request's uncached tokens) ÷ 4,194,304)), weight 1. The
  *   in-flight-load producer adds a routed request's uncached tokens (unmatched blocks × block
- *   size + the unhashed tail) to its pod and releases them at the first streamed token.
+ *   size + the unhashed tail) to its pod and releases them at the first streamed token. The
+ *   router's LRU per pod holds num_gpu_blocks entries (as GIE's autoTune sizes it; the spec gives
+ *   no other size for the 64-token blocks, so with 16-token engine blocks the router may believe a
+ *   pod holds more than it can).
  * - `gie-default`: the EPP with no config file: queue 2, kv-cache-utilization 2, approximate
  *   prefix 3. The approximate prefix scorer of GIE v1.4.0 cuts the prompt *text* into blocks of
  *   blockSizeTokens × 4 characters (blockSizeTokens from `vllm:cache_config_info`), keeps at most
