@@ -9,7 +9,7 @@ export { PrefixStore, isSafeBoundary } from './prefix-store.js';
 export type { PrefixStoreOptions, PrefixHit, PrefixStoreStats } from './prefix-store.js';
 export { TokenizerPool } from './pool.js';
 export type { Encoder, TokenizerPoolOptions } from './pool.js';
-export { downloadTokenizer, hubCacheDir } from './hub.js';
+export { defaultHubCacheDir, downloadTokenizer, hubOffline, hubRepoDir } from './hub.js';
 export type { HubOptions } from './hub.js';
 export { TokenizationError } from './errors.js';
 export type { TokenizationErrorCode } from './errors.js';

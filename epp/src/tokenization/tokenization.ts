@@ -58,8 +58,9 @@ export interface TokenizationOptions {
    */
   readonly revision?: string;
   /**
-   * Download cache directory.
-   * @default '/tmp/kvroute-tokenizers'
+   * Hugging Face hub cache directory the tokenizer is downloaded into (huggingface_hub's layout,
+   * see hub.ts). The EPP config's `tokenizer.cacheDir` always sets it.
+   * @default defaultHubCacheDir(): HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub
    */
   readonly cacheDir?: string;
   /**
