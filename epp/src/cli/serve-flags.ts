@@ -184,5 +184,10 @@ export function serveSetupFromArgs(argv: readonly string[]): { config: EppConfig
   }
   if (cfg.model === undefined) throw new UsageError('--model is required (the served model name, e.g. --model meta-llama/Llama-3.2-1B), or set "model" in --config');
   const source = f.config ? `config ${f.config} (with flags)` : ll.source ? `${ll.source} (with flags)` : 'serve flags';
-  return { config: parseEppConfig(cfg, source), notes };
+  const config = parseEppConfig(cfg, source);
+  const precise = config.scheduling.plugins?.some((p) => p.type === 'precise-prefix-cache-scorer') ?? false;
+  if (precise && !config.tokenizer.path && !config.tokenizer.hfRepo) {
+    notes.push('precise-prefix-cache-scorer scores nothing without a tokenizer: set modelName (token-producer or tokenizersPoolConfig), --tokenizer-hf-repo or --tokenizer');
+  }
+  return { config, notes };
 }

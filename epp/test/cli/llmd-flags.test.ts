@@ -134,6 +134,8 @@ describe('--config-file / --config-text', () => {
     expect(s.config.scheduling.plugins).toEqual([{ type: 'precise-prefix-cache-scorer' }]);
     expect(s.config.hashSeed).toBe('7');
     expect(s.config.blockSize).toBe(32); // --block-size wins over the config's blockSize
+    expect(s.notes).toContain('precise-prefix-cache-scorer scores nothing without a tokenizer: set modelName (token-producer or tokenizersPoolConfig), --tokenizer-hf-repo or --tokenizer');
+    expect(setup(['--pool-name', 'p', '--config-file', file, '--tokenizer-hf-repo', 'Qwen/Qwen3-0.6B']).notes.join('\n')).not.toMatch(/without a tokenizer/);
     const t = setup(['--endpoints', '1.1.1.1:80=a', '--config-text', 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: load-aware-scorer\n']);
     expect(t.config.scheduling.profiles).toEqual([{ name: 'default', plugins: [{ pluginRef: 'load-aware-scorer' }] }]);
   });
