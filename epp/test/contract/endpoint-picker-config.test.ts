@@ -274,6 +274,40 @@ schedulingProfiles:
   });
 });
 
+describe('the rest of an EndpointPickerConfig', () => {
+  it('featureGates, parser and flowControl are reported; saturationDetector sets the admission thresholds', () => {
+    const mapped = mapEndpointPickerConfig(
+      parseYaml(`
+apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+featureGates: [dataLayer, flowControl]
+plugins:
+- type: openai-parser
+- type: queue-scorer
+parser:
+  pluginRef: openai-parser
+saturationDetector:
+  queueDepthThreshold: 8
+  kvCacheUtilThreshold: 0.9
+  metricsStalenessThreshold: 200ms
+flowControl: {}
+`),
+    );
+    expect(mapped.overlay.admission).toEqual({ queueDepthThreshold: 8, kvCacheUtilThreshold: 0.9 });
+    expect(mapped.overlay.scheduling.profiles).toEqual([{ name: 'default', plugins: [{ pluginRef: 'queue-scorer' }] }]);
+    expect(mapped.notes).toEqual(
+      expect.arrayContaining([
+        'featureGates: "dataLayer" is accepted and ignored (kvroute has no llm-d feature gates)',
+        'parser is accepted: kvroute parses OpenAI request bodies itself',
+        'flowControl is accepted and ignored: kvroute admits or sheds each request at once (admission)',
+        'saturationDetector.metricsStalenessThreshold is accepted and ignored: kvroute ages metrics by --metrics-staleness-threshold',
+        'plugin openai-parser (openai-parser) is accepted and only reported: kvroute parses OpenAI completions and chat bodies itself',
+      ]),
+    );
+    expect(parseEppConfig({ model: MODEL, ...mapped.overlay }).admission).toMatchObject({ queueDepthThreshold: 8, kvCacheUtilThreshold: 0.9 });
+  });
+});
+
 describe('bad EndpointPickerConfigs are errors naming the field', () => {
   const issuesOf = (yaml: string): string[] => {
     try {
