@@ -17,13 +17,32 @@ export const TEST_SYSTEM_COMMANDS: ReadonlyArray<readonly [command: string, debi
   ['promtool', 'prometheus'],
 ];
 
-export default async function globalSetup(): Promise<void> {
-  const { ensureCommand } = (await tsImport('./system-packages.ts', import.meta.url)) as SystemPackages;
-  for (const [command, debianPackage] of TEST_SYSTEM_COMMANDS) {
+/** What {@link provisionSystemCommands} uses; tests pass their own. */
+export interface ProvisionOptions {
+  /** The binaries to provide. @default TEST_SYSTEM_COMMANDS */
+  readonly commands?: ReadonlyArray<readonly [command: string, debianPackage: string]>;
+  /** Finds or installs one binary. @default system-packages.ts's ensureCommand (loaded through tsx) */
+  readonly ensure?: SystemPackages['ensureCommand'];
+  /** Where each line goes. @default console.log, prefixed "test setup: " */
+  readonly print?: (line: string) => void;
+}
+
+/**
+ * Finds or installs every command; prints one line per install and one per command that cannot be
+ * provided (its exact install command), and never throws: the run goes on.
+ */
+export async function provisionSystemCommands(options: ProvisionOptions = {}): Promise<void> {
+  const ensure = options.ensure ?? ((await tsImport('./system-packages.ts', import.meta.url)) as SystemPackages).ensureCommand;
+  const print = options.print ?? ((line: string) => console.log(`\ntest setup: ${line}`));
+  for (const [command, debianPackage] of options.commands ?? TEST_SYSTEM_COMMANDS) {
     try {
-      ensureCommand(command, debianPackage, { log: (line) => console.log(`\ntest setup: ${line}`) });
+      ensure(command, debianPackage, { log: print });
     } catch (err) {
-      console.log(`\ntest setup: ${(err as Error).message} (the tests that need '${command}' will fail)`);
+      print(`${(err as Error).message} (the tests that need '${command}' will fail)`);
     }
   }
+}
+
+export default function globalSetup(): Promise<void> {
+  return provisionSystemCommands();
 }
