@@ -67,6 +67,18 @@ export interface DemoOptions {
   readonly log?: (line: string) => void;
   /** The process group (so a caller can stop it on a signal). @default a new one */
   readonly group?: ProcessGroup;
+  /**
+   * Called once every process is ready, before the workload (e.g. to start a Prometheus that
+   * scrapes the stack). A rejection stops the demo like any other failure.
+   * @default none
+   */
+  readonly onStarted?: (stack: DemoStack) => Promise<void>;
+  /**
+   * Called after the workload (and the diagnosis read) while every process still runs, before the
+   * stack is stopped (e.g. to query that Prometheus). A rejection stops the demo like any other failure.
+   * @default none
+   */
+  readonly onRunning?: (stack: DemoStack) => Promise<void>;
 }
 
 export interface PolicyResult {
@@ -270,6 +282,11 @@ export function faultyTemplateDir(dir: string): string {
   return out;
 }
 
+/** The name the EPP knows simulated pod `i` by (its `pod` label in the EPP's per-pod metrics). */
+export function demoPodName(i: number): string {
+  return `sim-pod-${i}`;
+}
+
 /** Ports and addresses of a demo stack (EPP + simulated pods) on 127.0.0.1. */
 export interface DemoStack {
   /** Pod addresses `127.0.0.1:port`. */
@@ -322,7 +339,7 @@ export async function startDemoStack(
       '--model', MODEL,
       '--block-size', '16',
       '--hash-seed', '42',
-      '--endpoints', pods.map((p, i) => `${p}=sim-pod-${i}`).join(','),
+      '--endpoints', pods.map((p, i) => `${p}=${demoPodName(i)}`).join(','),
       '--grpc-port', String(grpc),
       '--health-port', String(health),
       '--http-port', String(http),
@@ -381,6 +398,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     podTokenizer = await startDemoStack(stack, { ...o, fault, tokenizerDir: tokenizer }, group, log);
     startupMs = Date.now() - t0;
     log(`all up in ${startupMs} ms`);
+    if (o.onStarted !== undefined) await o.onStarted(stack);
     const work = buildWorkload({
       requests: o.requests ?? 64,
       systemPrompts: o.systemPrompts ?? 8,
@@ -401,6 +419,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     };
     const d = (await (await fetch(`http://127.0.0.1:${http}/v1/diagnosis`)).json()) as { findings: DemoFinding[] };
     diagnosis = d.findings.map((f) => ({ cause: f.cause, pod: f.pod, message: f.message }));
+    if (o.onRunning !== undefined) await o.onRunning(stack);
   } catch (e) {
     failure = e;
   }
