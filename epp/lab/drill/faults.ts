@@ -54,10 +54,10 @@ async function metric(ctx: FaultContext, name: string, label?: string): Promise<
 }
 
 /** Sends requests of `kind` at `rate`/s for `ms` through `port`; resolves when all are answered. */
-async function sendFor(ctx: FaultContext, o: { port: number; kind: string; rate: number; ms: number; headers?: Record<string, string>; abortAfterFirstChunk?: boolean; maxTokens?: number }): Promise<void> {
+async function sendFor(ctx: FaultContext, o: { port: number; kind: string; rate: number; ms: number; headers?: Record<string, string>; abortAfterFirstChunk?: boolean; maxTokens?: number; until?: () => boolean }): Promise<void> {
   const sends: Promise<void>[] = [];
   const t0 = Date.now();
-  for (let i = 0; Date.now() - t0 < o.ms; i++) {
+  for (let i = 0; o.until ? !o.until() : Date.now() - t0 < o.ms; i++) {
     sends.push(ctx.requests.send({ port: o.port, kind: o.kind, timeoutMs: ctx.timeoutMs, ...(o.headers ? { headers: o.headers } : {}), ...(o.abortAfterFirstChunk ? { abortAfterFirstChunk: true } : {}), ...(o.maxTokens !== undefined ? { maxTokens: o.maxTokens } : {}) }));
     await sleep(Math.max(0, t0 + ((i + 1) * 1000) / o.rate - Date.now()));
   }
@@ -95,22 +95,27 @@ async function publisher(ctx: FaultContext): Promise<Publisher> {
 }
 
 async function restartEpp(ctx: FaultContext): Promise<Record<string, unknown>> {
-  const probeMs = dur(ctx, 12_000, 6_000);
   const t0 = Date.now();
-  // The FailClose probe runs while the EPP restarts, next to the FailOpen main traffic.
-  const probe = sendFor(ctx, { port: ctx.stack.closedPort, kind: `failclose-probe:${ctx.stack.eppRestarts}`, rate: 2, ms: probeMs });
-  await sleep(500);
+  // The FailClose probe runs while the EPP restarts (and 2 s around it), next to the FailOpen main traffic.
+  let probing = true;
+  const probe = sendFor(ctx, { port: ctx.stack.closedPort, kind: `failclose-probe:${ctx.stack.eppRestarts}`, rate: 2, ms: 0, until: () => !probing });
+  await sleep(2000);
   const r = await ctx.stack.restartEpp();
   const ready = Date.now();
-  ctx.restartWindow(t0 + 500, ready);
+  ctx.restartWindow(t0 + 2000, ready);
+  await sleep(2000);
+  probing = false;
   await probe;
-  const out = ctx.stack.epp?.output() ?? '';
-  const loaded = /"keys":(\d+),"entries":(\d+),"droppedEntries":(\d+)[^\n]*index snapshot loaded/.exec(out);
+  // what the new EPP loaded (memory index with a snapshot), from its own metrics
+  const text = await ctx.stack.eppMetrics();
+  const loadedOk = text.split('\n').some((l) => l.startsWith('kvroute_index_snapshot_loads_total{result="ok"} 1'));
+  const keys = sumMetric(text, 'kvroute_index_snapshot_keys');
   return {
-    eppDownSeconds: (ready - t0 - 500) / 1000,
+    eppDownSeconds: (ready - t0 - 2000) / 1000,
     eppStopSeconds: r.stopMs / 1000,
     failCloseProbe: countKind(ctx, `failclose-probe:${ctx.stack.eppRestarts - 1}`),
-    ...(loaded ? { snapshotKeysLoaded: Number(loaded[1]), snapshotEntriesLoaded: Number(loaded[2]) } : {}),
+    snapshotLoaded: loadedOk,
+    ...(loadedOk ? { snapshotKeys: keys } : {}),
   };
 }
 
@@ -183,11 +188,12 @@ export const FAULTS: readonly Fault[] = [
   },
   {
     name: 'zmq-flood-unknown-pods',
-    description: 'a ZeroMQ publisher floods well-formed BlockStored batches for 2,000 pods that are not endpoints',
+    description: 'a ZeroMQ publisher floods well-formed BlockStored batches for 2,000 pods that are not endpoints (the EPP ignores pods that are not endpoints)',
     index: 'memory',
     async run(ctx) {
       const n = dur(ctx, 40_000, 10_000);
       const received0 = await metric(ctx, 'kvroute_kv_events_received_total');
+      const ignored0 = await metric(ctx, 'kvroute_kv_events_dropped_total', 'reason="bad_topic"');
       const pub = await publisher(ctx);
       const t0 = Date.now();
       for (let i = 0; i < n; i++) {
@@ -202,7 +208,8 @@ export const FAULTS: readonly Fault[] = [
       await sleep(1000);
       pub.close();
       const received = (await settled(ctx, 'kvroute_kv_events_received_total')) - received0;
-      return { extra: { batchesSent: n, sendSeconds: (Date.now() - t0) / 1000, eppReceivedDelta: received } };
+      const ignored = (await metric(ctx, 'kvroute_kv_events_dropped_total', 'reason="bad_topic"')) - ignored0;
+      return { extra: { batchesSent: n, sendSeconds: (Date.now() - t0) / 1000, eppReceivedDelta: received, ignoredAsNotEndpoints: ignored } };
     },
   },
   {

@@ -204,6 +204,9 @@ export class EppRuntime {
       // A shared Redis index already holds what another replica applied: replaying a joining
       // pod's history from 0 would count its blocks twice.
       replayOnJoin: ic.backend !== 'redis',
+      // Only endpoints' events (a flood for made-up pods would fill the index and evict real
+      // entries). An empty static list accepts every pod (local runs and tools without a list).
+      acceptPod: (pod) => this.store.get(pod) !== undefined || (config.discovery.mode === 'static' && this.store.size === 0),
       registry: this.registry,
       logger: this.logger.child({ component: 'kv-events' }),
       podObserver: this.diagnosis,

@@ -150,6 +150,13 @@ export interface KvEventPoolOptions {
    */
   readonly maxTrackedPods?: number;
   /**
+   * Which pods' events are applied: a message whose topic names a pod this returns false for is
+   * dropped (counted as `bad_topic`) before it reaches a shard, so a publisher cannot fill the
+   * index with pods that are not endpoints (bind mode accepts any publisher that connects).
+   * @default undefined (every pod)
+   */
+  readonly acceptPod?: (pod: string) => boolean;
+  /**
    * ZeroMQ receive high-water mark of the SUB socket (messages).
    * @default 100000
    */
@@ -420,6 +427,10 @@ export class KvEventPool {
       return;
     }
     this.metrics.received();
+    if (this.opts.acceptPod && !this.opts.acceptPod(pod)) {
+      this.drop('bad_topic', `topic names pod ${pod}, which is not an endpoint of this pool; its events are ignored`, pod);
+      return;
+    }
     const shard = this.shardFor(pod);
     await shard.push(() => this.process(shard.decoder, pod, model, seq, payload));
   }
