@@ -108,7 +108,7 @@ export async function runDrill(o: DrillOptions = {}): Promise<DrillResult> {
     objectives: { 'drill-batch': -1, 'drill-chat': 1 },
     log,
   });
-  const requests = new RequestLog({ systemPrompts: 6, systemWords: quick ? 400 : 700, maxTokens: 8, seed: 7, distinct: quick ? 1000 : 3000 });
+  const requests = new RequestLog({ systemPrompts: 9, systemWords: quick ? 400 : 900, maxTokens: 8, seed: 7, distinct: quick ? 1000 : 3000 });
   const load = new SteadyLoad(requests, { port: () => stack.openPort, rate, timeoutMs });
   const restartWindows: { from: number; to: number }[] = [];
   const results: FaultResult[] = [];
