@@ -15,7 +15,7 @@
  * - self-healing: when the pod reported fewer cached blocks than predicted, the held keys past what
  *   it reported are "missed". A key missed `missesToDrop` times on the same pod is dropped from the
  *   index for that pod (`Index.forget`) and counted in `kvroute_index_self_heal_dropped_blocks_total`,
- *   so traffic stops going to a phantom cache. A backend without `forget` (Redis) only counts misses.
+ *   so traffic stops going to a phantom cache (both backends have `forget`; one without it would only count misses).
  * - every comparison also goes to the {@link Diagnosis}.
  *
  * Responses without usage (a stream whose client did not ask for `stream_options.include_usage`,

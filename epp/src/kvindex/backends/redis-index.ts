@@ -19,7 +19,7 @@
  *
  * Round trips: `lookup` is one pipeline of HKEYS for all keys; `add` is one Lua script (HINCRBY +
  * SADD per key and entry, SET per engine key, atomically); `evict` is one Lua script (atomic decrement, HDEL
- * and SREM at zero, mapping cleanup); `clear` is one pipeline per SSCAN batch. The scripts touch
+ * and SREM at zero, mapping cleanup); `forget` (self-healing) is one Lua script; `clear` is one pipeline per SSCAN batch. The scripts touch
  * keys they derive from the mapping, so this layout is for standalone Redis, not Redis Cluster.
  * `clear` is batched, not atomic: an entry the same pod re-stores while its clear is running may be
  * removed with the rest (clear follows pod removal or AllBlocksCleared, so this is benign). Unlike
@@ -112,6 +112,34 @@ const EVICT_SHA = createHash('sha1').update(EVICT_LUA).digest('hex');
  * No KEYS; ARGV = prefix, nEntries, (pod, tier) × nEntries, nRequestKeys, requestKey × n,
  * then (engineKey, "r1,r2,…") pairs. One command instead of 2·|R|·|entries| + |groups|.
  */
+/**
+ * forget(requestKeys, pod): ARGV = prefix, pod, requestKey...; removes every "<pod>|<tier>" field
+ * (whatever its count) of each key and the matching reverse-index members; returns how many keys
+ * had an entry of the pod.
+ */
+const FORGET_LUA = `
+local prefix = ARGV[1]
+local pod = ARGV[2]
+local podSet = prefix .. 'p:' .. pod
+local dropped = 0
+for i = 3, #ARGV do
+  local rk = ARGV[i]
+  local hkey = prefix .. 'r:' .. rk
+  local hit = false
+  for _, f in ipairs(redis.call('HKEYS', hkey)) do
+    local bar = string.find(f, '|[^|]*$')
+    if bar and string.sub(f, 1, bar - 1) == pod then
+      redis.call('HDEL', hkey, f)
+      redis.call('SREM', podSet, rk .. '|' .. string.sub(f, bar + 1))
+      hit = true
+    end
+  end
+  if hit then dropped = dropped + 1 end
+end
+return dropped
+`;
+const FORGET_SHA = createHash('sha1').update(FORGET_LUA).digest('hex');
+
 const ADD_LUA = `
 local prefix = ARGV[1]
 local ne = tonumber(ARGV[2])
@@ -278,6 +306,24 @@ export class RedisIndex implements Index {
     for (const e of entries) args.push(e.pod, e.tier);
     const key = `${this.keyPrefix}e:${engineKey}`;
     await this.write('evict', () => this.script(EVICT_SHA, EVICT_LUA, 1, [key, ...args]));
+  }
+
+  /**
+   * Drops the pod's entries of these request keys (self-healing; one Lua script). A Redis failure
+   * is counted and logged like a failed evict, and resolves to 0.
+   */
+  async forget(requestKeys: readonly BlockKey[], pod: string): Promise<number> {
+    this.assertOpen('forget');
+    if (typeof pod !== 'string' || pod === '') throw new TypeError(`RedisIndex.forget: pod ${JSON.stringify(pod)} is invalid; pass the endpoint id 'ip:port'`);
+    requestKeys.forEach((k, i) => assertBlockKey(k, `RedisIndex.forget requestKeys[${i}]`));
+    if (requestKeys.length === 0) return 0;
+    try {
+      return Number(await this.script(FORGET_SHA, FORGET_LUA, 0, [this.keyPrefix, pod, ...requestKeys.map((k) => k.toString())]));
+    } catch (e) {
+      this.dropped.evict++;
+      this.fail('evict', e);
+      return 0;
+    }
   }
 
   async requestKeyFor(engineKey: BlockKey): Promise<BlockKey | undefined> {

@@ -290,5 +290,22 @@ export function runIndexContract(name: string, factory: () => Promise<Index>): v
       await expect(idx.add([], [5 as unknown as bigint], [gpu(A)])).rejects.toThrow(/5 \(number\)/);
       expect((await idx.lookup([1n])).size).toBe(0);
     });
+
+    it('forget drops one pod’s entries of the keys (every tier and reference), keeps the others, and clear still works after it', async () => {
+      const idx = await make();
+      const forget = idx.forget?.bind(idx);
+      expect(forget).toBeDefined();
+      const r = keys(40, 3);
+      await idx.add([], r, [gpu(A)]);
+      await idx.add([], r, [gpu(A)]); // two references
+      await idx.add([], r.slice(0, 1), [cpu(A), gpu(B)]);
+      expect(await forget!([r[0] as BlockKey, r[1] as BlockKey, ...keys(41, 1)], A)).toBe(2);
+      expect(plain(await idx.lookup(r))).toEqual([[(r[0] as BlockKey).toString(), [`${B}|gpu`]]]);
+      expect((await idx.lookup(r.slice(2), new Set([A]))).size).toBe(1);
+      expect(await forget!(r, C)).toBe(0);
+      await idx.clear(A);
+      await idx.clear(B);
+      expect((await idx.lookup(r)).size).toBe(0);
+    });
   });
 }
