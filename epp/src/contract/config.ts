@@ -177,9 +177,9 @@ export const ScorerWeightsSchema = z.object({
 export const PredictedTtftSchema = z
   .object({
     /**
-     * Prefill throughput of one pod, tokens/s. Only turns costs into the milliseconds logs and
-     * `/v1/score` show; the ranking does not depend on it. 40,000 ≈ an 8B dense model on one H100
-     * (≈ 2·8·10⁹ FLOP per token at ≈ 60 % of 990 TFLOP/s).
+     * Prefill throughput of one pod, tokens/s: turns costs into the milliseconds logs and
+     * `/v1/score` show, and drains queued prefill (`queueDrain`). 40,000 ≈ an 8B dense model on one
+     * H100 (≈ 2·8·10⁹ FLOP per token at ≈ 60 % of 990 TFLOP/s); set it for other models/GPUs.
      * @default 40000
      */
     prefillTokensPerSecond: z.number().positive().default(40_000),
@@ -210,11 +210,12 @@ export const PredictedTtftSchema = z
      */
     contextTokenFactor: z.number().min(0).default(0.0025),
     /**
-     * Extra cost per uncached prompt token. 0 ranks by this request's TTFT alone; 1 also charges
-     * the same delay to the requests that will queue behind that work on the pod.
-     * @default 0
+     * Extra cost per uncached prompt token. 0 ranks by this request's TTFT alone (greedy: it gives
+     * away hit rate whenever a cold pod is a little faster); 1 charges the prefill work a second
+     * time, for the requests that arrive at the pod while it runs and wait behind it.
+     * @default 1
      */
-    missPenalty: z.number().min(0).default(0),
+    missPenalty: z.number().min(0).default(1),
     /**
      * Record each routed prompt's blocks as speculative index entries for the chosen pod.
      * @default true
@@ -234,6 +235,13 @@ export const PredictedTtftSchema = z
      * @default true
      */
     memoryPressure: z.boolean().default(true),
+    /**
+     * Count each pod's queued prefill as draining at `prefillTokensPerSecond` while it waits for its
+     * first chunk (the pod computes it meanwhile), instead of in full until the chunk arrives; the
+     * first chunk settles the account. With it, `prefillTokensPerSecond` matters for the ranking.
+     * @default true
+     */
+    queueDrain: z.boolean().default(true),
   })
   .strict();
 

@@ -14,15 +14,19 @@
  *   may not have arrived yet (speculative entries, below), whichever is longer. As in vLLM, at
  *   least one token is always computed.
  * - `queued(p)`: the uncached tokens of the requests this EPP sent to p whose first response chunk
- *   has not arrived (their prefill is queued or running). Added at the pick, released at the first
- *   chunk, so it reacts at once, between metric scrapes, and never goes stale.
+ *   has not arrived (their prefill is queued or running), less what p computed of them meanwhile at
+ *   `prefillTokensPerSecond` (`queueDrain`). Added at the pick, released at the first chunk, so it
+ *   reacts at once, between metric scrapes, and never goes stale.
  * - `D(p)`, `K(p)`: requests this EPP sent to p that are decoding (first chunk seen, not finished)
  *   and their prompt tokens: every step of our prefill also decodes them and reads their KV cache.
  *   A fresh `vllm:num_requests_running` larger than the EPP's own count (other EPP replicas) raises
  *   D; stale or missing metrics are simply not used.
  *
- * The cost is in prefill-token equivalents, so the ranking does not depend on the GPU's absolute
- * speed; `prefillTokensPerSecond` only turns it into milliseconds for logs and `/v1/score`.
+ * - `missPenalty·uncached(p)`: the prefill also delays the requests that arrive at p while it runs.
+ * - the whole cost is divided by 1 − p's projected KV occupancy (`memoryPressure`, see occupancy()).
+ *
+ * The cost is in prefill-token equivalents; `prefillTokensPerSecond` turns it into milliseconds for
+ * logs and `/v1/score` and sets the drain rate.
  * The score is min cost ÷ cost(p) ∈ (0, 1]: the max-score picker takes the pod with the lowest
  * predicted TTFT, equal predictions tie at random.
  *
@@ -60,6 +64,8 @@ export interface PredictedTtftOptions {
   readonly speculativeGraceMs: number;
   /** Inflate the cost by 1 ÷ (1 − projected KV occupancy). */
   readonly memoryPressure: boolean;
+  /** Count queued prefill as draining at `prefillTokensPerSecond` since it was booked. */
+  readonly queueDrain: boolean;
 }
 
 /** Occupancy at which the memory factor stops growing (1 ÷ (1 − 0.95) = 20). */
@@ -90,6 +96,9 @@ export interface TtftTerms {
 
 interface PodLoad {
   queuedTokens: number;
+  /** Of `queuedTokens`, what the pod has computed by `drainedAt` at the modelled rate. */
+  drained: number;
+  drainedAt: number;
   queuedRequests: number;
   decoding: number;
   decodeContext: number;
@@ -121,15 +130,25 @@ export class PredictedTtftScorer implements Scorer {
   private load(pod: string): PodLoad {
     let l = this.loads.get(pod);
     if (!l) {
-      l = { queuedTokens: 0, queuedRequests: 0, decoding: 0, decodeContext: 0 };
+      l = { queuedTokens: 0, drained: 0, drainedAt: 0, queuedRequests: 0, decoding: 0, decodeContext: 0 };
       this.loads.set(pod, l);
     }
     return l;
   }
 
   /** The EPP's own view of a pod's load (for tests and debugging). */
-  podLoad(pod: string): Readonly<PodLoad> {
-    return { ...this.load(pod) };
+  podLoad(pod: string): Readonly<Pick<PodLoad, 'queuedTokens' | 'queuedRequests' | 'decoding' | 'decodeContext'>> {
+    const { queuedTokens, queuedRequests, decoding, decodeContext } = this.load(pod);
+    return { queuedTokens, queuedRequests, decoding, decodeContext };
+  }
+
+  /** Advances the modelled drain of the pod's queued prefill to now; returns what is left. */
+  private drain(l: PodLoad): number {
+    if (!this.opts.queueDrain) return l.queuedTokens;
+    const now = this.now();
+    if (now > l.drainedAt) l.drained = Math.min(l.queuedTokens, l.drained + ((now - l.drainedAt) * this.opts.prefillTokensPerSecond) / 1000);
+    l.drainedAt = now;
+    return l.queuedTokens - l.drained;
   }
 
   /** Leading blocks of `keys` the speculative entries place on each pod. */
@@ -181,7 +200,7 @@ export class PredictedTtftScorer implements Scorer {
       const cached = Math.max(idx, spc) * this.blockSize;
       const uncached = Math.max(promptTokens > 0 ? 1 : 0, promptTokens - cached);
       const l = this.loads.get(a);
-      const queued = l?.queuedTokens ?? 0;
+      const queued = l ? this.drain(l) : 0;
       const own = l?.decoding ?? 0;
       const running = c.metrics?.running;
       const decoding = running !== undefined && Number.isFinite(running) && running > own ? running : own;
@@ -242,6 +261,7 @@ export class PredictedTtftScorer implements Scorer {
     const uncached = t?.uncachedTokens ?? req.tokens?.length ?? 0;
     const prompt = req.tokens?.length ?? 0;
     const l = this.load(pod);
+    this.drain(l);
     l.queuedTokens += uncached;
     l.queuedRequests += 1;
     const keys = this.opts.speculative ? (state.requestKeys ?? []) : [];
@@ -267,7 +287,9 @@ export class PredictedTtftScorer implements Scorer {
       }
     };
     const leaveQueue = (): void => {
+      this.drain(l);
       l.queuedTokens = Math.max(0, l.queuedTokens - uncached);
+      l.drained = Math.max(0, l.drained - uncached);
       l.queuedRequests = Math.max(0, l.queuedRequests - 1);
     };
     return {

@@ -23,10 +23,11 @@ describe('scheduling.predictedTtft config', () => {
       stepOverheadTokens: 300,
       decodeSequenceTokens: 1,
       contextTokenFactor: 0.0025,
-      missPenalty: 0,
+      missPenalty: 1,
       speculative: true,
       speculativeGraceMs: 2000,
       memoryPressure: true,
+      queueDrain: true,
     });
   });
 
@@ -78,11 +79,12 @@ describe('PredictedTtftScorer over the real index', () => {
     const b = state.ttft?.get('b');
     expect(a).toMatchObject({ cachedTokens: 1280, uncachedTokens: 320, queuedPrefillTokens: 0, steps: 1, speculativeTokens: 0 });
     expect(b).toMatchObject({ cachedTokens: 0, uncachedTokens: 1600 });
-    // cost = work + one step's overhead (300), in prefill-token equivalents; 40,000 tokens/s → ms
-    expect(a?.costTokens).toBeCloseTo(320 + 300, 6);
-    expect(a?.predictedTtftMs).toBeCloseTo((620 / 40_000) * 1000, 6);
+    // cost = work + one step's overhead (300) + the miss penalty (1 × uncached), in prefill-token
+    // equivalents; 40,000 tokens/s → ms
+    expect(a?.costTokens).toBeCloseTo(320 + 300 + 320, 6);
+    expect(a?.predictedTtftMs).toBeCloseTo((940 / 40_000) * 1000, 6);
     expect(scores.get('a')).toBe(1);
-    expect(scores.get('b')).toBeCloseTo(620 / 1900, 6);
+    expect(scores.get('b')).toBeCloseTo(940 / 3500, 6);
   });
 
   it('counts its own queued prefill: a hot prefix spreads to a second pod, then returns when the queue drains', async () => {
@@ -93,16 +95,16 @@ describe('PredictedTtftScorer over the real index', () => {
     const sibling = (i: number): number[] => [...prefix, ...tokens(200, 10_000 + i * 200)];
     const booked = [];
     const picks: string[] = [];
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < 60; i++) {
       const r = await run(s, sibling(i), cands);
       picks.push(r.best);
       booked.push(s.reserve({ model: MODEL, tokens: sibling(i) }, r.best, r.state));
     }
-    // a holds the prefix: siblings queue there (≈ 200 tokens each) until the queue is longer than
-    // the prefix b would have to compute; then b is warmed
+    // a holds the prefix: siblings queue there (≈ 200 tokens each) until the queue costs more than
+    // the prefix b would have to compute (twice: the miss penalty); then b is warmed
     expect(picks[0]).toBe('a');
-    expect(picks).toContain('b');
-    expect(picks.filter((p) => p === 'a').length).toBeGreaterThan(15);
+    expect(picks.indexOf('b')).toBe(40); // 40 × 200 queued + 700 = 8,700 = b's 4,200 + 300 + 4,200
+    expect(picks.filter((p) => p === 'a').length).toBeGreaterThan(40);
     expect(s.podLoad('a').queuedRequests).toBe(picks.filter((p) => p === 'a').length);
     // first chunks arrive: the queue drains and the holder wins again
     for (const r of booked) r.started();
@@ -111,6 +113,26 @@ describe('PredictedTtftScorer over the real index', () => {
     expect(after.best).toBe('a');
     for (const r of booked) r.finished();
     expect(s.podLoad('a')).toEqual({ queuedTokens: 0, queuedRequests: 0, decoding: 0, decodeContext: 0 });
+  });
+
+  it('queueDrain: queued prefill drains at prefillTokensPerSecond from the booking; off by default', async () => {
+    const prompt = tokens(4000);
+    for (const [drain, at50, at150] of [
+      [true, 2000, 0],
+      [false, 4000, 4000],
+    ] as const) {
+      const s = scorer({ queueDrain: drain, speculative: false });
+      const r = await run(s, prompt, [st('a')]);
+      const booking = s.reserve({ model: MODEL, tokens: prompt }, 'a', r.state);
+      const other = tokens(16, 90_000);
+      now += 50; // 40,000 tokens/s × 50 ms = 2,000 tokens computed
+      expect((await run(s, other, [st('a')])).state.ttft?.get('a')?.queuedPrefillTokens).toBeCloseTo(at50, 6);
+      now += 100;
+      expect((await run(s, other, [st('a')])).state.ttft?.get('a')?.queuedPrefillTokens).toBeCloseTo(at150, 6);
+      booking.started();
+      expect((await run(s, other, [st('a')])).state.ttft?.get('a')?.queuedPrefillTokens).toBe(0);
+      booking.finished();
+    }
   });
 
   it('decode pressure: with equal caches the pod decoding fewer requests wins', async () => {
@@ -200,7 +222,7 @@ describe('buildScheduler presets', () => {
 
   it('default: the predicted-TTFT scorer alone, with a reservation that the director releases', async () => {
     const config = parseEppConfig({ model: MODEL });
-    const { scheduler } = buildScheduler({ config, indexer, random: seededRandom(1) });
+    const { scheduler } = buildScheduler({ config, indexer, random: seededRandom(1), now: () => 5000 });
     const r = await scheduler.schedule({ model: MODEL, tokens: tokens(64) }, [st('a', m()), st('b', m())]);
     expect(Object.keys(r.primary.picked[0].parts)).toEqual(['predicted-ttft-scorer']);
     expect(r.ttft?.size).toBe(2);
