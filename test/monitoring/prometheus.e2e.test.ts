@@ -17,6 +17,9 @@
  * (`up` of the EPP job) are present here. With `--fault hash-seed` the KvrouteHashMismatch alert
  * must become pending (its `for: 10m` keeps it there).
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseDeploymentConfig } from '../../constructs/config/deployment-config.js';
 import { PlatformMetrics } from '../../constructs/monitoring/metric-names.js';
 import type { PrometheusRuleSpec } from '../../constructs/monitoring/prometheus-rule.js';
@@ -72,8 +75,14 @@ async function emptyQueries(prom: PrometheusServer, exprs: readonly string[], ti
  */
 async function withPrometheus(fault: DemoFault, check: (prom: PrometheusServer) => Promise<void>): Promise<void> {
   let prom: PrometheusServer | undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'kvroute-prom-e2e-'));
+  // One sheddable objective, as a deployment that sheds has: its shed counter (the "Shed requests
+  // by objective" panel) exists from the start. The demo's requests name no objective.
+  const eppConfigFile = join(dir, 'epp.yaml');
+  writeFileSync(eppConfigFile, JSON.stringify({ admission: { objectives: { batch: -1 } } }));
   try {
     await runDemo({
+      eppConfigFile,
       fault,
       pods: 2,
       requests: 16,
@@ -105,6 +114,7 @@ async function withPrometheus(fault: DemoFault, check: (prom: PrometheusServer) 
     });
   } finally {
     await prom?.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -68,6 +68,12 @@ export interface DemoOptions {
   /** The process group (so a caller can stop it on a signal). @default a new one */
   readonly group?: ProcessGroup;
   /**
+   * EPP config file passed as `kvroute-epp serve --config` (the demo's flags override its fields),
+   * e.g. to configure admission objectives.
+   * @default none
+   */
+  readonly eppConfigFile?: string;
+  /**
    * Called once every process is ready, before the workload (e.g. to start a Prometheus that
    * scrapes the stack). A rejection stops the demo like any other failure.
    * @default none
@@ -316,7 +322,7 @@ export async function demoStackPorts(n: number): Promise<DemoStack> {
  */
 export async function startDemoStack(
   stack: DemoStack,
-  o: Pick<DemoOptions, 'fault' | 'tokenizerDir' | 'profile' | 'numBlocks' | 'speedup'>,
+  o: Pick<DemoOptions, 'fault' | 'tokenizerDir' | 'profile' | 'numBlocks' | 'speedup' | 'eppConfigFile'>,
   group: ProcessGroup,
   log: (line: string) => void = () => undefined,
 ): Promise<string> {
@@ -346,6 +352,7 @@ export async function startDemoStack(
       '--host', '127.0.0.1',
       '--zmq-bind', `tcp://127.0.0.1:${zmq}`,
       '--tokenizer', tokenizer,
+      ...(o.eppConfigFile !== undefined ? ['--config', o.eppConfigFile] : []),
     ],
   });
   // ZMQ connects retry until the EPP binds, so the pods start alongside the EPP.

@@ -26,7 +26,38 @@ export const VllmMetricNames = {
   numRequestsRunning: 'vllm:num_requests_running',
   kvCacheUsagePerc: 'vllm:kv_cache_usage_perc',
   cacheConfigInfo: 'vllm:cache_config_info',
+  timeToFirstToken: 'vllm:time_to_first_token_seconds',
 } as const;
+
+/** Upper bounds (seconds) of vLLM's `vllm:time_to_first_token_seconds` buckets (before `+Inf`). */
+export const TTFT_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160, 640, 2560];
+
+/** A cumulative histogram of TTFTs (seconds) in vLLM's buckets. */
+export class TtftHistogram {
+  /** Observations ≤ each bound of TTFT_BUCKETS (not yet cumulative). */
+  private readonly perBucket = new Array<number>(TTFT_BUCKETS.length).fill(0);
+  count = 0;
+  sum = 0;
+
+  observe(seconds: number): void {
+    if (!Number.isFinite(seconds) || seconds < 0) throw new Error(`TtftHistogram.observe: seconds must be a finite non-negative number (got ${String(seconds)})`);
+    this.count++;
+    this.sum += seconds;
+    const i = TTFT_BUCKETS.findIndex((b) => seconds <= b);
+    if (i >= 0) this.perBucket[i] = (this.perBucket[i] ?? 0) + 1;
+  }
+
+  /** `[le, cumulative count]` per bucket, `+Inf` last. */
+  buckets(): [string, number][] {
+    let acc = 0;
+    const out: [string, number][] = TTFT_BUCKETS.map((b, i) => {
+      acc += this.perBucket[i] ?? 0;
+      return [String(b), acc];
+    });
+    out.push(['+Inf', this.count]);
+    return out;
+  }
+}
 
 export interface RenderVllmMetricsOptions {
   /** `model_name` label (vLLM `--served-model-name`). */
@@ -37,6 +68,8 @@ export interface RenderVllmMetricsOptions {
   readonly engine?: string;
   /** `prefix_caching_hash_algo` label of `vllm:cache_config_info`. @default 'sha256_cbor' */
   readonly hashAlgo?: string;
+  /** TTFTs for `vllm:time_to_first_token_seconds`. @default undefined (the histogram is not rendered) */
+  readonly ttft?: TtftHistogram;
 }
 
 function esc(v: string): string {
@@ -67,6 +100,13 @@ export function renderVllmMetrics(values: VllmMetricValues, opts: RenderVllmMetr
     values.prefixCacheQueries,
   );
   metric(VllmMetricNames.prefixCacheHits, 'counter', 'Prefix cache hits, in terms of number of cached tokens.', values.prefixCacheHits);
+  if (opts.ttft !== undefined) {
+    const name = VllmMetricNames.timeToFirstToken;
+    const inner = labels.slice(1, -1);
+    lines.push(`# HELP ${name} Histogram of time to first token in seconds.`, `# TYPE ${name} histogram`);
+    for (const [le, n] of opts.ttft.buckets()) lines.push(`${name}_bucket{${inner},le="${le === '+Inf' ? '+Inf' : num(Number(le))}"} ${num(n)}`);
+    lines.push(`${name}_sum${labels} ${num(opts.ttft.sum)}`, `${name}_count${labels} ${num(opts.ttft.count)}`);
+  }
   const p = opts.profile;
   const info =
     `{block_size="${p.blockSize}",cache_dtype="auto",enable_prefix_caching="True",` +

@@ -239,6 +239,11 @@ export class Diagnosis implements KvEventPodObserver {
       if (!this.active.has(key)) this.warnLog.warn(`diagnosis:${f.cause}`, { cause: f.cause, pod: f.pod, ...f.evidence }, `cache predictions are wrong: ${f.message}`);
     }
     if (this.gauge) {
+      // Every cause of every pod heard from is exported (0 when not found), so the series exist
+      // before a finding and a dashboard shows 0 rather than no data.
+      for (const pod of this.pods.keys()) {
+        for (const cause of Object.values(DiagnosisCauses)) if (!now.has(`${cause}\u0000${pod}`)) this.gauge.set({ cause, pod }, 0);
+      }
       for (const key of this.active) {
         if (!now.has(key)) {
           const [cause, pod] = key.split('\u0000') as [string, string];

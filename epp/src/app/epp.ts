@@ -409,6 +409,7 @@ export class EppRuntime {
       registry: this.registry,
       logger: this.logger.child({ component: 'ext-proc' }),
       maxBodyBytes: c.server.maxBodyBytes,
+      metricModels: [c.model],
       ready: () => this.ready,
     });
     const bound = await this.extproc.start({ grpcPort: c.server.grpcPort, healthPort: c.server.healthPort, host: c.server.host, tls: c.server.tls });

@@ -71,6 +71,12 @@ export interface ExtProcServerOptions {
    */
   readonly models?: readonly string[];
   /**
+   * Model names whose request and error counters are exported at 0 from the start (see
+   * ExtProcMetrics), so alerts on their rate see the first request or error.
+   * @default models
+   */
+  readonly metricModels?: readonly string[];
+  /**
    * Body mode assumed when the gateway sends no `protocol_config` (older Envoys). Must match the
    * gateway's `request_body_mode`: `duplex` = FULL_DUPLEX_STREAMED, `buffered` = BUFFERED.
    * @default 'duplex'
@@ -369,7 +375,7 @@ export class ExtProcServer {
 
   constructor(private readonly opts: ExtProcServerOptions) {
     this.logger = opts.logger ?? silentLogger();
-    this.metrics = new ExtProcMetrics(opts.registry ?? new Registry());
+    this.metrics = new ExtProcMetrics(opts.registry ?? new Registry(), opts.metricModels ?? opts.models ?? []);
     this.observer = combineObservers(this.metrics, new ExtProcLogging(this.logger));
   }
 

@@ -4,8 +4,12 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../util/logger.js';
+import { API_ERRORS, type ApiErrorCode } from '../contract/errors.js';
 import { RateLimitedLog } from '../kvevents/observe.js';
 import type { InferenceRequest, ResponseInfo } from './director.js';
+
+/** Every {@link StreamOutcome}. */
+export const STREAM_OUTCOMES = ['completed', 'immediate_response', 'cancelled', 'error', 'protocol_error'] as const satisfies readonly StreamOutcome[];
 
 /** How an ext_proc stream ended. */
 export type StreamOutcome =
@@ -89,7 +93,13 @@ export class ExtProcMetrics implements ExtProcObserver {
   readonly decision: Histogram;
   readonly observabilityModeStreams: Counter;
 
-  constructor(registry: Registry) {
+  /**
+   * @param models model names whose request and error counters (every error code of the contract)
+   *   and whose running-requests gauge are exported at 0 from the start, so `rate()` sees their first
+   *   increment and dashboards show 0 rather than no data (@default [] — series appear on first use).
+   *   Stream outcomes are always exported from the start.
+   */
+  constructor(registry: Registry, models: readonly string[] = []) {
     const registers = [registry];
     const mt = ['model_name', 'target_model_name'] as const;
     this.requests = new Counter({ name: 'inference_objective_request_total', help: 'Requests routed by the EPP.', labelNames: mt, registers });
@@ -122,6 +132,13 @@ export class ExtProcMetrics implements ExtProcObserver {
       help: "ext_proc streams the gateway opened in observability_mode (Envoy ignores the EPP's replies there, so these requests were not routed by the EPP).",
       registers,
     });
+    for (const outcome of STREAM_OUTCOMES) this.streams.inc({ outcome }, 0);
+    for (const model of models) {
+      const l = { model_name: model, target_model_name: model };
+      this.requests.inc(l, 0);
+      for (const code of Object.keys(API_ERRORS) as ApiErrorCode[]) this.errors.inc({ ...l, error_code: code }, 0);
+      this.running.inc({ model_name: model }, 0);
+    }
   }
 
   private static labels(r: { model: string | undefined; targetModel: string | undefined }): { model_name: string; target_model_name: string } {

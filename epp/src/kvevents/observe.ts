@@ -28,20 +28,24 @@ export const silentLogger: Logger = {
  * placed), `unresolved_tier_update` (a token-less BlockStored for hashes the index does not know),
  * `apply_error` (the index threw).
  */
-export type DropReason =
-  | 'frame_count'
-  | 'bad_seq'
-  | 'bad_topic'
-  | 'msgpack'
-  | 'bad_batch'
-  | 'bad_event'
-  | 'unknown_event_type'
-  | 'parent_unknown'
-  | 'unresolved_tier_update'
-  | 'apply_error';
+export const DROP_REASONS = [
+  'frame_count',
+  'bad_seq',
+  'bad_topic',
+  'msgpack',
+  'bad_batch',
+  'bad_event',
+  'unknown_event_type',
+  'parent_unknown',
+  'unresolved_tier_update',
+  'apply_error',
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
 
-export type GapOutcome = 'replayed' | 'partially_replayed' | 'unrepaired';
-export type ReplayResult = 'ok' | 'incomplete' | 'timeout' | 'error';
+export const GAP_OUTCOMES = ['replayed', 'partially_replayed', 'unrepaired'] as const;
+export type GapOutcome = (typeof GAP_OUTCOMES)[number];
+export const REPLAY_RESULTS = ['ok', 'incomplete', 'timeout', 'error'] as const;
+export type ReplayResult = (typeof REPLAY_RESULTS)[number];
 
 /** Sink for the pool's counters. Every method must be cheap and must not throw. */
 export interface KvEventsMetrics {
@@ -135,6 +139,12 @@ export function createPromKvEventsMetrics(registry: Registry): KvEventsMetrics {
     help: 'Engine hashes the EPP could not reproduce (PYTHONHASHSEED or --prefix-caching-hash-algo mismatch).',
     registers: r,
   });
+  // Every known label value is exported at 0 from the start, so rate()/increase() see the first
+  // increment (a series that appears at its first increment has no earlier sample to compare with)
+  // and dashboards show 0 rather than no data.
+  for (const reason of DROP_REASONS) dropped.inc({ reason }, 0);
+  for (const outcome of GAP_OUTCOMES) gaps.inc({ outcome }, 0);
+  for (const result of REPLAY_RESULTS) replays.inc({ result }, 0);
   return {
     received: () => {
       pendingReceived++;

@@ -132,6 +132,11 @@ export class SchedulingDirector implements RequestDirector {
           registers: [r],
         }),
       };
+      // The configured sheddable objectives are exported at 0 from the start, so rate() sees the
+      // first shed request and the dashboard shows 0 rather than no data.
+      for (const [objective, priority] of Object.entries((opts.admission ?? DEFAULT_ADMISSION).objectives)) {
+        if (priority < 0) this.metrics.shed.inc({ objective }, 0);
+      }
       new Gauge({
         name: 'inference_pool_ready_pods',
         help: 'Pods of the pool with fresh metrics.',

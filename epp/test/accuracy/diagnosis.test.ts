@@ -132,7 +132,7 @@ describe('Diagnosis', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/cache predictions are wrong: pod a/);
     const g = await registry.getSingleMetric(DiagnosisMetrics.active.name)?.get();
-    expect(g?.values.map((v) => [v.labels.cause, v.labels.pod, v.value])).toEqual([
+    expect(g?.values.filter((v) => v.value !== 0).map((v) => [v.labels.cause, v.labels.pod, v.value])).toEqual([
       ['hash-seed', 'a', 1],
       ['hash-seed', 'b', 1],
     ]);
@@ -140,6 +140,20 @@ describe('Diagnosis', () => {
     d.hashChecked('a', true);
     const g2 = await registry.getSingleMetric(DiagnosisMetrics.active.name)?.get();
     expect(g2?.values.find((v) => v.labels.pod === 'a')?.value).toBe(0);
+  });
+
+  it('exports every cause of every pod heard from at 0 before any finding (so the series exist from the start)', async () => {
+    const registry = new Registry();
+    const d = make({ t: 0 }, silentLogger(), registry);
+    const gauge = async () => (await registry.getSingleMetric(DiagnosisMetrics.active.name)?.get())?.values.map((v) => `${v.labels.cause} ${v.labels.pod} ${v.value}`).sort();
+    expect(await gauge()).toEqual([]); // no pod heard from yet
+    d.batch('a');
+    d.hashChecked('b', true);
+    const causes = Object.values(DiagnosisCauses);
+    expect(causes.length).toBe(4);
+    expect(await gauge()).toEqual(causes.flatMap((c) => [`${c} a 0`, `${c} b 0`]).sort());
+    d.hashChecked('b', false);
+    expect(await gauge()).toEqual(causes.flatMap((c) => [`${c} a 0`, `${c} b ${c === 'hash-seed' ? 1 : 0}`]).sort());
   });
 
   it('GET /v1/diagnosis on the HTTP server returns the findings; other methods get 405', async () => {

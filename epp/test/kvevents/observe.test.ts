@@ -1,5 +1,5 @@
 import { Registry, register as globalRegistry } from 'prom-client';
-import { KvEventsMetricNames, RateLimitedLog, createPromKvEventsMetrics } from '../../src/kvevents/observe.js';
+import { DROP_REASONS, GAP_OUTCOMES, KvEventsMetricNames, REPLAY_RESULTS, RateLimitedLog, createPromKvEventsMetrics } from '../../src/kvevents/observe.js';
 import { counter, recordingLogger } from './helpers.js';
 
 describe('kv-events metrics and logging', () => {
@@ -23,6 +23,19 @@ describe('kv-events metrics and logging', () => {
     expect(await counter(reg, KvEventsMetricNames.replayedBatches)).toBe(4);
     expect(await counter(reg, KvEventsMetricNames.hashChecks)).toBe(2);
     expect(await counter(reg, KvEventsMetricNames.hashMismatch)).toBe(1);
+  });
+
+  it('exports every known reason, outcome and result at 0 from the start (so rate() sees the first increment)', async () => {
+    const reg = new Registry();
+    createPromKvEventsMetrics(reg);
+    const series = async (name: string, label: string): Promise<string[]> =>
+      (await reg.getSingleMetric(name)!.get()).values.map((v) => `${String(v.labels[label])}=${v.value}`).sort();
+    expect(await series(KvEventsMetricNames.dropped, 'reason')).toEqual(DROP_REASONS.map((r) => `${r}=0`).sort());
+    expect(DROP_REASONS).toContain('parent_unknown');
+    expect(await series(KvEventsMetricNames.seqGaps, 'outcome')).toEqual(['partially_replayed=0', 'replayed=0', 'unrepaired=0']);
+    expect(GAP_OUTCOMES).toHaveLength(3);
+    expect(await series(KvEventsMetricNames.replayRequests, 'result')).toEqual(REPLAY_RESULTS.map((r) => `${r}=0`).sort());
+    expect((await reg.metrics()).match(/^kvroute_kv_events_dropped_total\{reason="msgpack"\} 0$/m)).not.toBeNull();
   });
 
   it('rate-limits warnings per key and reports how many were suppressed', () => {

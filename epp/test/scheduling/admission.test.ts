@@ -99,6 +99,14 @@ describe('SchedulingDirector admission', () => {
 
   const ADMISSION: AdmissionOptions = { objectives: { batch: -1, chat: 10 }, queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8 };
 
+  it('exports the shed counter of every configured sheddable objective at 0 from the start, and of no other', async () => {
+    director(ADMISSION);
+    const values = (await registry.getSingleMetric('kvroute_admission_shed_total')!.get()).values;
+    expect(values.map((v) => [v.labels.objective, v.value])).toEqual([['batch', 0]]);
+    director();
+    expect((await registry.getSingleMetric('kvroute_admission_shed_total')!.get()).values).toEqual([]);
+  });
+
   it('a sheddable request is dropped with 429 while the pool is saturated', async () => {
     const d = director(ADMISSION);
     saturate(6);

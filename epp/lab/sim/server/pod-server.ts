@@ -20,7 +20,7 @@ import { Tokenization, TokenizationError, chatOptionsFromBody, completionOptions
 import { SimPod, type Seq } from '../pod.js';
 import type { PodProfile } from '../profiles.js';
 import { BlockKeyer, type SimRequest } from '../request.js';
-import { renderVllmMetrics } from '../vllm-metrics.js';
+import { renderVllmMetrics, TtftHistogram } from '../vllm-metrics.js';
 import { FAULT_PATH, PodFaults } from './faults.js';
 
 /** Block keys vLLM computes (`sha256_cbor` under the pod's PYTHONHASHSEED) for token-id prompts. */
@@ -115,6 +115,8 @@ export class SimPodServer {
   readonly faults = new PodFaults(() => this.kick());
   /** Simulated TTFT (arrival on the pod → end of the step that produced the first token), ms, in order. */
   readonly ttftMs: number[] = [];
+  /** The same TTFTs as `vllm:time_to_first_token_seconds` on /metrics (simulated seconds). */
+  private readonly ttft = new TtftHistogram();
 
   private constructor(
     opts: SimPodServerOptions,
@@ -190,7 +192,9 @@ export class SimPodServer {
       this.timer = undefined;
       const r = this.pod.endStep(start + ms);
       for (const s of r.firstTokens) {
-        if (this.ttftMs.length < 1_000_000) this.ttftMs.push((s.firstTokenMs ?? this.now()) - s.receivedMs);
+        const ttftMs = (s.firstTokenMs ?? this.now()) - s.receivedMs;
+        if (this.ttftMs.length < 1_000_000) this.ttftMs.push(ttftMs);
+        this.ttft.observe(Math.max(0, ttftMs) / 1000);
         this.waiters.get(s)?.first?.();
       }
       for (const s of r.finished) {
@@ -224,7 +228,7 @@ export class SimPodServer {
       }
       if (req.method === 'GET' && path === '/metrics') {
         if (await this.faults.holdMetrics(res)) return;
-        const text = renderVllmMetrics(this.pod.metrics(), { modelName: this.opts.model, profile: this.opts.profile });
+        const text = renderVllmMetrics(this.pod.metrics(), { modelName: this.opts.model, profile: this.opts.profile, ttft: this.ttft });
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(text);
         return;
       }

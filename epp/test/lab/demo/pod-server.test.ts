@@ -150,6 +150,19 @@ describe('SimPodServer', () => {
     expect(t[0]).toBeGreaterThan(t[1] as number);
   });
 
+  it('serves the same TTFTs as vllm:time_to_first_token_seconds on /metrics (count = TTFTs on /sim/stats)', async () => {
+    await (await post('/v1/completions', { model: MODEL, prompt: 'TTFT histogram check', max_tokens: 1 })).json();
+    const stats = ((await (await fetch(`http://127.0.0.1:${port}/sim/stats`)).json()) as { ttftMs: number[] }).ttftMs;
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const count = /^vllm:time_to_first_token_seconds_count\{[^}]*\} (\S+)$/m.exec(text);
+    const inf = /^vllm:time_to_first_token_seconds_bucket\{[^}]*le="\+Inf"\} (\S+)$/m.exec(text);
+    const sum = /^vllm:time_to_first_token_seconds_sum\{[^}]*\} (\S+)$/m.exec(text);
+    expect(stats.length).toBeGreaterThan(0);
+    expect(Number(count?.[1])).toBe(stats.length);
+    expect(Number(inf?.[1])).toBe(stats.length);
+    expect(Number(sum?.[1])).toBeCloseTo(stats.reduce((a, b) => a + b, 0) / 1000, 6);
+  });
+
   it('defaults max_tokens to 16', async () => {
     const r = await post('/v1/completions', { model: MODEL, prompt: 'default length please' });
     expect(((await r.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(16);
