@@ -55,9 +55,28 @@ echo "== deps stage (production dependencies for linux/amd64 and linux/arm64, no
 for d in "$deps" "$deps_arm64"; do cp "$root/package.json" "$root/package-lock.json" "$d/"; cp "$root/epp/package.json" "$d/epp/package.json"; done
 step bash -c "cd '$deps' && npm ci --omit=dev --workspace epp --include-workspace-root=false --ignore-scripts --os=linux --cpu=x64 --no-audit --no-fund"
 step bash -c "cd '$deps_arm64' && npm ci --omit=dev --workspace epp --include-workspace-root=false --ignore-scripts --os=linux --cpu=arm64 --no-audit --no-fund"
-[ -e "$deps_arm64/node_modules/@msgpackr-extract/msgpackr-extract-linux-arm64" ] || { echo "FAIL: the arm64 deps lack msgpackr's linux-arm64 extension"; fail=1; }
-[ -e "$deps_arm64/node_modules/@msgpackr-extract/msgpackr-extract-linux-x64" ] && { echo "FAIL: the arm64 deps hold msgpackr's linux-x64 extension"; fail=1; }
 [ -e "$deps_arm64/node_modules/zeromq/build/linux/arm64" ] || { echo "FAIL: zeromq has no prebuilt linux-arm64 addon"; fail=1; }
+# No package of the arm64 set is built for another CPU or OS (platform packages declare os/cpu).
+foreign=$(node -e '
+  const fs = require("fs"), path = require("path");
+  const bad = [];
+  const visit = (dir, depth) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isDirectory() || e.name === ".bin") continue;
+      const p = path.join(dir, e.name);
+      if (e.name.startsWith("@")) { visit(p, depth); continue; }
+      try {
+        const pkg = JSON.parse(fs.readFileSync(path.join(p, "package.json"), "utf8"));
+        const ok = (list, want) => !Array.isArray(list) || list.includes(want) || (list.every((x) => x.startsWith("!")) && !list.includes("!" + want));
+        if (!ok(pkg.cpu, "arm64") || !ok(pkg.os, "linux")) bad.push(pkg.name + " (cpu " + pkg.cpu + ", os " + pkg.os + ")");
+      } catch {}
+      if (depth < 4 && fs.existsSync(path.join(p, "node_modules"))) visit(path.join(p, "node_modules"), depth + 1);
+    }
+  };
+  visit(process.argv[1], 0);
+  console.log(bad.join(", "));
+' "$deps_arm64/node_modules")
+[ -z "$foreign" ] || { echo "FAIL: the arm64 dependency set holds packages for another platform: $foreign"; fail=1; }
 
 echo "== runtime stage (COPY --from=deps, --from=compile, epp/package.json, bin, proto)"
 cp -r "$deps/node_modules" "$app/node_modules"
@@ -68,7 +87,7 @@ echo "== checks"
 for dev in typescript jest ts-jest tsx cdk8s cdk8s-plus-28 vega node; do
   if [ -e "$app/node_modules/$dev" ]; then echo "FAIL: dev/root dependency '$dev' is in the runtime image"; fail=1; fi
 done
-for dep in zod zeromq ioredis prom-client pino @grpc/grpc-js @huggingface/tokenizers msgpackr; do
+for dep in $(node -p "Object.keys(require('$root/epp/package.json').dependencies).join(' ')"); do
   if [ ! -e "$app/node_modules/$dep" ]; then echo "FAIL: runtime dependency '$dep' is missing"; fail=1; fi
 done
 if find "$app/epp" -name '*.ts' ! -name '*.d.ts' | grep -q .; then echo "FAIL: TypeScript sources in the runtime stage"; fail=1; fi
