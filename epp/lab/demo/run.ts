@@ -10,6 +10,10 @@
  *   token), so their tokens differ from the EPP's from the first block;
  * - `hash-seed`: the pods hash blocks with another PYTHONHASHSEED (7; the EPP uses 42);
  * - `events-off`: the last pod publishes no KV events.
+ *
+ * `onStarted` and `onRunning` let a caller attach to the running stack (its ports in a
+ * `DemoStack`): the Prometheus end-to-end test (test/monitoring/prometheus.e2e.test.ts at the repo
+ * root) starts a Prometheus scraping it before the workload and queries it after.
  */
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
