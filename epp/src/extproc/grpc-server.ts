@@ -173,7 +173,8 @@ export function resolveStartOptions(so: ExtProcStartOptions = {}): { grpcPort: n
 
 /**
  * The grpc-js server options of the ext_proc port (`maxMessageBytes` given) or the health port,
- * with the defaults of `ExtProcServerOptions` filled in.
+ * with the defaults of `ExtProcServerOptions` filled in. Channelz is off: nothing serves it, so its
+ * per-call counters and trace buffers would be kept for no reader.
  */
 export function grpcServerOptions(opts: Omit<ExtProcServerOptions, 'director'>, maxMessageBytes?: number): grpc.ServerOptions {
   return {
@@ -182,6 +183,7 @@ export function grpcServerOptions(opts: Omit<ExtProcServerOptions, 'director'>, 
     'grpc.max_connection_age_ms': opts.maxConnectionAgeMs ?? 1_800_000,
     'grpc.max_connection_age_grace_ms': opts.maxConnectionAgeGraceMs ?? 600_000,
     'grpc.max_concurrent_streams': opts.maxConcurrentStreams ?? 10_000,
+    'grpc.enable_channelz': 0,
     ...(maxMessageBytes !== undefined ? { 'grpc.max_receive_message_length': maxMessageBytes, 'grpc.max_send_message_length': maxMessageBytes } : {}),
   };
 }

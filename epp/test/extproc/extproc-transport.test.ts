@@ -103,13 +103,14 @@ test('a grpc-js client that closes its channel and cancels mid-body: the stream 
 });
 
 describe('grpc-js server options', () => {
-  test('defaults: keepalive 30 s / 10 s, connection age 30 min with 10 min grace, 10,000 streams; message limits only on the ext_proc port', () => {
+  test('defaults: keepalive 30 s / 10 s, connection age 30 min with 10 min grace, 10,000 streams, channelz off; message limits only on the ext_proc port', () => {
     expect(grpcServerOptions({}, 1234)).toEqual({
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.max_connection_age_ms': 1_800_000,
       'grpc.max_connection_age_grace_ms': 600_000,
       'grpc.max_concurrent_streams': 10_000,
+      'grpc.enable_channelz': 0,
       'grpc.max_receive_message_length': 1234,
       'grpc.max_send_message_length': 1234,
     });
@@ -123,6 +124,7 @@ describe('grpc-js server options', () => {
       'grpc.max_connection_age_ms': 3,
       'grpc.max_connection_age_grace_ms': 4,
       'grpc.max_concurrent_streams': 5,
+      'grpc.enable_channelz': 0,
     });
   });
 
