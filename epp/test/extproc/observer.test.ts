@@ -1,7 +1,9 @@
 /** ExtProcMetrics: the series exported before any request (so rate() sees the first one). */
 import { Registry } from 'prom-client';
 import { API_ERRORS } from '../../src/contract/errors.js';
+import { ExtProcServer } from '../../src/extproc/grpc-server.js';
 import { ExtProcMetrics, STREAM_OUTCOMES } from '../../src/extproc/observer.js';
+import { ScriptedDirector } from './scripted-director.js';
 
 const MODEL = 'meta-llama/Llama-3.1-8B-Instruct';
 
@@ -35,5 +37,17 @@ describe('ExtProcMetrics', () => {
     const codes = Object.keys(API_ERRORS);
     expect(codes).toContain('shed');
     expect(await series(reg, 'inference_objective_request_error_total')).toEqual(codes.map((c) => `{${l},"error_code":"${c}"}=0`).sort());
+  });
+
+  it('ExtProcServer: metricModels defaults to models; metricModels overrides it', async () => {
+    const director = new ScriptedDirector(['10.0.0.1:8000']);
+    const models = async (opts: { models?: string[]; metricModels?: string[] }): Promise<string[]> => {
+      const reg = new Registry();
+      new ExtProcServer({ director, registry: reg, ...opts });
+      return (await reg.getSingleMetric('inference_objective_request_total')!.get()).values.map((v) => String(v.labels.model_name));
+    };
+    expect(await models({})).toEqual([]);
+    expect(await models({ models: ['a'] })).toEqual(['a']);
+    expect(await models({ models: ['a'], metricModels: ['b'] })).toEqual(['b']);
   });
 });
