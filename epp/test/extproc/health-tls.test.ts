@@ -310,6 +310,11 @@ describe('self-signed certificate defaults', () => {
     expect(days).toBeCloseTo(365, 3);
   });
 
+  test('a validity that is not a positive number of days is refused, naming the value', async () => {
+    await expect(createSelfSignedCertificate({ days: 0 })).rejects.toThrow('self-signed certificate: days 0 must be a positive number of days');
+    await expect(createSelfSignedCertificate({ days: Number.NaN })).rejects.toThrow(/days NaN must be a positive number/);
+  });
+
   test('validity past 2049 uses GeneralizedTime and still parses', async () => {
     const cert = new X509Certificate((await createSelfSignedCertificate({ days: 40 * 365 })).certPem);
     expect(new Date(cert.validTo).getUTCFullYear()).toBeGreaterThanOrEqual(2065);
