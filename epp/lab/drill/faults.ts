@@ -25,6 +25,8 @@ export interface FaultContext {
   readonly log: (line: string) => void;
   /** Marks [from, to] as a window in which the only EPP replica is restarting. */
   restartWindow(from: number, to: number): void;
+  /** Sends the steady load through the FailOpen (default) or the FailClose gateway. */
+  steadyVia(mode: 'FailOpen' | 'FailClose'): void;
 }
 
 export interface FaultOutcome {
@@ -94,8 +96,14 @@ async function publisher(ctx: FaultContext): Promise<Publisher> {
   return pub;
 }
 
-async function restartEpp(ctx: FaultContext): Promise<Record<string, unknown>> {
+/**
+ * Restarts the EPP. `steadyFailClose`: the steady load goes through the FailClose gateway while
+ * the EPP is down, so no request reaches a pod unrouted and the pods' caches stay as they were
+ * (nothing new to announce): what the restarted EPP knows is then only what it brought back.
+ */
+async function restartEpp(ctx: FaultContext, steadyFailClose = false): Promise<Record<string, unknown>> {
   const t0 = Date.now();
+  if (steadyFailClose) ctx.steadyVia('FailClose');
   // The FailClose probe runs while the EPP restarts (and 2 s around it), next to the FailOpen main traffic.
   let probing = true;
   const probe = sendFor(ctx, { port: ctx.stack.closedPort, kind: `failclose-probe:${ctx.stack.eppRestarts}`, rate: 2, ms: 0, until: () => !probing });
@@ -104,6 +112,7 @@ async function restartEpp(ctx: FaultContext): Promise<Record<string, unknown>> {
   const ready = Date.now();
   ctx.restartWindow(t0 + 2000, ready);
   await sleep(2000);
+  ctx.steadyVia('FailOpen');
   probing = false;
   await probe;
   // what the new EPP loaded (memory index with a snapshot), from its own metrics
@@ -114,6 +123,7 @@ async function restartEpp(ctx: FaultContext): Promise<Record<string, unknown>> {
     eppDownSeconds: (ready - t0 - 2000) / 1000,
     eppStopSeconds: r.stopMs / 1000,
     failCloseProbe: countKind(ctx, `failclose-probe:${ctx.stack.eppRestarts - 1}`),
+    steadyGatewayDuringRestart: steadyFailClose ? 'FailClose' : 'FailOpen',
     snapshotLoaded: loadedOk,
     ...(loadedOk ? { snapshotKeys: keys } : {}),
   };
@@ -316,21 +326,21 @@ export const FAULTS: readonly Fault[] = [
   },
   {
     name: 'epp-restart-memory',
-    description: 'graceful restart of the only EPP replica, memory index (snapshot written on SIGTERM, loaded at start; gaps replayed from the pods)',
+    description: 'graceful restart of the only EPP replica, memory index (snapshot written on SIGTERM, loaded at start; gaps replayed from the pods); the steady load goes through the FailClose gateway meanwhile',
     index: 'memory',
     observeMs: { full: 60_000, quick: 5000 },
     async run(ctx) {
-      return { extra: await restartEpp(ctx) };
+      return { extra: await restartEpp(ctx, true) };
     },
   },
   {
     name: 'epp-restart-memory-cold',
-    description: 'the same restart without index.snapshot and without the pods\' replay port (how an EPP restart behaved before: an empty index that only new KV events refill)',
+    description: 'the same restart (FailClose meanwhile) without index.snapshot and without the pods\' replay port: how an EPP restart behaved before, an empty index that only new KV events refill',
     index: 'memory',
     observeMs: { full: 90_000, quick: 8000 },
     async run(ctx) {
       ctx.stack.writeConfig(ctx.stack.config('memory', false));
-      const extra = await restartEpp(ctx);
+      const extra = await restartEpp(ctx, true);
       ctx.stack.writeConfig(ctx.stack.config('memory'));
       return { extra };
     },
@@ -350,7 +360,7 @@ export const FAULTS: readonly Fault[] = [
   },
   {
     name: 'epp-restart-redis',
-    description: 'graceful restart of the only EPP replica, Redis index (the index outlives the EPP)',
+    description: 'graceful restart of the only EPP replica, Redis index (the index outlives the EPP); the steady load stays on the FailOpen gateway',
     index: 'redis',
     observeMs: { full: 60_000, quick: 5000 },
     async run(ctx) {

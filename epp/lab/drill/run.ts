@@ -109,7 +109,8 @@ export async function runDrill(o: DrillOptions = {}): Promise<DrillResult> {
     log,
   });
   const requests = new RequestLog({ systemPrompts: 9, systemWords: quick ? 400 : 900, maxTokens: 8, seed: 7, distinct: quick ? 1000 : 3000 });
-  const load = new SteadyLoad(requests, { port: () => stack.openPort, rate, timeoutMs });
+  let steadyMode: 'FailOpen' | 'FailClose' = 'FailOpen';
+  const load = new SteadyLoad(requests, { port: () => (steadyMode === 'FailOpen' ? stack.openPort : stack.closedPort), rate, timeoutMs });
   const restartWindows: { from: number; to: number }[] = [];
   const results: FaultResult[] = [];
   let rssWarm = NaN;
@@ -138,6 +139,9 @@ export async function runDrill(o: DrillOptions = {}): Promise<DrillResult> {
         timeoutMs,
         log,
         restartWindow: (from, to) => restartWindows.push({ from, to }),
+        steadyVia: (mode) => {
+          steadyMode = mode;
+        },
       };
       if (fault.name === 'epp-restart-memory') rssBeforeRestart = stack.eppRssMiB();
       const rssBefore = stack.eppRssMiB();

@@ -66,9 +66,14 @@ describe('npm run drill -- --quick', () => {
     }
     const byName = new Map(r.faults.map((f) => [f.name, f]));
     expect(byName.get('epp-restart-memory')?.eppRestarts).toBe(1);
+    expect(byName.get('epp-restart-memory-cold')?.eppRestarts).toBe(1);
     expect(byName.get('epp-restart-redis')?.eppRestarts).toBe(1);
     expect(byName.get('config-reload-invalid')?.extra).toMatchObject({ errorLogged: true, invalidReloadsCounted: 1, stillServing: true });
     expect(byName.get('pod-kill-restart')?.extra.publisherRestartsSeen).toBe(1);
+    // the warm restart loaded the snapshot the old EPP wrote on SIGTERM; the cold one had none
+    expect(byName.get('epp-restart-memory')?.extra.snapshotLoaded).toBe(true);
+    expect(byName.get('epp-restart-memory-cold')?.extra.snapshotLoaded).toBe(false);
+    expect(byName.get('zmq-flood-unknown-pods')?.extra.ignoredAsNotEndpoints).toBeGreaterThan(0);
     // the FailClose probe is refused explicitly (503) while the EPP restarts, never lost
     const probe = byName.get('epp-restart-memory')?.extra.failCloseProbe as { sent: number; lost: number };
     expect(probe.sent).toBeGreaterThan(0);
