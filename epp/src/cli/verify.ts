@@ -22,6 +22,7 @@
  * - the EPP's predicted and actual cached tokens over the run;
  * - PASS/FAIL against thresholds (exit 0 / 1; 2 for bad flags or an unreachable source).
  */
+import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CachePredictionMetrics, VllmMetrics } from '../contract/metrics.js';
@@ -206,12 +207,15 @@ export interface VerifySession {
   readonly users: readonly string[];
 }
 
-/** The seeded workload: `groups` system prompts, sessions spread over them round-robin. */
-export function buildVerifyWorkload(o: Pick<VerifyOptions, 'sessions' | 'turns' | 'groups' | 'systemWords' | 'seed'>): VerifySession[] {
+/**
+ * The seeded workload: `groups` system prompts, sessions spread over them round-robin. `run` (a
+ * fresh random id per invocation by default) starts every system prompt, so a run never finds the
+ * previous run's prompts cached: the ceiling is computed for cold caches.
+ */
+export function buildVerifyWorkload(o: Pick<VerifyOptions, 'sessions' | 'turns' | 'groups' | 'systemWords' | 'seed'>, run: string = randomUUID().slice(0, 8)): VerifySession[] {
   const r = rng(o.seed);
   const words = (n: number): string => Array.from({ length: n }, () => WORDS[Math.floor(r() * WORDS.length)]).join(' ');
-  const systems = Array.from({ length: o.groups }, (_, g) => `You are operations assistant ${g}. Runbook ${g} follows. ${words(o.systemWords)}`);
-  const run = Math.floor(r() * 1e9).toString(36);
+  const systems = Array.from({ length: o.groups }, (_, g) => `Verify run ${run}. You are operations assistant ${g}. Runbook ${g} follows. ${words(o.systemWords)}`);
   return Array.from({ length: o.sessions }, (_, s) => ({
     id: `verify-${run}-${s}`,
     group: s % o.groups,
