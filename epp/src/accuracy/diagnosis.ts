@@ -106,15 +106,15 @@ export class Diagnosis implements KvEventPodObserver {
     this.now = opts.now ?? Date.now;
     this.warnLog = new RateLimitedLog(opts.logger, opts.warnIntervalMs ?? 300_000, this.now);
     if (opts.registry) {
-      const self = this;
       const spec = DiagnosisMetrics.active;
+      const refresh = (): void => void this.findings();
       this.gauge = new Gauge({
         name: spec.name,
         help: spec.help,
         labelNames: [...spec.labels] as ['cause', 'pod'],
         registers: [opts.registry],
         collect() {
-          self.findings();
+          refresh();
         },
       });
     }
