@@ -6,6 +6,10 @@ import { buildScheduler } from '../../src/scheduling/build.js';
 import { seededRandom } from '../../src/scheduling/picker.js';
 import { PredictedTtftScorer, type PredictedTtftOptions } from '../../src/scheduling/predicted-ttft.js';
 import { CycleState } from '../../src/scheduling/types.js';
+import { SchedulingDirector } from '../../src/scheduling/director.js';
+import { EndpointStore } from '../../src/datalayer/endpoint-store.js';
+import type { InferenceRequest } from '../../src/extproc/director.js';
+import { silentLogger } from '../../src/util/logger.js';
 
 const MODEL = 'meta-llama/Llama-3.2-1B';
 const ep = (address: string): Endpoint => ({ address, name: `pod-${address}`, role: 'both', metricsUrl: `http://${address}/metrics` });
@@ -256,5 +260,43 @@ describe('buildScheduler presets', () => {
     const r = await scheduler.schedule({ model: MODEL, tokens: tokens(64) }, [st('a', m())]);
     expect(r.primary.picked[0].parts['predicted-ttft-scorer']).toBe(1);
     expect(r.reservation).toBeDefined();
+  });
+});
+
+describe('SchedulingDirector with the predicted-TTFT default', () => {
+  it('books each pick, releases its queued prefill at the first chunk and the rest at the end; explain() books nothing', async () => {
+    const index = new MemoryIndex({ memoryBudgetBytes: 8 * 1024 * 1024 });
+    const indexer = new Indexer({ index, blockSize: 16, hashSeed: '42', engineAlgo: 'sha256_cbor' });
+    const store = new EndpointStore();
+    store.upsert(ep('a'));
+    const director = new SchedulingDirector({
+      scheduler: buildScheduler({ config: parseEppConfig({ model: MODEL, blockSize: 16 }), indexer, now: () => 0 }).scheduler,
+      store,
+      logger: silentLogger(),
+      model: MODEL,
+    });
+    const ids = tokens(100);
+    const req: InferenceRequest = {
+      requestId: 'r1', path: '/v1/completions', method: 'POST', apiKind: 'completions', model: MODEL, targetModel: MODEL, headers: {},
+      body: { model: MODEL, prompt: ids }, tokenIds: ids, sessionId: undefined, stream: true, subsetCandidates: undefined, bodyBytes: 400, receivedAt: 0,
+    };
+    const queued = async (): Promise<number | undefined> => (await director.explain(MODEL, tokens(16, 70_000)))?.ttft?.get('a')?.queuedPrefillTokens;
+    expect(await queued()).toBe(0);
+    expect((await director.pick(req)).endpoints).toEqual(['a']);
+    expect(await queued()).toBe(100);
+    expect(await queued()).toBe(100); // explain is a dry run
+    director.onFirstChunk(req);
+    expect(await queued()).toBe(0);
+    expect((await director.explain(MODEL, tokens(16, 70_000)))?.ttft?.get('a')?.decodingRequests).toBe(1);
+    director.onDone(req);
+    expect((await director.explain(MODEL, tokens(16, 70_000)))?.ttft?.get('a')?.decodingRequests).toBe(0);
+    // a request that ends before its first chunk releases its queued prefill too
+    // (the same prompt again: r1's speculative entries, 2 s after its first chunk, leave 4 tokens)
+    const r2: InferenceRequest = { ...req, requestId: 'r2' };
+    await director.pick(r2);
+    expect(await queued()).toBe(4);
+    director.onDone(r2);
+    expect(await queued()).toBe(0);
+    index.close();
   });
 });
