@@ -13,6 +13,7 @@ import { watchFile, unwatchFile, type Stats } from 'node:fs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { EppConfig } from '../contract/config.js';
 import type { Logger } from '../util/logger.js';
+import { ConfigReloadMetrics } from '../contract/metrics.js';
 
 /** Top-level config fields the runtime applies without a restart. */
 export const LIVE_CONFIG_FIELDS = ['admission'] as const;
@@ -53,14 +54,14 @@ export class ConfigReloader {
     this.current = opts.current;
     if (opts.registry) {
       this.reloads = new Counter({
-        name: 'kvroute_config_reloads_total',
+        name: ConfigReloadMetrics.reloads.name,
         help: 'Config file reloads by result: applied, unchanged, invalid (old config kept), restart_required (changed fields that only a restart applies).',
         labelNames: ['result'],
         registers: [opts.registry],
       });
       for (const r of Object.keys(this.counts)) this.reloads.inc({ result: r }, 0);
       this.lastOk = new Gauge({
-        name: 'kvroute_config_last_reload_success_timestamp_seconds',
+        name: ConfigReloadMetrics.lastReloadSuccess.name,
         help: 'When the config file was last loaded successfully (start or reload).',
         registers: [opts.registry],
       });

@@ -36,6 +36,7 @@ import { ExtProcServer } from '../extproc/grpc-server.js';
 import { HttpServer } from '../http/http-server.js';
 import { Tokenization, tokenizationMetrics } from '../tokenization/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
+import { IndexMetrics, InfoMetrics } from '../contract/metrics.js';
 
 export interface EppRuntimeOptions {
   /**
@@ -123,7 +124,7 @@ export class EppRuntime {
     this.logger = opts.logger ?? createLogger(config.logLevel);
     collectDefaultMetrics({ register: this.registry });
     new Gauge({
-      name: 'inference_extension_info',
+      name: InfoMetrics.info.name,
       help: 'EPP build information.',
       labelNames: ['commit', 'build_ref'],
       registers: [this.registry],
@@ -148,10 +149,10 @@ export class EppRuntime {
     this.snapshotMetrics =
       ic.backend === 'memory' && ic.snapshot
         ? {
-            loads: new Counter({ name: 'kvroute_index_snapshot_loads_total', help: 'Index snapshot loads at start by result: ok, absent, corrupt, foreign (refused).', labelNames: ['result'], registers: [this.registry] }),
-            saves: new Counter({ name: 'kvroute_index_snapshot_saves_total', help: 'Index snapshot writes by result (ok, error).', labelNames: ['result'], registers: [this.registry] }),
-            dropped: new Counter({ name: 'kvroute_index_snapshot_dropped_entries_total', help: 'Snapshot entries dropped at load because their pod is no longer an endpoint.', registers: [this.registry] }),
-            keys: new Gauge({ name: 'kvroute_index_snapshot_keys', help: 'Request keys in the last snapshot written or loaded.', registers: [this.registry] }),
+            loads: new Counter({ name: IndexMetrics.snapshotLoads.name, help: 'Index snapshot loads at start by result: ok, absent, corrupt, foreign (refused).', labelNames: ['result'], registers: [this.registry] }),
+            saves: new Counter({ name: IndexMetrics.snapshotSaves.name, help: 'Index snapshot writes by result (ok, error).', labelNames: ['result'], registers: [this.registry] }),
+            dropped: new Counter({ name: IndexMetrics.snapshotDroppedEntries.name, help: 'Snapshot entries dropped at load because their pod is no longer an endpoint.', registers: [this.registry] }),
+            keys: new Gauge({ name: IndexMetrics.snapshotKeys.name, help: 'Request keys in the last snapshot written or loaded.', registers: [this.registry] }),
           }
         : undefined;
     this.index = new InstrumentedIndex(backend, { registry: this.registry });

@@ -9,6 +9,7 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../util/logger.js';
 import type { EndpointStore, PodMetrics } from './endpoint-store.js';
 import { parsePrometheusText, type Sample } from './prom-text.js';
+import { ScrapeMetrics } from '../contract/metrics.js';
 
 export const VllmMetricNames = {
   waiting: 'vllm:num_requests_waiting',
@@ -188,13 +189,13 @@ export class MetricsScraper {
     this.wanted = wantedMetricNames(this.names);
     if (opts.registry) {
       this.errors = new Counter({
-        name: 'kvroute_metrics_scrape_errors_total',
+        name: ScrapeMetrics.errors.name,
         help: 'Failed scrapes of model-server /metrics, by reason (timeout, http, network, parse).',
         labelNames: ['reason'],
         registers: [opts.registry],
       });
       this.duration = new Histogram({
-        name: 'kvroute_metrics_scrape_duration_seconds',
+        name: ScrapeMetrics.duration.name,
         help: 'Duration of successful model-server /metrics scrapes.',
         buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
         registers: [opts.registry],

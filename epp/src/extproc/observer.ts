@@ -7,6 +7,7 @@ import type { Logger } from '../util/logger.js';
 import { API_ERRORS, type ApiErrorCode } from '../contract/errors.js';
 import { RateLimitedLog } from '../kvevents/observe.js';
 import type { InferenceRequest, ResponseInfo } from './director.js';
+import { RequestMetrics } from '../contract/metrics.js';
 
 /** Every {@link StreamOutcome}. */
 export const STREAM_OUTCOMES = ['completed', 'immediate_response', 'cancelled', 'error', 'protocol_error'] as const satisfies readonly StreamOutcome[];
@@ -102,33 +103,33 @@ export class ExtProcMetrics implements ExtProcObserver {
   constructor(registry: Registry, models: readonly string[] = []) {
     const registers = [registry];
     const mt = ['model_name', 'target_model_name'] as const;
-    this.requests = new Counter({ name: 'inference_objective_request_total', help: 'Requests routed by the EPP.', labelNames: mt, registers });
+    this.requests = new Counter({ name: RequestMetrics.requests.name, help: 'Requests routed by the EPP.', labelNames: mt, registers });
     this.errors = new Counter({
-      name: 'inference_objective_request_error_total',
+      name: RequestMetrics.requestErrors.name,
       help: 'Requests answered with an error (ImmediateResponse) by the EPP.',
       labelNames: [...mt, 'error_code'],
       registers,
     });
     this.duration = new Histogram({
-      name: 'inference_objective_request_duration_seconds',
+      name: RequestMetrics.requestDuration.name,
       help: 'Time from request headers to the end of the response, as seen by the EPP.',
       labelNames: mt,
       buckets: DURATION_BUCKETS,
       registers,
     });
-    this.sizes = new Histogram({ name: 'inference_objective_request_sizes', help: 'Request body size in bytes.', labelNames: mt, buckets: SIZE_BUCKETS, registers });
-    this.inputTokens = new Histogram({ name: 'inference_objective_input_tokens', help: 'Prompt tokens reported in usage.', labelNames: mt, buckets: TOKEN_BUCKETS, registers });
-    this.outputTokens = new Histogram({ name: 'inference_objective_output_tokens', help: 'Completion tokens reported in usage.', labelNames: mt, buckets: TOKEN_BUCKETS, registers });
-    this.running = new Gauge({ name: 'inference_objective_running_requests', help: 'Requests routed and not finished yet.', labelNames: ['model_name'], registers });
-    this.streams = new Counter({ name: 'kvroute_extproc_streams_total', help: 'ext_proc streams by how they ended.', labelNames: ['outcome'], registers });
+    this.sizes = new Histogram({ name: RequestMetrics.requestSizes.name, help: 'Request body size in bytes.', labelNames: mt, buckets: SIZE_BUCKETS, registers });
+    this.inputTokens = new Histogram({ name: RequestMetrics.inputTokens.name, help: 'Prompt tokens reported in usage.', labelNames: mt, buckets: TOKEN_BUCKETS, registers });
+    this.outputTokens = new Histogram({ name: RequestMetrics.outputTokens.name, help: 'Completion tokens reported in usage.', labelNames: mt, buckets: TOKEN_BUCKETS, registers });
+    this.running = new Gauge({ name: RequestMetrics.runningRequests.name, help: 'Requests routed and not finished yet.', labelNames: ['model_name'], registers });
+    this.streams = new Counter({ name: RequestMetrics.extprocStreams.name, help: 'ext_proc streams by how they ended.', labelNames: ['outcome'], registers });
     this.decision = new Histogram({
-      name: 'kvroute_extproc_decision_duration_seconds',
+      name: RequestMetrics.extprocDecisionDuration.name,
       help: 'From the complete request body to the routing decision (parse + director pick + reply), in seconds.',
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers,
     });
     this.observabilityModeStreams = new Counter({
-      name: 'kvroute_extproc_observability_mode_streams_total',
+      name: RequestMetrics.extprocObservabilityModeStreams.name,
       help: "ext_proc streams the gateway opened in observability_mode (Envoy ignores the EPP's replies there, so these requests were not routed by the EPP).",
       registers,
     });

@@ -5,6 +5,7 @@
  */
 import { Counter, type Registry } from 'prom-client';
 import type { KvEvent } from './types.js';
+import { KvEventMetrics } from '../contract/metrics.js';
 
 /** The subset of pino's API the pool uses (`logger.warn({ obj }, 'msg')`). */
 export interface Logger {
@@ -75,17 +76,17 @@ export const noopMetrics: KvEventsMetrics = {
 
 /** Metric names (all prefixed `kvroute_kv_events_`). */
 export const KvEventsMetricNames = {
-  received: 'kvroute_kv_events_received_total',
-  dropped: 'kvroute_kv_events_dropped_total',
-  applied: 'kvroute_kv_events_applied_total',
-  seqGaps: 'kvroute_kv_events_seq_gaps_total',
-  missingBatches: 'kvroute_kv_events_missing_batches_total',
-  podStale: 'kvroute_kv_events_pod_stale_total',
-  publisherRestarts: 'kvroute_kv_events_publisher_restarts_total',
-  replayRequests: 'kvroute_kv_events_replay_requests_total',
-  replayedBatches: 'kvroute_kv_events_replayed_batches_total',
-  hashChecks: 'kvroute_kv_events_hash_checks_total',
-  hashMismatch: 'kvroute_kv_events_hash_mismatch_total',
+  received: KvEventMetrics.received.name,
+  dropped: KvEventMetrics.dropped.name,
+  applied: KvEventMetrics.applied.name,
+  seqGaps: KvEventMetrics.seqGaps.name,
+  missingBatches: KvEventMetrics.missingBatches.name,
+  podStale: KvEventMetrics.podStale.name,
+  publisherRestarts: KvEventMetrics.publisherRestarts.name,
+  replayRequests: KvEventMetrics.replayRequests.name,
+  replayedBatches: KvEventMetrics.replayedBatches.name,
+  hashChecks: KvEventMetrics.hashChecks.name,
+  hashMismatch: KvEventMetrics.hashMismatch.name,
 } as const;
 
 /** prom-client implementation registered on `registry` (never the global registry). */

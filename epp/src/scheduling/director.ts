@@ -15,6 +15,7 @@ import type { Scheduler } from './scheduler.js';
 import type { SessionAffinityScorer } from './scorers.js';
 import type { Reservation } from './types.js';
 import { canonicalHost } from '../util/host-port.js';
+import { PoolMetrics, SchedulerMetrics } from '../contract/metrics.js';
 
 export interface SchedulingDirectorOptions {
   readonly scheduler: Scheduler;
@@ -102,31 +103,31 @@ export class SchedulingDirector implements RequestDirector {
           registers: [r],
         }),
         attempts: new Counter({
-          name: 'inference_extension_scheduler_attempts_total',
+          name: SchedulerMetrics.attempts.name,
           help: 'Scheduling attempts by status (success, failure).',
           labelNames: ['status'],
           registers: [r],
         }),
         shed: new Counter({
-          name: 'kvroute_admission_shed_total',
+          name: SchedulerMetrics.admissionShed.name,
           help: 'Sheddable requests (objective priority < 0) dropped with 429 because the pool was saturated.',
           labelNames: ['objective'],
           registers: [r],
         }),
         tokenizeFailures: new Counter({
-          name: 'kvroute_tokenize_failures_total',
+          name: SchedulerMetrics.tokenizeFailures.name,
           help: 'Requests scheduled without prefix scores because their prompt could not be tokenized.',
           labelNames: ['reason'],
           registers: [r],
         }),
         prefixBlocks: new Histogram({
-          name: 'kvroute_request_prompt_blocks',
+          name: SchedulerMetrics.promptBlocks.name,
           help: 'Full KV blocks in scheduled prompts.',
           buckets: [0, 1, 4, 16, 64, 256, 1024, 4096],
           registers: [r],
         }),
         cachedRatio: new Histogram({
-          name: 'kvroute_request_cached_prefix_ratio',
+          name: SchedulerMetrics.cachedPrefixRatio.name,
           help: 'Share of the prompt blocks the picked pod already holds, per scheduled request.',
           buckets: [0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1],
           registers: [r],
@@ -138,7 +139,7 @@ export class SchedulingDirector implements RequestDirector {
         if (priority < 0) this.metrics.shed.inc({ objective }, 0);
       }
       new Gauge({
-        name: 'inference_pool_ready_pods',
+        name: PoolMetrics.readyPods.name,
         help: 'Pods of the pool with fresh metrics.',
         labelNames: ['name'],
         registers: [r],
@@ -147,7 +148,7 @@ export class SchedulingDirector implements RequestDirector {
         },
       });
       new Gauge({
-        name: 'inference_pool_average_queue_size',
+        name: PoolMetrics.averageQueueSize.name,
         help: 'Average waiting-queue size over pods with fresh metrics.',
         labelNames: ['name'],
         registers: [r],
@@ -157,7 +158,7 @@ export class SchedulingDirector implements RequestDirector {
         },
       });
       new Gauge({
-        name: 'inference_pool_average_kv_cache_utilization',
+        name: PoolMetrics.averageKvCacheUtilization.name,
         help: 'Average KV-cache utilization over pods with fresh metrics.',
         labelNames: ['name'],
         registers: [r],
@@ -167,7 +168,7 @@ export class SchedulingDirector implements RequestDirector {
         },
       });
       new Gauge({
-        name: 'kvroute_endpoint_in_flight_requests',
+        name: SchedulerMetrics.endpointInFlight.name,
         help: 'Requests the EPP sent to each endpoint that have not finished.',
         labelNames: ['endpoint'],
         registers: [r],

@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { MemoryIndexStats } from './memory-index.js';
+import { IndexMetrics } from '../../contract/metrics.js';
 
 /** Something whose `stats` grow monotonically in the counter fields. */
 interface StatsSource<S> {
@@ -60,13 +61,13 @@ function gauge(registry: Registry, name: string, help: string, read: () => numbe
 
 /** kvroute_index_memory_* gauges and counters of a MemoryIndex. */
 export function registerMemoryIndexMetrics(registry: Registry, index: StatsSource<MemoryIndexStats>): void {
-  gauge(registry, 'kvroute_index_memory_keys', 'Request keys held by the in-memory index.', () => index.stats.keys);
-  gauge(registry, 'kvroute_index_memory_entries', '(request key, pod, tier) entries held by the in-memory index.', () => index.stats.entries);
-  gauge(registry, 'kvroute_index_memory_engine_edges', 'Engine key to request key mappings held by the in-memory index.', () => index.stats.engineEdges);
-  gauge(registry, 'kvroute_index_memory_bytes', 'Bytes allocated by the in-memory index.', () => index.stats.approxBytes);
-  gauge(registry, 'kvroute_index_memory_budget_bytes', 'Memory budget of the in-memory index.', () => index.stats.budgetBytes);
-  totalCounter(registry, 'kvroute_index_memory_lru_evictions_total', 'Request keys evicted (least recently used first) to stay within the memory budget.', () => index.stats.lruEvictions);
-  totalCounter(registry, 'kvroute_index_memory_dropped_entries_total', 'Entries not stored because one add exceeded the whole memory budget.', () => index.stats.droppedEntries);
+  gauge(registry, IndexMetrics.memoryKeys.name, 'Request keys held by the in-memory index.', () => index.stats.keys);
+  gauge(registry, IndexMetrics.memoryEntries.name, '(request key, pod, tier) entries held by the in-memory index.', () => index.stats.entries);
+  gauge(registry, IndexMetrics.memoryEngineEdges.name, 'Engine key to request key mappings held by the in-memory index.', () => index.stats.engineEdges);
+  gauge(registry, IndexMetrics.memoryBytes.name, 'Bytes allocated by the in-memory index.', () => index.stats.approxBytes);
+  gauge(registry, IndexMetrics.memoryBudgetBytes.name, 'Memory budget of the in-memory index.', () => index.stats.budgetBytes);
+  totalCounter(registry, IndexMetrics.memoryLruEvictions.name, 'Request keys evicted (least recently used first) to stay within the memory budget.', () => index.stats.lruEvictions);
+  totalCounter(registry, IndexMetrics.memoryDroppedEntries.name, 'Entries not stored because one add exceeded the whole memory budget.', () => index.stats.droppedEntries);
 }
 
 /** Live statistics of a RedisIndex (what its metrics report). */
@@ -83,8 +84,8 @@ export interface RedisIndexStats {
 
 /** kvroute_index_redis_* metrics of a RedisIndex. */
 export function registerRedisIndexMetrics(registry: Registry, index: StatsSource<RedisIndexStats>): void {
-  gauge(registry, 'kvroute_index_redis_up', '1 while the Redis connection of the index is ready, else 0.', () => index.stats.up);
-  labelledTotalCounter(registry, 'kvroute_index_redis_errors_total', 'Redis commands of the index that failed (timeout, connection, server error).', 'op', () => index.stats.errors);
-  labelledTotalCounter(registry, 'kvroute_index_redis_dropped_writes_total', 'Index writes dropped because Redis failed.', 'op', () => index.stats.droppedWrites);
-  totalCounter(registry, 'kvroute_index_redis_degraded_lookups_total', 'Lookups answered with no hits because Redis failed.', () => index.stats.degradedLookups);
+  gauge(registry, IndexMetrics.redisUp.name, '1 while the Redis connection of the index is ready, else 0.', () => index.stats.up);
+  labelledTotalCounter(registry, IndexMetrics.redisErrors.name, 'Redis commands of the index that failed (timeout, connection, server error).', 'op', () => index.stats.errors);
+  labelledTotalCounter(registry, IndexMetrics.redisDroppedWrites.name, 'Index writes dropped because Redis failed.', 'op', () => index.stats.droppedWrites);
+  totalCounter(registry, IndexMetrics.redisDegradedLookups.name, 'Lookups answered with no hits because Redis failed.', () => index.stats.degradedLookups);
 }

@@ -13,6 +13,7 @@
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { BlockKey, Index, PodEntry, RawIndexWriter } from '../types.js';
+import { IndexMetrics } from '../../contract/metrics.js';
 
 export interface InstrumentedIndexOptions {
   /** Where the metrics are registered (never the global registry). */
@@ -47,7 +48,7 @@ export class InstrumentedIndex implements Index {
     // The raw write path counts in plain numbers, brought up to date when the registry is read.
     const pending = this.pendingRaw;
     this.ops = new Counter({
-      name: 'kvroute_index_operations_total',
+      name: IndexMetrics.operations.name,
       help: 'Index operations by type.',
       labelNames: ['op'],
       registers,
@@ -58,19 +59,19 @@ export class InstrumentedIndex implements Index {
         pending.requestKeyFors = 0;
       },
     });
-    this.errors = new Counter({ name: 'kvroute_index_operation_errors_total', help: 'Index operations that threw, by type.', labelNames: ['op'], registers });
+    this.errors = new Counter({ name: IndexMetrics.operationErrors.name, help: 'Index operations that threw, by type.', labelNames: ['op'], registers });
     this.duration = new Histogram({
-      name: 'kvroute_index_operation_duration_seconds',
+      name: IndexMetrics.operationDuration.name,
       help: 'Index operation latency by type.',
       labelNames: ['op'],
       buckets: [...(opts.durationBuckets ?? DEFAULT_INDEX_DURATION_BUCKETS)],
       registers,
     });
-    this.lookupKeys = new Counter({ name: 'kvroute_index_lookup_keys_total', help: 'Request keys asked for in lookups.', registers });
-    this.lookupHits = new Counter({ name: 'kvroute_index_lookup_hits_total', help: 'Request keys found in lookups (the held prefix).', registers });
-    this.prefix = new Histogram({ name: 'kvroute_index_lookup_prefix_blocks', help: 'Held prefix length (blocks) per lookup.', buckets: PREFIX_BUCKETS, registers });
+    this.lookupKeys = new Counter({ name: IndexMetrics.lookupKeys.name, help: 'Request keys asked for in lookups.', registers });
+    this.lookupHits = new Counter({ name: IndexMetrics.lookupHits.name, help: 'Request keys found in lookups (the held prefix).', registers });
+    this.prefix = new Histogram({ name: IndexMetrics.lookupPrefixBlocks.name, help: 'Held prefix length (blocks) per lookup.', buckets: PREFIX_BUCKETS, registers });
     this.added = new Counter({
-      name: 'kvroute_index_added_entries_total',
+      name: IndexMetrics.addedEntries.name,
       help: '(request key, pod entry) pairs written by add.',
       registers,
       collect() {
@@ -78,7 +79,7 @@ export class InstrumentedIndex implements Index {
         pending.added = 0;
       },
     });
-    this.evicted = new Counter({ name: 'kvroute_index_evicted_entries_total', help: 'Pod entries named by evict.', registers });
+    this.evicted = new Counter({ name: IndexMetrics.evictedEntries.name, help: 'Pod entries named by evict.', registers });
     for (const op of ['lookup', 'add', 'evict', 'requestKeyFor', 'clear'] as const) {
       this.ops.inc({ op }, 0);
       this.errors.inc({ op }, 0);
