@@ -211,6 +211,17 @@ ${targetLines(r).join('\n')}
 Faults and findings:
 
 ${formatDetails(r.faults)}
+
+Notes on reading the findings:
+
+- *eppDownSeconds* runs from SIGTERM to the new process's "started" line: the old EPP drains and writes its snapshot
+  (*eppStopSeconds*), then \`tsx\` compiles the TypeScript on the fly and the tokenizer loads, on a shared 2-core box;
+  the image runs compiled JavaScript. The FailClose probe's 503s in that window are explicit, never lost.
+- *snapshotKeys* is what the restarted EPP loaded; the cold restart (no snapshot, no replay) starts empty and relearns
+  a prefix only when a pod stores it again after a miss; in this workload of 9 prompts that costs one miss per prompt.
+- A crashed pod keeps its index entries until it publishes again (the EPP cannot tell a crash from silence); requests
+  the EPP picks for it meanwhile get a 503 from the gateway (Envoy answers "upstream connect error" the same way).
+- *eppReceivedDelta* and *eppStreamsEndedDelta* include the steady load's own events and streams.
 `;
 }
 
