@@ -1,5 +1,5 @@
 /**
- * A test publisher that speaks vLLM's KV-event wire format (vllm-kv-spec.md §2.2, §2.5, §2.6),
+ * A test publisher that speaks vLLM's KV-event wire format (docs/facts/vllm-kv-events.md, "KV events"),
  * reusable by the simulator:
  * - PUB frames `[topic, seq (8-byte big-endian, from 0), msgpack KVEventBatch]`;
  * - the batch `[ts (float64), events, data_parallel_rank]` with events as tagged arrays

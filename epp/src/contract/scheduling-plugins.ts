@@ -1,6 +1,6 @@
 /**
  * llm-d style scheduling plugins in the EPP config (`scheduling.plugins` + `scheduling.profiles`,
- * the shape of llm-d's EndpointPickerConfig, epp-protocol.md §3.8): the plugin types this EPP
+ * the shape of llm-d's EndpointPickerConfig, docs/facts/gateway-protocol.md, "EndpointPickerConfig"): the plugin types this EPP
  * implements, their parameters, and the rules a plugin/profile list must follow. Only zod-free
  * data and pure checks live here, so the cdk8s app validates a config the same way the EPP does.
  *

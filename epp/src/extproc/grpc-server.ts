@@ -8,7 +8,7 @@
  *   await server.stop(10_000); // NOT_SERVING, stop accepting, drain streams, then force
  *
  * Health answers the same status for every service name (what the reference EPP does without
- * leader election, epp-protocol.md §2.1): SERVING once `ready()` is true and until `stop()`.
+ * leader election, docs/facts/gateway-protocol.md, "Ports and health"): SERVING once `ready()` is true and until `stop()`.
  *
  * TLS (ext_proc port only; the health port stays plaintext for kubelet probes): `off` (h2c),
  * `files` (PEM certificate + key, re-read when they change), or `self-signed` (generated at start

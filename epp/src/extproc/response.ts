@@ -1,6 +1,6 @@
 /**
  * Response-side helpers: rewriting the model name back to the client-facing one, and reading
- * token usage from a JSON body or from SSE `data:` lines (epp-protocol.md §1.5).
+ * token usage from a JSON body or from SSE `data:` lines (docs/facts/gateway-protocol.md, "Request bodies").
  */
 import type { Usage } from './director.js';
 

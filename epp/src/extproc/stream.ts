@@ -1,5 +1,5 @@
 /**
- * One ext_proc stream = one HTTP request. The state machine (epp-protocol.md §1.2, §7.2):
+ * One ext_proc stream = one HTTP request. The state machine (docs/facts/gateway-protocol.md, "The stream"):
  *
  *   headers ──(end_of_stream)──────────────────────────────▶ pick ─▶ response
  *      │                                                        ▲

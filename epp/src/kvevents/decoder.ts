@@ -1,5 +1,5 @@
 /**
- * Decoder of vLLM's `KVEventBatch` msgpack payloads (vllm-kv-spec.md §2.1–§2.2, §3).
+ * Decoder of vLLM's `KVEventBatch` msgpack payloads (docs/facts/vllm-kv-events.md, "KV events").
  *
  * - The batch is always a positional array `[ts, events, data_parallel_rank?]` (2 elements before
  *   vLLM PR #18925, 3 after).
@@ -38,7 +38,7 @@ export type DecodeResult =
   | { readonly ok: true; readonly batch: KvEventBatch; readonly problems: readonly EventProblem[] }
   | { readonly ok: false; readonly reason: BatchDropReason; readonly detail: string };
 
-/** Field names in array position order (position = index + 1, after the tag); vllm-kv-spec.md §2.1. */
+/** Field names in array position order (position = index + 1, after the tag); docs/facts/vllm-kv-events.md, "KV events". */
 export const BLOCK_STORED_FIELDS = [
   'block_hashes',
   'parent_block_hash',

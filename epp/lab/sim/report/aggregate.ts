@@ -1,5 +1,5 @@
 /**
- * Aggregation of benchmark runs over seeds (routing-anchors.md §4, §5.1): per (workload, policy,
+ * Aggregation of benchmark runs over seeds (docs/benchmarks/method.md, "Metrics"): per (workload, policy,
  * variant) the mean and spread of every headline metric, and per offered-load stage the mean TTFT
  * p90 (the curve of the "TTFT p90 vs offered load" plot).
  */

@@ -103,7 +103,7 @@ export function renderMarkdown(d: ReportData): string {
   L.push('## Method');
   L.push('');
   L.push(
-    'Every policy × workload × seed runs in-process on the fleet simulator (`epp/lab/sim/`, see `epp/lab/bench/README.md`): step-level vLLM V1 pods, KV events to the router after the event lag (default 50 ms), pod metrics scraped every 50 ms. `kvroute` is the EPP\'s own scheduler (`epp/src/scheduling/build.ts`) with the config defaults, fed by the EPP\'s index and event applier. Metrics follow routing-anchors.md §4: token hit rate is vLLM\'s (Σ hit ÷ Σ queried prompt tokens, warm-up excluded); ÷ H* divides by one infinite cache over the same sequence; load max/mean is the busiest pod\'s request share ÷ the mean; TTFT includes the profile\'s router overhead; the knee is the highest offered load up to which every stage keeps TTFT p90 ≤ 2 s.',
+    'Every policy × workload × seed runs in-process on the fleet simulator (`epp/lab/sim/`, see `epp/lab/bench/README.md`): step-level vLLM V1 pods, KV events to the router after the event lag (default 50 ms), pod metrics scraped every 50 ms. `kvroute` is the EPP\'s own scheduler (`epp/src/scheduling/build.ts`) with the config defaults, fed by the EPP\'s index and event applier. Metrics follow docs/benchmarks/method.md, "Metrics": token hit rate is vLLM\'s (Σ hit ÷ Σ queried prompt tokens, warm-up excluded); ÷ H* divides by one infinite cache over the same sequence; load max/mean is the busiest pod\'s request share ÷ the mean; TTFT includes the profile\'s router overhead; the knee is the highest offered load up to which every stage keeps TTFT p90 ≤ 2 s.',
   );
   L.push('');
   L.push(`Seeds: ${d.seeds.join(', ')}. Cells show the mean over seeds ± the sample standard deviation (no ± with one seed).`);
@@ -134,7 +134,7 @@ export function renderMarkdown(d: ReportData): string {
     }
   }
   L.push('');
-  L.push('## Targets (routing-anchors.md §5.4, kvroute default weights)');
+  L.push('## Targets (docs/benchmarks/method.md, "Targets", kvroute default weights)');
   L.push('');
   L.push(...table(['workload', 'target', 'measured', 'result'], d.targets.map((t) => [t.workload, t.target, t.measured, verdict(t.pass)])));
   if (d.peerSection && d.peerSection.length > 0) {

@@ -11,17 +11,17 @@ import { W2_STAGES, generateW1, generateW2, generateW3, type Workload } from '..
 import type { ReportRun } from './aggregate.js';
 import { weightsLabel, type Weights } from './targets.js';
 
-/** Workload sizes of a report run. 1 = the §5.2 size. */
+/** Workload sizes of a report run. 1 = the method's size. */
 export interface Sizes {
-  /** W1 sessions (§5.2: 398). */
+  /** W1 sessions (method: 398). */
   readonly w1Sessions: number;
-  /** W1 requests per session (§5.2: 12). */
+  /** W1 requests per session (method: 12). */
   readonly w1PerSession: number;
-  /** Factor on every W2 stage's duration (§5.2: 1). */
+  /** Factor on every W2 stage's duration (method: 1). */
   readonly w2StageScale: number;
-  /** W2 output tokens per request (§5.2: 1000; 245 = llm-d's effective mean). */
+  /** W2 output tokens per request (method: 1000; 245 = llm-d's effective mean). */
   readonly w2OutputTokens: number;
-  /** W3 sessions per stage (§5.2: 480). */
+  /** W3 sessions per stage (method: 480). */
   readonly w3SessionsPerStage: number;
   /** Mooncake trace: first N requests (0 = all). */
   readonly traceLimit: number;

@@ -1,5 +1,5 @@
 /**
- * PASS/FAIL evaluation of kvroute's default policy against routing-anchors.md §5.4 (as restated in
+ * PASS/FAIL evaluation of kvroute's default policy against docs/benchmarks/method.md, "Targets" (as restated in
  * issue 5), and the "default weights must beat prefix-only and load-only" comparison.
  * Every check reads seed means; a check whose inputs were not run is `undefined` (n/a), never PASS.
  */
@@ -28,7 +28,7 @@ function topStage(c: Cell): Cell['stages'][number] | undefined {
 }
 
 /**
- * The §5.4 targets for `policy` (default `kvroute`) on the workloads `w1`, `w2`, `w3` (by cell
+ * The targets for `policy` (default `kvroute`) on the workloads `w1`, `w2`, `w3` (by cell
  * workload name). W2's TTFT target covers stages up to 60 QPS.
  */
 export function evaluateTargets(cells: readonly Cell[], policy = 'kvroute'): TargetResult[] {

@@ -1,5 +1,5 @@
 /**
- * The simulator's validation checks (routing-anchors.md §3.3, §5.2; the same checks as
+ * The simulator's validation checks (docs/benchmarks/method.md, "Validation"; the same checks as
  * `npm run bench -- --validate`), returned as data for the report.
  */
 import { blockReuse, infiniteCacheHitRate } from '../bounds.js';

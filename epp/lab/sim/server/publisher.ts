@@ -1,5 +1,5 @@
 /**
- * Runtime KV-event publisher of the simulated pod, in vLLM's wire format (vllm-kv-spec.md §2):
+ * Runtime KV-event publisher of the simulated pod, in vLLM's wire format (docs/facts/vllm-kv-events.md, "KV events"):
  * PUB frames `[topic, seq (8-byte big-endian, from 0), msgpack KVEventBatch]`, the batch written
  * with @msgpack/msgpack the way msgspec writes it (`[ts float64, events, data_parallel_rank]`;
  * ints in their smallest form; testkit's packMsgspec), events as tagged arrays (vLLM ≤ v0.23) or maps with a `type` key
