@@ -161,13 +161,17 @@ export function alertRules(o: AlertRulesOptions): AlertRule[] {
     }),
     rule({
       alert: 'KvroutePredictionMismatch',
-      expr: `abs(${perPodRate(E.cacheActualTokens)} - ${perPodRate(E.cachePredictedTokens)}) / ${perPodRate(E.cachePromptTokens)} > ${t.predictionErrorRatio}`,
+      // One-sided: the EPP predicting more than the pod has (a phantom cache) misroutes traffic. The
+      // other direction is routine (requests routed beside a sibling whose KV events have not arrived
+      // yet hit a cache the index does not know of yet); a pod whose events never arrive is caught by
+      // the diagnosis (events-missing) and KvrouteKvEventsMissing.
+      expr: `(${perPodRate(E.cachePredictedTokens)} - ${perPodRate(E.cacheActualTokens)}) / ${perPodRate(E.cachePromptTokens)} > ${t.predictionErrorRatio}`,
       for: '15m',
       severity: 'warning',
       summary: 'EPP cache predictions for pod {{ $labels.pod }} are wrong',
       description:
-        `On pod {{ $labels.pod }} the cached tokens vLLM reports and the ones the EPP predicted differ by {{ $value | humanizePercentage }} of the prompt tokens ` +
-        `(threshold ${t.predictionErrorRatio}). The EPP's index does not match the pod's cache: see ${E.cachePredictionMismatch} by kind and ${E.diagnosisActive} by cause.`,
+        `On pod {{ $labels.pod }} the EPP predicted {{ $value | humanizePercentage }} of the prompt tokens more cached tokens than vLLM reports ` +
+        `(threshold ${t.predictionErrorRatio}). The EPP's index holds blocks the pod does not have: see ${E.cachePredictionMismatch} by kind and ${E.diagnosisActive} by cause.`,
     }),
     rule({
       alert: 'KvrouteKvEventGaps',

@@ -105,6 +105,17 @@ export const ALERT_CASES: readonly AlertCase[] = [
     evalTime: '40m',
     fires: [],
   },
+  {
+    alert: 'KvroutePredictionMismatch',
+    name: 'the pod holds more than predicted (index behind while KV events are in flight): not alerted',
+    series: [
+      s(epp(E.cachePromptTokens, { pod: POD_A }), '0+1000x60'),
+      s(epp(E.cachePredictedTokens, { pod: POD_A }), '0+200x60'),
+      s(epp(E.cacheActualTokens, { pod: POD_A }), '0+800x60'),
+    ],
+    evalTime: '40m',
+    fires: [],
+  },
   // KV-event gaps: one gap a minute versus one every five minutes.
   {
     alert: 'KvrouteKvEventGaps',
