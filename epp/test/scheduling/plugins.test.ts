@@ -129,7 +129,7 @@ describe('schedulers built from plugins', () => {
     const cands = [st('a:1', m(6, 0.7)), st('b:1', m(1, 0.2)), st('c:1', m(0, 0.1)), st('p:1', m(0, 0), 0, 'prefill')];
     const fromPlugins = buildScheduler({ config: config(LLMD_STYLE), indexer, random: seededRandom(1) }).scheduler;
     const fromWeights = buildScheduler({
-      config: config({ weights: { prefix: 3, kvCacheUtilization: 2, queue: 2, activeRequests: 0 } }),
+      config: config({ preset: 'llmd-suite', weights: { prefix: 3, kvCacheUtilization: 2, queue: 2, activeRequests: 0 } }),
       indexer,
       random: seededRandom(1),
     }).scheduler;

@@ -119,6 +119,14 @@ describe('compiled JavaScript', () => {
         }).outputText;
         writeFileSync(join(tokDir, f.replace(/\.ts$/, '.js')), js);
       }
+      // The metric names come from the contract (tokenization/metrics.ts imports it).
+      mkdirSync(join(out, 'contract'), { recursive: true });
+      for (const f of ['metrics.ts', 'errors.ts']) {
+        const js = ts.transpileModule(readFileSync(join(srcDir, '..', 'contract', f), 'utf8'), {
+          compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false },
+        }).outputText;
+        writeFileSync(join(out, 'contract', f.replace(/\.ts$/, '.js')), js);
+      }
       const script = `
         import { Tokenization } from ${JSON.stringify(pathToFileURL(join(tokDir, 'index.js')).href)};
         const t = await Tokenization.create({ path: ${JSON.stringify(TINY_DIR)}, workers: 1, prefixStoreBytes: 0 });
