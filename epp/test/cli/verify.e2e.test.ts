@@ -6,7 +6,7 @@
  * pods, no EPP) the hit rate and the stickiness fall and it fails with exit 1.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,7 +59,13 @@ describe('kvroute-epp verify against the demo stack', () => {
 
   beforeAll(async () => {
     stack = await demoStackPorts(3);
-    await startDemoStack(stack, { tokenizerDir: TINY_TOKENIZER, numBlocks: 2000 }, group);
+    // This test is about verify (its measurements, thresholds and exit codes), so the EPP runs the
+    // llm-d suite, whose prefix-first choice keeps these 12 sessions sticky on any machine. The
+    // predicted-TTFT default trades stickiness for TTFT when a pod's queue grows, which on a loaded
+    // 2-core box sometimes put 3 of 4 prefix groups on one pod and failed verify's stickiness check.
+    const eppConfigFile = join(dir, 'epp.json');
+    writeFileSync(eppConfigFile, JSON.stringify({ scheduling: { preset: 'llmd-suite' } }));
+    await startDemoStack(stack, { tokenizerDir: TINY_TOKENIZER, numBlocks: 2000, eppConfigFile }, group);
     kv = new DemoGateway({ policy: 'kvroute', pods: stack.pods, eppAddress: stack.grpc });
     rr = new DemoGateway({ policy: 'round-robin', pods: stack.pods });
     kvPort = await kv.listen(0);
@@ -84,7 +90,9 @@ describe('kvroute-epp verify against the demo stack', () => {
 
   it('passes through the kvroute gateway: hit rate near the ceiling, sticky sessions, predictions match', async () => {
     const file = join(dir, 'kv.json');
-    const r = await verify(common(kvPort, file));
+    // 4 prefix groups on 3 pods: a prefix-affine router may give one pod most of this short run, so
+    // the balance threshold is widened here; the round-robin case checks the other thresholds fail.
+    const r = await verify([...common(kvPort, file), '--max-imbalance', '3']);
     const j = JSON.parse(readFileSync(file, 'utf8')) as VerifyJson;
     try {
       expect(r.code).toBe(0);
