@@ -1,7 +1,7 @@
 /** Max-score picker with a random tie-break (seedable, so simulations are reproducible). */
 import type { Picker, ScoredEndpoint } from './types.js';
 
-import { seededRandom, type Random } from '../util/random.js';
+import { seededRandom, shuffled, type Random } from '../util/random.js';
 
 export { seededRandom, type Random };
 
@@ -20,11 +20,7 @@ export class MaxScorePicker implements Picker {
 
   pick(scored: readonly ScoredEndpoint[]): ScoredEndpoint[] {
     // Shuffle first (Fisher–Yates), then a stable sort by score: equal scores end up in random order.
-    const arr = [...scored];
-    for (let i = arr.length - 1; i > 0; i--) {
-      const j = Math.floor(this.random() * (i + 1));
-      [arr[i], arr[j]] = [arr[j], arr[i]];
-    }
+    const arr = shuffled(scored, this.random);
     arr.sort((a, b) => (Math.abs(b.total - a.total) < EPSILON ? 0 : b.total - a.total));
     return arr.slice(0, this.maxEndpoints);
   }

@@ -1,5 +1,5 @@
 /** llm-d's `random-picker`: ignores the scores and picks uniformly at random. */
-import type { Random } from '../util/random.js';
+import { shuffled, type Random } from '../util/random.js';
 import type { Picker, ScoredEndpoint } from './types.js';
 
 export class RandomPicker implements Picker {
@@ -14,11 +14,6 @@ export class RandomPicker implements Picker {
   ) {}
 
   pick(scored: readonly ScoredEndpoint[]): ScoredEndpoint[] {
-    const arr = [...scored];
-    for (let i = arr.length - 1; i > 0; i--) {
-      const j = Math.floor(this.random() * (i + 1));
-      [arr[i], arr[j]] = [arr[j], arr[i]];
-    }
-    return arr.slice(0, this.maxEndpoints);
+    return shuffled(scored, this.random).slice(0, this.maxEndpoints);
   }
 }
