@@ -185,6 +185,9 @@ export class DemoGateway {
         for (const h of hm.remove_headers ?? []) delete upHeaders[h.toLowerCase()];
         res.writeHead(up.statusCode ?? 502, { ...upHeaders, [DESTINATION_HEADER]: dest });
         const pumped = x.pumpResponseBody((b) => res.write(b));
+        // If the upstream fails mid-body we cancel the stream below before awaiting `pumped`: its
+        // rejection is then expected, and must not surface as an unhandled rejection.
+        pumped.catch(() => undefined);
         for await (const c of up) x.sendResponseBody(c as Buffer, false);
         x.sendResponseBody(Buffer.alloc(0), true);
         await pumped;
