@@ -34,7 +34,7 @@ export interface ModelServerMetricNames {
   readonly running: MetricSpec;
   /** KV-cache usage 0–1 (the largest matching sample); undefined = not exported. */
   readonly kvCacheUsage?: MetricSpec;
-  /** Info metric with a `block_size` (or `page_size`) label; undefined = none. */
+  /** Info metric with a `block_size` (or `page_size`) label and, from vLLM, `num_gpu_blocks`; undefined = none. */
   readonly cacheInfo?: MetricSpec;
 }
 
@@ -89,6 +89,7 @@ export function extractMetrics(samples: readonly Sample[], scrapedAt: number, na
   let kv: number | undefined;
   let gpuKv: number | undefined;
   let blockSize: number | undefined;
+  let numGpuBlocks: number | undefined;
   const vllmKv = names.kvCacheUsage?.name === VllmMetricNames.kvCacheUsage;
   for (const s of samples) {
     if (matches(s, names.queued)) waiting = (waiting ?? 0) + s.value;
@@ -98,10 +99,13 @@ export function extractMetrics(samples: readonly Sample[], scrapedAt: number, na
     if (matches(s, names.cacheInfo)) {
       const b = Number(s.labels.block_size ?? s.labels.page_size);
       if (Number.isInteger(b) && b > 0) blockSize = b;
+      // vLLM writes the KV capacity as a label; the predicted-TTFT scorer's memory factor needs it.
+      const n = Number(s.labels.num_gpu_blocks);
+      if (Number.isInteger(n) && n > 0) numGpuBlocks = n;
     }
   }
   if (waiting === undefined || running === undefined) return undefined;
-  return { waiting, running, kvCacheUsage: kv ?? gpuKv, blockSize, scrapedAt };
+  return { waiting, running, kvCacheUsage: kv ?? gpuKv, blockSize, ...(numGpuBlocks !== undefined ? { numGpuBlocks } : {}), scrapedAt };
 }
 
 /** Extracts the load signals from a vLLM metrics page; undefined when the core gauges are missing. */

@@ -25,8 +25,8 @@ describe('Prometheus text parsing', () => {
     ]);
   });
 
-  it('extracts vLLM load signals and the block size', () => {
-    expect(extractVllmMetrics(parsePrometheusText(VLLM_PAGE), 123)).toEqual({ waiting: 7, running: 2, kvCacheUsage: 0.4375, blockSize: 16, scrapedAt: 123 });
+  it('extracts vLLM load signals, the block size and num_gpu_blocks', () => {
+    expect(extractVllmMetrics(parsePrometheusText(VLLM_PAGE), 123)).toEqual({ waiting: 7, running: 2, kvCacheUsage: 0.4375, blockSize: 16, numGpuBlocks: 8192, scrapedAt: 123 });
   });
 
   it('falls back to the older vllm:gpu_cache_usage_perc', () => {
@@ -73,7 +73,7 @@ describe('MetricsScraper', () => {
     mode = 'ok';
     const { store, scraper } = setup();
     expect(await scraper.scrapeOne('127.0.0.9:8000', `http://127.0.0.1:${port}/metrics`)).toBe(true);
-    expect(store.freshMetrics('127.0.0.9:8000')).toMatchObject({ waiting: 7, running: 2 });
+    expect(store.freshMetrics('127.0.0.9:8000')).toMatchObject({ waiting: 7, running: 2, numGpuBlocks: 8192 });
   });
 
   it.each([
