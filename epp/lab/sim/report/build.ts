@@ -8,7 +8,7 @@ import { aggregateRuns, findCell, type Cell } from './aggregate.js';
 import { hitRateSpec, podShareSpec, renderSvg, ttftVsLoadSpec, type ChartSpec } from './charts.js';
 import { renderMarkdown, type ChartRef, type ReportData } from './markdown.js';
 import type { JobResult } from './suite.js';
-import { W2_ORDER, renderPeerSection, w2OrderCheck } from './peers.js';
+import { W2_APPROXIMATES, W2_ORDER, renderPeerSection, w2OrderCheck } from './peers.js';
 import { bestWeights, compareDefaultWeights, evaluatePeerTargets, evaluateTargets, weightsLabel, DEFAULT_WEIGHTS, PEERS } from './targets.js';
 import type { ValidationCheck } from './validate.js';
 
@@ -95,7 +95,13 @@ export function buildReport(inp: BuildInput): BuiltReport {
     targets: evaluateTargets(main),
     beats: compareDefaultWeights(main, inp.workloads.map((w) => w.name)),
     validation: main.some((c) => c.workload === 'w2' && (W2_ORDER as readonly string[]).includes(c.policy))
-      ? [...inp.validation, { ...w2OrderCheck(main), name: `${w2OrderCheck(main).name}, report W2 (seeds ${inp.seeds.join(', ')})` }]
+      ? [
+          ...inp.validation,
+          ...W2_APPROXIMATES.filter((a) => a === 'gie-default' || main.some((c) => c.workload === 'w2' && c.policy === a)).map((a) => {
+            const c = w2OrderCheck(main, 'w2', a);
+            return { ...c, name: `${c.name}, report W2 (seeds ${inp.seeds.join(', ')})` };
+          }),
+        ]
       : inp.validation,
     peerSection: renderPeerSection({ cells: main, workloads: inp.workloads.map((w) => w.name), charts: peerCharts }),
     peerTargets: evaluatePeerTargets(inp.results.filter((r) => r.job.section === 'main')),

@@ -8,7 +8,7 @@ import { readWorkloadFile } from '../workload-file.js';
 import { generateW0, generateW2, generateWorkload, type Workload } from '../workloads.js';
 import type { PolicyName } from '../policy-factory.js';
 import { aggregateRuns } from './aggregate.js';
-import { W2_ORDER, w2OrderCheck } from './peers.js';
+import { W2_APPROXIMATES, w2Order, w2OrderCheck } from './peers.js';
 
 export interface ValidationCheck {
   readonly name: string;
@@ -22,8 +22,9 @@ export interface ValidateOptions {
   /** Run the W2 (output 245) random-knee check (~20–40 s). @default true */
   readonly w2Knee?: boolean;
   /**
-   * Run the W2 published-order check (llmd-precise-2025 ≫ gie-default ≫ least-loaded ≈ random) on
-   * the same full W2 as the knee (seed 1; three more runs). @default the value of `w2Knee`
+   * Run the W2 published-order checks (llmd-precise-2025 ≫ approximate ≫ least-loaded ≈ random, once
+   * with gie-default and once with approx-prefix, the blog's own estimated config, as the
+   * approximate) on the same full W2 as the knee (seed 1; four more runs). @default the value of `w2Knee`
    */
   readonly w2Order?: boolean;
   /** Mooncake conversation trace for the block-reuse check. @default none (SKIP) */
@@ -69,12 +70,17 @@ export async function runValidation(opts: ValidateOptions = {}): Promise<Validat
     });
     if (opts.w2Order ?? true) {
       const runs = [{ workload: 'w2', policy: 'random', variant: '', seed: 1, summary: s }];
-      for (const p of W2_ORDER.filter((x) => x !== 'random')) {
+      const policies = new Set<PolicyName>();
+      for (const a of W2_APPROXIMATES) for (const p of w2Order(a)) if (p !== 'random') policies.add(p as PolicyName);
+      for (const p of policies) {
         opts.onStep?.(`W2 order: ${p}`);
         runs.push({ workload: 'w2', policy: p, variant: '', seed: 1, summary: await run(w2, p) });
       }
-      const c = w2OrderCheck(aggregateRuns(runs));
-      checks.push({ ...c, name: `${c.name}, full W2 (output 245), seed 1` });
+      const cells = aggregateRuns(runs);
+      for (const a of W2_APPROXIMATES) {
+        const c = w2OrderCheck(cells, 'w2', a);
+        checks.push({ ...c, name: `${c.name}, full W2 (output 245), seed 1` });
+      }
     }
   } else {
     checks.push({ name: 'W2 (output 245) random knee', measured: 'not run (--quick or --skip-w2)', expected: '15 ≤ knee < 20 QPS', pass: undefined });

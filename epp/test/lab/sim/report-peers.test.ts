@@ -139,6 +139,20 @@ describe('kvroute vs peers: section and W2 order', () => {
     expect(w2OrderCheck(aggregateRuns([run({ workload: 'w2', policy: 'random' })])).pass).toBeUndefined();
   });
 
+  it('W2 order with the blog\'s estimated config (approx-prefix) reads the approx-prefix cell, not gie-default', () => {
+    const cells = aggregateRuns(
+      (['llmd-precise-2025', 'gie-default', 'approx-prefix', 'least-loaded', 'random'] as const).map((policy, i) =>
+        run({ workload: 'w2', policy, p90: [500, 520, 31_000, 95_000, 92_000][i] as number }),
+      ),
+    );
+    expect(w2OrderCheck(cells, 'w2', 'gie-default').pass).toBe(false);
+    const c = w2OrderCheck(cells, 'w2', 'approx-prefix');
+    expect(c.pass).toBe(true);
+    expect(c.name).toContain('llmd-precise-2025 ≫ approx-prefix ≫ least-loaded ≈ random');
+    expect(c.measured).toContain('31.00 s');
+    expect(w2OrderCheck(aggregateRuns([run({ workload: 'w2', policy: 'gie-default' })]), 'w2', 'approx-prefix').measured).toContain('needs llmd-precise-2025, approx-prefix');
+  });
+
   it('the shown command hides both trace paths', () => {
     expect(displayCommand(['--seeds', '1', '--trace', '/x/a.jsonl', '--trace-synthetic=/x/b.jsonl', '--out', '/tmp/o'])).toBe(
       'npm run bench:report -- --seeds 1 --trace <mooncake-conversation.jsonl> --trace-synthetic <mooncake-synthetic.jsonl>',
