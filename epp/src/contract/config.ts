@@ -217,6 +217,16 @@ export const PredictedTtftSchema = z
      */
     missPenalty: z.number().min(0).default(1),
     /**
+     * Below this fraction of the prompt cached on the best pod, the cache is ignored and the
+     * request is placed by load alone (every pod predicted with the whole prompt uncached). Such a
+     * request starts a new context (a new session, a new document) whose later turns follow it to
+     * the pod it lands on; a short shared prefix (a system prompt) saves at most that fraction of
+     * one prefill but would pull every new context onto the few pods that hold it, and their later
+     * turns queue there. 0 = always use the cache. 0.3 is also SGLang's default cache threshold.
+     * @default 0.3
+     */
+    minCachedFraction: z.number().min(0).max(1).default(0.3),
+    /**
      * Record each routed prompt's blocks as speculative index entries for the chosen pod.
      * @default true
      */

@@ -23,6 +23,9 @@
  *   D; stale or missing metrics are simply not used.
  *
  * - `missPenalty·uncached(p)`: the prefill also delays the requests that arrive at p while it runs.
+ * - new contexts are placed by load: when no pod holds `minCachedFraction` of the prompt, every
+ *   pod is predicted with the whole prompt uncached, so a short shared prefix (a system prompt)
+ *   does not pull every new session onto the pods that hold it.
  * - the whole cost is divided by 1 − p's projected KV occupancy (`memoryPressure`, see occupancy()).
  *
  * The cost is in prefill-token equivalents; `prefillTokensPerSecond` turns it into milliseconds for
@@ -58,6 +61,8 @@ export interface PredictedTtftOptions {
   readonly contextTokenFactor: number;
   /** Extra cost per uncached token (0 = pure TTFT; 1 also charges the delay the work imposes on later requests). */
   readonly missPenalty: number;
+  /** Below this cached fraction of the prompt on every pod, the cache is ignored (placed by load). */
+  readonly minCachedFraction: number;
   /** Record routed prompts as speculative index entries. */
   readonly speculative: boolean;
   /** How long a speculative entry outlives its request's first chunk, ms. */
@@ -79,6 +84,8 @@ export interface TtftTerms {
   readonly cachedTokens: number;
   /** Of which only known from speculative entries (index says less). */
   readonly speculativeTokens: number;
+  /** True when no pod held `minCachedFraction` of the prompt and the cache was ignored (placed by load). */
+  readonly placedByLoad: boolean;
   readonly uncachedTokens: number;
   /** Prefill tokens this EPP routed there that have not started streaming. */
   readonly queuedPrefillTokens: number;
@@ -190,6 +197,10 @@ export class PredictedTtftScorer implements Scorer {
     // vLLM computes at least the last prompt token: hits are capped at ⌊(L−1)/bs⌋ full blocks
     const maxHitBlocks = promptTokens > 0 ? Math.floor((promptTokens - 1) / this.blockSize) : 0;
     const o = this.opts;
+    const held = (a: string): number => Math.max(Math.min(indexBlocks.get(a) ?? 0, maxHitBlocks), Math.min(specBlocks.get(a) ?? 0, maxHitBlocks)) * this.blockSize;
+    let bestHeld = 0;
+    for (const c of candidates) bestHeld = Math.max(bestHeld, held(c.endpoint.address));
+    const byLoad = promptTokens > 0 && bestHeld < o.minCachedFraction * promptTokens;
     const costs = new Map<string, number>();
     const terms = new Map<string, TtftTerms>();
     let min = Infinity;
@@ -197,7 +208,7 @@ export class PredictedTtftScorer implements Scorer {
       const a = c.endpoint.address;
       const idx = Math.min(indexBlocks.get(a) ?? 0, maxHitBlocks);
       const spc = Math.min(specBlocks.get(a) ?? 0, maxHitBlocks);
-      const cached = Math.max(idx, spc) * this.blockSize;
+      const cached = byLoad ? 0 : held(a);
       const uncached = Math.max(promptTokens > 0 ? 1 : 0, promptTokens - cached);
       const l = this.loads.get(a);
       const queued = l ? this.drain(l) : 0;
@@ -215,7 +226,8 @@ export class PredictedTtftScorer implements Scorer {
       terms.set(a, {
         predictedTtftMs: (cost / o.prefillTokensPerSecond) * 1000,
         cachedTokens: cached,
-        speculativeTokens: Math.max(0, spc - idx) * this.blockSize,
+        speculativeTokens: byLoad ? 0 : Math.max(0, spc - idx) * this.blockSize,
+        placedByLoad: byLoad,
         uncachedTokens: uncached,
         queuedPrefillTokens: queued,
         decodingRequests: decoding,

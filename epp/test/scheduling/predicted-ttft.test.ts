@@ -28,6 +28,7 @@ describe('scheduling.predictedTtft config', () => {
       decodeSequenceTokens: 1,
       contextTokenFactor: 0.0025,
       missPenalty: 1,
+      minCachedFraction: 0.3,
       speculative: true,
       speculativeGraceMs: 2000,
       memoryPressure: true,
@@ -39,6 +40,7 @@ describe('scheduling.predictedTtft config', () => {
     expect(() => parseEppConfig({ model: MODEL, scheduling: { predictedTtft: { chunkTokens: 0 } } })).toThrow(/scheduling\.predictedTtft\.chunkTokens/);
     expect(() => parseEppConfig({ model: MODEL, scheduling: { predictedTtft: { prefillTokensPerSecond: -5 } } })).toThrow(/prefillTokensPerSecond/);
     expect(() => parseEppConfig({ model: MODEL, scheduling: { predictedTtft: { speculativeGraceMS: 5 } } })).toThrow(/speculativeGraceMS/);
+    expect(() => parseEppConfig({ model: MODEL, scheduling: { predictedTtft: { minCachedFraction: 1.5 } } })).toThrow(/minCachedFraction/);
     expect(() => parseEppConfig({ model: MODEL, scheduling: { preset: 'fastest' } })).toThrow(/scheduling\.preset.*fastest|fastest[\s\S]*scheduling\.preset/);
   });
 });
@@ -89,6 +91,33 @@ describe('PredictedTtftScorer over the real index', () => {
     expect(a?.predictedTtftMs).toBeCloseTo((940 / 40_000) * 1000, 6);
     expect(scores.get('a')).toBe(1);
     expect(scores.get('b')).toBeCloseTo(940 / 3500, 6);
+  });
+
+  it('minCachedFraction: a prompt whose best cached share is below it is placed by load; at or above it the cache decides', async () => {
+    const system = tokens(320); // a shared system prompt held by a
+    await cache('a', system);
+    const cands = [st('a', m()), st('b', m())];
+    // a is busier: 500 prefill tokens queued there (the clock stands still: nothing drains)
+    const busy = async (over: Partial<PredictedTtftOptions>): Promise<PredictedTtftScorer> => {
+      const s = scorer({ speculative: false, ...over });
+      const q = tokens(500, 50_000);
+      s.reserve({ model: MODEL, tokens: q }, 'a', (await run(s, q, [st('a', m())])).state);
+      return s;
+    };
+    const newSession = [...system, ...tokens(1280, 20_000)];
+    // threshold off: a = 500 queued + 1,280 + 300 + 1,280 (miss penalty) = 3,360 < b = 1,600 + 300 + 1,600 = 3,500
+    expect((await run(await busy({ minCachedFraction: 0 }), newSession, cands)).best).toBe('a');
+    // default 0.3: 320 of 1,600 tokens (20 %) is below it, the cache is ignored: a = 500 + 1,600 + 300 + 1,600 = 4,000 > b
+    const s = await busy({});
+    const fresh = await run(s, newSession, cands);
+    expect(fresh.best).toBe('b');
+    expect(fresh.state.ttft?.get('a')).toMatchObject({ placedByLoad: true, cachedTokens: 0, uncachedTokens: 1600, costTokens: 4000 });
+    // a later turn: 1,280 of 1,600 (80 %) cached on a, the cache decides: a = 500 + 320 + 300 + 320 = 1,440
+    const turn = tokens(1600, 90_000);
+    await cache('a', turn.slice(0, 1280));
+    const later = await run(s, turn, cands);
+    expect(later.best).toBe('a');
+    expect(later.state.ttft?.get('a')).toMatchObject({ placedByLoad: false, cachedTokens: 1280, costTokens: 1440 });
   });
 
   it('counts its own queued prefill: a hot prefix spreads to a second pod, then returns when the queue drains', async () => {
