@@ -141,9 +141,13 @@ export const FAULTS: readonly Fault[] = [
       const t = Date.now();
       await ctx.stack.restartPod(0);
       const podDownSeconds = (Date.now() - t) / 1000;
-      // the EPP clears the pod's entries on its first batch with a lower seq
+      // The EPP clears the pod's entries on its first batch with a lower seq. The pod publishes only
+      // when it stores blocks, and the steady load may not reach it soon (its cache is empty), so
+      // one request goes straight to it; then wait (up to 20 s on a loaded box) for the EPP to see it.
+      const primed = await ctx.stack.completeOnPod(0, 'The drill primes the restarted pod so that it publishes its first KV-event batch. '.repeat(8));
+      if (primed !== 200) throw new Error(`pod-0 answered ${primed} to the priming request after its restart`);
       let cleared = 0;
-      for (let i = 0; i < 50 && cleared === 0; i++) {
+      for (let i = 0; i < 200 && cleared === 0; i++) {
         cleared = (await metric(ctx, 'kvroute_kv_events_publisher_restarts_total')) - restarts0;
         if (cleared === 0) await sleep(100);
       }

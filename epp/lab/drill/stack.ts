@@ -228,6 +228,22 @@ export class DrillStack {
     await this.startPod(p.host, p.port, i);
   }
 
+  /**
+   * Sends one completion straight to pod i (no gateway, no EPP): the pod stores the prompt's blocks
+   * and publishes a KV-event batch. Returns the HTTP status.
+   */
+  async completeOnPod(i: number, prompt: string): Promise<number> {
+    const p = this.pods[i] as PodSlot;
+    const r = await fetch(`http://${p.host}:${p.port}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: DRILL_MODEL, prompt, max_tokens: 1 }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    await r.arrayBuffer();
+    return r.status;
+  }
+
   async podFault(i: number, patch: { stall?: boolean; metricsHang?: boolean }): Promise<void> {
     const p = this.pods[i] as PodSlot;
     const r = await fetch(`http://${p.host}:${p.port}/sim/fault`, { method: 'POST', body: JSON.stringify(patch) });
