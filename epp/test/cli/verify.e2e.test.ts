@@ -6,7 +6,7 @@
  * pods, no EPP) the hit rate and the stickiness fall and it fails with exit 1.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,13 +59,9 @@ describe('kvroute-epp verify against the demo stack', () => {
 
   beforeAll(async () => {
     stack = await demoStackPorts(3);
-    // This test is about verify (its measurements, thresholds and exit codes), so the EPP runs the
-    // llm-d suite, whose prefix-first choice keeps these 12 sessions sticky on any machine. The
-    // predicted-TTFT default trades stickiness for TTFT when a pod's queue grows, which on a loaded
-    // 2-core box sometimes put 3 of 4 prefix groups on one pod and failed verify's stickiness check.
-    const eppConfigFile = join(dir, 'epp.json');
-    writeFileSync(eppConfigFile, JSON.stringify({ scheduling: { preset: 'llmd-suite' } }));
-    await startDemoStack(stack, { tokenizerDir: TINY_TOKENIZER, numBlocks: 2000, eppConfigFile }, group);
+    // The EPP runs its default scheduler (predicted TTFT). Where it puts each of the 4 prefix groups
+    // depends on timing, so the balance threshold is widened below; stickiness and hit rate are not.
+    await startDemoStack(stack, { tokenizerDir: TINY_TOKENIZER, numBlocks: 2000 }, group);
     kv = new DemoGateway({ policy: 'kvroute', pods: stack.pods, eppAddress: stack.grpc });
     rr = new DemoGateway({ policy: 'round-robin', pods: stack.pods });
     kvPort = await kv.listen(0);
