@@ -18,7 +18,7 @@ export const POLICY_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'least-loaded': 'load only: fewest waiting at the last scrape, then fewest running',
   session: 'consistent hash of x-session-id',
   chwbl: 'consistent hashing with bounded loads (ε 0.25) on the first 256 tokens',
-  'approx-prefix': 'llm-d/GIE estimated prefix (router-side LRU) + queue + kv-util, 1/1/1',
+  'approx-prefix': 'llm-d/GIE estimated prefix as llm-d benchmarked it in 2025-09 (router-side LRU of 31,250 16-token blocks per pod, at most 256 blocks matched) + queue + kv-util, 1/1/1',
   precise: 'prefix only: the EPP index fed by KV events, argmax prefix score, no load term',
   kvroute: "the EPP's scheduler with the EPP config's defaults (epp/README.md)",
   'kvroute-llmd': "the EPP's scheduler, preset llm-d suite: precise prefix 3 / queue 2 / kv-util 2 / in-flight 1 (the previous default)",
