@@ -272,7 +272,6 @@ export async function simulate(requests: readonly SimRequest[], policy: RoutingP
         const r = pod.endStep(now);
         if (r.outputTokens > 0) output.push({ atMs: now, tokens: r.outputTokens });
         if (policy.onFirstToken) for (const s of r.firstTokens) policy.onFirstToken(s.req, ev.pod);
-        if (policy.onFirstToken) for (const s of r.firstTokens) policy.onFirstToken(s.req, ev.pod);
         for (const s of r.finished) {
           const a = arrival.get(s.req) as { pod: number; at: number };
           arrival.delete(s.req);

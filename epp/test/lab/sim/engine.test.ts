@@ -60,6 +60,24 @@ describe('simulate', () => {
     expect(blind.summary.loadMaxOverMean).toBeLessThan(3);
   });
 
+  it('reports each request\'s first token to the policy exactly once, before its completion', async () => {
+    const firsts = new Map<number, number>();
+    const order: string[] = [];
+    const policy: RoutingPolicy = {
+      name: 'probe',
+      pick: (r) => r.id % 2,
+      onFirstToken: (r) => {
+        firsts.set(r.id, (firsts.get(r.id) ?? 0) + 1);
+        order.push(`first ${r.id}`);
+      },
+      onComplete: (r) => order.push(`done ${r.id}`),
+    };
+    const reqs = [0, 1, 2, 3, 4, 5].map((i) => idsReq(i, i * 3));
+    await simulate(reqs, policy, { profile: PROFILE_A, pods: 2, metricsIntervalMs: 0 });
+    expect([...firsts.entries()].sort((a, b) => a[0] - b[0])).toEqual(reqs.map((r) => [r.id, 1]));
+    for (const r of reqs) expect(order.indexOf(`first ${r.id}`)).toBeLessThan(order.indexOf(`done ${r.id}`));
+  });
+
   it('delivers KV events to the router exactly eventLagMs after the step that emitted them', async () => {
     const seen: { now: number; ts: number }[] = [];
     let clock: FleetView | undefined;
