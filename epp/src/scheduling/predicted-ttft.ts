@@ -6,8 +6,9 @@
  *   work(p)  = queued(p) + uncached(p)                       prompt tokens to prefill before its first token
  *   steps(p) = max(1, ⌈work(p) / chunkTokens⌉)                engine steps that prefill takes (chunked prefill)
  *   step(p)  = stepOverheadTokens + decodeSequenceTokens·D(p) + contextTokenFactor·K(p)
- *   cost(p)  = work(p) + steps(p)·step(p) + missPenalty·uncached(p)      (prefill-token equivalents)
- *   TTFT(p)  = cost(p) / prefillTokensPerSecond
+ *   TTFT(p)  = (work(p) + steps(p)·step(p)) / M(p) / prefillTokensPerSecond
+ *   cost(p)  = (work(p) + steps(p)·step(p) + missPenalty·uncached(p)) / M(p)   (prefill-token equivalents)
+ *   M(p)     = 1 − p's projected KV occupancy (memory factor, below)
  *
  * - `uncached(p)`: prompt tokens not in p's cache: the prompt minus the longest cached prefix the
  *   KV-event index reports for p, or the prefix of a prompt this EPP routed to p and whose KV events
@@ -28,8 +29,9 @@
  *   does not pull every new session onto the pods that hold it.
  * - the whole cost is divided by 1 − p's projected KV occupancy (`memoryPressure`, see occupancy()).
  *
- * The cost is in prefill-token equivalents; `prefillTokensPerSecond` turns it into milliseconds for
- * logs and `/v1/score` and sets the drain rate.
+ * The cost is in prefill-token equivalents; `prefillTokensPerSecond` sets the drain rate and turns
+ * the cost without the miss penalty into the predicted TTFT in milliseconds that logs and
+ * `/v1/score` show (the penalty ranks pods; it is not a delay to this request).
  * The score is min cost ÷ cost(p) ∈ (0, 1]: the max-score picker takes the pod with the lowest
  * predicted TTFT, equal predictions tie at random.
  *
@@ -78,7 +80,7 @@ const MAX_OCCUPANCY = 0.95;
 
 /** Per-pod terms of one prediction (logged, and shown by `/v1/score`). */
 export interface TtftTerms {
-  /** Predicted TTFT, ms. */
+  /** Predicted TTFT of this request on the pod, ms: the cost without the miss penalty. */
   readonly predictedTtftMs: number;
   /** Prompt tokens the pod is predicted to hold (index or speculative). */
   readonly cachedTokens: number;
@@ -220,11 +222,13 @@ export class PredictedTtftScorer implements Scorer {
       const steps = Math.max(1, Math.ceil(work / o.chunkTokens));
       const perStep = o.stepOverheadTokens + o.decodeSequenceTokens * decoding + o.contextTokenFactor * context;
       const occupancy = o.memoryPressure ? this.occupancy(c, queued + uncached + context) : 0;
-      const cost = (work + steps * perStep + o.missPenalty * uncached) / (1 - Math.min(MAX_OCCUPANCY, occupancy));
+      const memory = 1 - Math.min(MAX_OCCUPANCY, occupancy);
+      const cost = (work + steps * perStep + o.missPenalty * uncached) / memory;
       costs.set(a, cost);
       if (cost < min) min = cost;
       terms.set(a, {
-        predictedTtftMs: (cost / o.prefillTokensPerSecond) * 1000,
+        // the request's own first-token time: the miss penalty ranks pods but is not a delay to it
+        predictedTtftMs: ((work + steps * perStep) / memory / o.prefillTokensPerSecond) * 1000,
         cachedTokens: cached,
         speculativeTokens: byLoad ? 0 : Math.max(0, spc - idx) * this.blockSize,
         placedByLoad: byLoad,

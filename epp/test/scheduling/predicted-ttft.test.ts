@@ -88,7 +88,9 @@ describe('PredictedTtftScorer over the real index', () => {
     // cost = work + one step's overhead (300) + the miss penalty (1 × uncached), in prefill-token
     // equivalents; 40,000 tokens/s → ms
     expect(a?.costTokens).toBeCloseTo(320 + 300 + 320, 6);
-    expect(a?.predictedTtftMs).toBeCloseTo((940 / 40_000) * 1000, 6);
+    // the predicted TTFT leaves out the miss penalty: it ranks pods, it does not delay this request
+    expect(a?.predictedTtftMs).toBeCloseTo(((320 + 300) / 40_000) * 1000, 6);
+    expect(b?.predictedTtftMs).toBeCloseTo(((1600 + 300) / 40_000) * 1000, 6);
     expect(scores.get('a')).toBe(1);
     expect(scores.get('b')).toBeCloseTo(940 / 3500, 6);
   });
