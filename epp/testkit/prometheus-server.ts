@@ -17,11 +17,11 @@
  * installed by the jest global set-up as root). Config and rules files are written as JSON, which
  * is valid YAML.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../lab/demo/procs.js';
+import { spawnOwned } from './owned-process.js';
 import { ensureCommand } from './system-packages.js';
 
 /** One scrape job with static targets. */
@@ -214,8 +214,7 @@ export async function startPrometheus(o: PrometheusServerOptions): Promise<Prome
   await writeFile(configFile, JSON.stringify(prometheusConfig(o, rulesFile), null, 2));
   const url = `http://127.0.0.1:${port}`;
 
-  let output = '';
-  const child: ChildProcess = spawn(
+  const proc = spawnOwned(
     binary,
     [
       `--config.file=${configFile}`,
@@ -224,29 +223,9 @@ export async function startPrometheus(o: PrometheusServerOptions): Promise<Prome
       '--storage.tsdb.retention.time=1h',
       '--log.level=warn',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { capture: 'both' },
   );
-  const append = (b: Buffer): void => {
-    output += b.toString();
-    if (output.length > 200_000) output = output.slice(-100_000);
-  };
-  child.stdout?.on('data', append);
-  child.stderr?.on('data', append);
-  const killOnExit = (): void => {
-    child.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      process.removeListener('exit', killOnExit);
-      resolve();
-    }),
-  );
-  let spawnError: Error | undefined;
-  child.once('error', (e) => {
-    spawnError = e;
-  });
-  const running = (): boolean => child.exitCode === null && child.signalCode === null;
+  const { child, exited, running } = proc;
 
   const stop = async (): Promise<void> => {
     if (running()) {
@@ -260,12 +239,13 @@ export async function startPrometheus(o: PrometheusServerOptions): Promise<Prome
 
   const deadline = Date.now() + startTimeoutMs;
   for (;;) {
+    const spawnError = proc.spawnError();
     if (spawnError !== undefined) {
       await stop();
       throw new Error(`prometheus (${binary}) failed to start: ${spawnError.message}`);
     }
     if (!running()) {
-      const log = output.trim();
+      const log = proc.output().trim();
       await stop();
       throw new Error(`prometheus exited with code ${String(child.exitCode)} before it was ready on port ${port}:\n${log}`);
     }
@@ -278,7 +258,7 @@ export async function startPrometheus(o: PrometheusServerOptions): Promise<Prome
     );
     if (ready) break;
     if (Date.now() > deadline) {
-      const log = output.trim();
+      const log = proc.output().trim();
       await stop();
       throw new Error(`prometheus did not report /-/ready on ${url} within ${startTimeoutMs} ms:\n${log}`);
     }
@@ -323,7 +303,7 @@ export async function startPrometheus(o: PrometheusServerOptions): Promise<Prome
         await sleep(200);
       }
     },
-    log: () => output,
+    log: () => proc.output(),
     stop,
   };
   return server;

@@ -9,12 +9,13 @@
  *   await redis.restart();                           // same port again
  *   await redis.dispose();                           // stop and remove the temp dir
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../lab/demo/procs.js';
+import { spawnOwned } from './owned-process.js';
 import { ensureCommand } from './system-packages.js';
 
 export interface RedisServerOptions {
@@ -72,40 +73,24 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   const dir = await mkdtemp(join(tmpdir(), 'kvroute-redis-'));
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
-  let stderr = '';
 
   const launch = async (): Promise<void> => {
     const args = ['--port', String(port), '--bind', host, '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning', '--enable-debug-command', 'local'];
     if (opts.password !== undefined) args.push('--requirepass', opts.password);
-    const proc = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // owned: never left orphaned when the test process exits without calling stop()
+    const owned = spawnOwned(binary, args);
+    const proc = owned.child;
     child = proc;
-    stderr = '';
-    proc.stderr?.on('data', (b: Buffer) => {
-      stderr += b.toString();
-    });
-    // Never leave an orphaned server behind when the test process exits without calling stop().
-    const killOnExit = (): void => {
-      proc.kill('SIGKILL');
-    };
-    process.once('exit', killOnExit);
-    exited = new Promise((resolve) =>
-      proc.once('exit', () => {
-        process.removeListener('exit', killOnExit);
-        resolve();
-      }),
-    );
-    let spawnError: Error | undefined;
-    proc.once('error', (e) => {
-      spawnError = e;
-    });
+    exited = owned.exited;
     const deadline = Date.now() + startTimeoutMs;
     for (;;) {
+      const spawnError = owned.spawnError();
       if (spawnError !== undefined) throw new Error(`redis-server (${binary}) failed to start: ${spawnError.message}`);
-      if (proc.exitCode !== null) throw new Error(`redis-server exited with code ${proc.exitCode} on port ${port}: ${stderr.trim()}`);
+      if (proc.exitCode !== null) throw new Error(`redis-server exited with code ${proc.exitCode} on port ${port}: ${owned.output().trim()}`);
       if (await canConnect(host, port)) return;
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
-        throw new Error(`redis-server did not accept connections on ${host}:${port} within ${startTimeoutMs} ms: ${stderr.trim()}`);
+        throw new Error(`redis-server did not accept connections on ${host}:${port} within ${startTimeoutMs} ms: ${owned.output().trim()}`);
       }
       await sleep(20);
     }
