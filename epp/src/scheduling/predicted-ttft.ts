@@ -199,18 +199,23 @@ export class PredictedTtftScorer implements Scorer {
     // vLLM computes at least the last prompt token: hits are capped at ⌊(L−1)/bs⌋ full blocks
     const maxHitBlocks = promptTokens > 0 ? Math.floor((promptTokens - 1) / this.blockSize) : 0;
     const o = this.opts;
-    const held = (a: string): number => Math.max(Math.min(indexBlocks.get(a) ?? 0, maxHitBlocks), Math.min(specBlocks.get(a) ?? 0, maxHitBlocks)) * this.blockSize;
+    // blocks each pod holds: from the index, or from a speculative entry, whichever is longer
+    const hits = candidates.map((c) => {
+      const a = c.endpoint.address;
+      const idx = Math.min(indexBlocks.get(a) ?? 0, maxHitBlocks);
+      const spc = Math.min(specBlocks.get(a) ?? 0, maxHitBlocks);
+      return { idx, spc, held: Math.max(idx, spc) * this.blockSize };
+    });
     let bestHeld = 0;
-    for (const c of candidates) bestHeld = Math.max(bestHeld, held(c.endpoint.address));
+    for (const h of hits) bestHeld = Math.max(bestHeld, h.held);
     const byLoad = promptTokens > 0 && bestHeld < o.minCachedFraction * promptTokens;
     const costs = new Map<string, number>();
     const terms = new Map<string, TtftTerms>();
     let min = Infinity;
-    for (const c of candidates) {
+    for (const [i, c] of candidates.entries()) {
       const a = c.endpoint.address;
-      const idx = Math.min(indexBlocks.get(a) ?? 0, maxHitBlocks);
-      const spc = Math.min(specBlocks.get(a) ?? 0, maxHitBlocks);
-      const cached = byLoad ? 0 : held(a);
+      const { idx, spc, held } = hits[i] as { idx: number; spc: number; held: number };
+      const cached = byLoad ? 0 : held;
       const uncached = Math.max(promptTokens > 0 ? 1 : 0, promptTokens - cached);
       const l = this.loads.get(a);
       const queued = l ? this.drain(l) : 0;
